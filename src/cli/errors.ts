@@ -1,0 +1,55 @@
+/**
+ * Exit codes and the error-to-exit-code mapping shared by every command.
+ *
+ * | code | meaning |
+ * |---|---|
+ * | 0 | success |
+ * | 1 | runtime failure (database unreachable, Kick refused, …) |
+ * | 2 | usage or configuration error |
+ * | 3 | `kickmon status`: no instance running |
+ *
+ * @module
+ */
+import { ConfigError } from "../config/config.ts";
+import { redactSecrets } from "../log/logging.ts";
+
+/** Process exit codes (documented in `--help` and the README). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, notRunning: 3 } as const;
+
+/**
+ * An error a command reports as one line and a chosen exit code.
+ *
+ * @example
+ * ```ts
+ * throw new CliError("no streamer named foo", EXIT.failure);
+ * ```
+ */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CliError";
+  }
+}
+
+/**
+ * Prints an error the way every command does (one clear message, no stack
+ * trace, secrets redacted) and returns the exit code to use.
+ *
+ * @example
+ * ```ts
+ * try { await run(); } catch (e) { return reportError(e); }
+ * ```
+ */
+export function reportError(e: unknown): number {
+  if (e instanceof ConfigError) {
+    console.error(redactSecrets(e.message));
+    return EXIT.usage;
+  }
+  if (e instanceof CliError) {
+    console.error(`kickmon: ${redactSecrets(e.message)}`);
+    return e.exitCode;
+  }
+  const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+  console.error(`kickmon: ${redactSecrets(msg)}`);
+  return EXIT.failure;
+}

@@ -1,0 +1,162 @@
+/**
+ * The `kickmon` command line (commander). Each action returns an exit code;
+ * see `errors.ts` for their meaning.
+ *
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import {
+  ConfigError,
+  configTemplate,
+  loadConfig,
+  readEnvironment,
+  redactedConfig,
+  redactUrlPassword,
+} from "../config/config.ts";
+import { connectDatabase, pingDatabase, type Sql } from "../db/client.ts";
+import { migrate, pendingMigrations } from "../db/migrate.ts";
+import { listStreamerViews } from "../db/streamers_repo.ts";
+import { EXIT, reportError } from "./errors.ts";
+import { runStart } from "./start.ts";
+
+/** kickmon's version (deno.json `version`). */
+export const VERSION = "0.1.0";
+
+const EXIT_HELP = `
+Exit codes:
+  0  success
+  1  runtime failure (database unreachable, Kick refused, service gave up)
+  2  usage or configuration error
+  3  (status) no running instance
+
+Configuration comes from environment variables (see 'kickmon config generate-template');
+use 'deno run --env-file=.env' or systemd's EnvironmentFile=.`;
+
+async function withDatabase<T>(
+  fn: (sql: Sql) => Promise<T>,
+): Promise<T> {
+  const config = loadConfig(readEnvironment(), { requireKickCredentials: false });
+  const sql = connectDatabase(config.database, { max: 2 });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+/**
+ * Runs the CLI with `args` (without the program name).
+ *
+ * @returns the process exit code.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(Deno.args));
+ * ```
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command()
+    .name("kickmon")
+    .description("Keeps Kick.com streamers' live status current in PostgreSQL.")
+    .version(VERSION, "-V, --version")
+    .exitOverride()
+    .showHelpAfterError("(run 'kickmon --help' for usage)")
+    .addHelpText("after", EXIT_HELP);
+
+  program.command("start")
+    .description("run the monitor in the foreground (JSON log lines on stdout)")
+    .option("--manual", "show the live terminal view (logs go to a file)")
+    .action(async (opts: { manual?: boolean }) => {
+      if (opts.manual) {
+        const { runManual } = await import("../view/manual.ts");
+        code = await runManual();
+      } else {
+        code = await runStart();
+      }
+    });
+
+  const db = program.command("db").description("database commands");
+  db.command("migrate")
+    .description("create or upgrade the schema (idempotent; advisory-locked)")
+    .action(async () => {
+      const applied = await withDatabase((sql) => migrate(sql));
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : "schema is up to date");
+    });
+  db.command("health")
+    .description("check that the database is reachable and the schema current")
+    .action(async () => {
+      await withDatabase(async (sql) => {
+        const { latencyMs, version } = await pingDatabase(sql);
+        const pending = await pendingMigrations(sql);
+        console.log(
+          `database ok: PostgreSQL ${version}, ${latencyMs.toFixed(1)} ms round trip, ${
+            pending.length ? `pending migrations: ${pending.join(", ")}` : "schema current"
+          }`,
+        );
+        if (pending.length) code = EXIT.failure;
+      });
+    });
+
+  const cfg = program.command("config").description("configuration commands");
+  cfg.command("show")
+    .description("print the effective configuration (secrets redacted)")
+    .action(() => {
+      for (const [k, v] of Object.entries(redactedConfig(readEnvironment()))) {
+        console.log(`${k}=${v}`);
+      }
+    });
+  cfg.command("validate")
+    .description("check every variable; names each bad one (exit 2)")
+    .action(() => {
+      const c = loadConfig(readEnvironment());
+      console.log(
+        `configuration ok (database ${
+          redactUrlPassword(c.database.url)
+        }, pusher ${c.kick.pusher.host}:${c.kick.pusher.port})`,
+      );
+    });
+  cfg.command("generate-template")
+    .description("print an env file with every variable and its default")
+    .action(() => console.log(configTemplate()));
+
+  const streamers = program.command("streamers").description("the streamer list");
+  streamers.command("list")
+    .description("list streamers and their status")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const rows = await withDatabase((sql) => listStreamerViews(sql));
+      if (opts.json) {
+        console.log(JSON.stringify(rows, null, 2));
+        return;
+      }
+      const header = ["ID", "USERNAME", "USER_ID", "CHANNEL_ID", "STATUS", "ACTIVE", "LAST_CHANGE"];
+      const lines = rows.map((r) => [
+        String(r.id),
+        r.username ?? "-",
+        r.kickUserId?.toString() ?? "-",
+        r.kickChannelId?.toString() ?? (r.resolveError ? "unresolved" : "-"),
+        r.status,
+        r.isActive ? "yes" : "no",
+        r.lastStatusUpdate ?? "-",
+      ]);
+      const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+      for (const l of [header, ...lines]) {
+        console.log(l.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
+      }
+      console.log(`${rows.length} streamers`);
+    });
+
+  try {
+    await program.parseAsync([...args], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return EXIT.ok;
+      if (e.code === "commander.help") return EXIT.ok;
+      return EXIT.usage;
+    }
+    if (e instanceof ConfigError) return reportError(e);
+    return reportError(e);
+  }
+  return code;
+}

@@ -1,0 +1,101 @@
+/**
+ * `kickmon start`: run the monitor in the foreground until SIGTERM/SIGINT.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { type Config, loadConfig, readEnvironment, secretValues } from "../config/config.ts";
+import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
+import { Monitor } from "../service/monitor.ts";
+import { EXIT } from "./errors.ts";
+
+const log = getLogger(["kickmon", "cli"]);
+
+/** Options for {@linkcode runStart}. */
+export interface StartOptions {
+  /** Prepared config (tests, demo); default: read from the environment. */
+  readonly config?: Config;
+  /** Extra set-up after the monitor exists and before it starts (plugins, views). */
+  readonly prepare?: (monitor: Monitor) => void | Promise<void>;
+  /** Resolves to request a clean stop (the live view's `q`). */
+  readonly stopRequested?: Promise<void>;
+  /** Skip logging set-up (the caller configured it). */
+  readonly loggingConfigured?: boolean;
+}
+
+/**
+ * Runs the monitor until a stop signal, then shuts down cleanly.
+ *
+ * @returns the exit code: 0 after a clean stop, 1 when the service failed.
+ * @throws {ConfigError} when the configuration is invalid (exit 2).
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await runStart());
+ * ```
+ */
+export async function runStart(options: StartOptions = {}): Promise<number> {
+  const config = options.config ?? loadConfig(readEnvironment());
+  for (const s of secretValues(config)) registerSecret(s);
+  if (!options.loggingConfigured) {
+    await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
+  }
+  const monitor = new Monitor(config);
+  await options.prepare?.(monitor);
+
+  let signalled: (name: string) => void = () => {};
+  const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
+  const onTerm = () => signalled("SIGTERM");
+  const onInt = () => signalled("SIGINT");
+  const onHup = () => {
+    log.info("SIGHUP: re-reading the streamer list");
+    monitor.resync();
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGHUP", onHup);
+  const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
+  let code: number = EXIT.ok;
+  try {
+    const started = monitor.start().then(() => null);
+    const first = await Promise.race([
+      started,
+      stopSignal,
+      monitor.fatal,
+      ...(options.stopRequested ? [options.stopRequested.then(() => "stop")] : []),
+    ]);
+    if (first === null) {
+      await Deno.writeTextFile(pidFile, `${Deno.pid}\n`).catch(() => {});
+      const reason = await Promise.race([
+        stopSignal,
+        monitor.fatal,
+        ...(options.stopRequested ? [options.stopRequested.then(() => "stop")] : []),
+      ]);
+      if (reason instanceof Error) {
+        log.fatal("{error}; exiting so that the supervisor restarts kickmon", {
+          error: reason.message,
+        });
+        code = EXIT.failure;
+      } else {
+        log.info("{reason}: shutting down", { reason });
+      }
+    } else if (first instanceof Error) {
+      log.fatal("{error}", { error: first.message });
+      code = EXIT.failure;
+    } else {
+      log.info("{reason} during start-up: shutting down", { reason: first });
+    }
+  } catch (e) {
+    log.fatal("kickmon failed: {error}", { error: e instanceof Error ? e.message : String(e) });
+    code = EXIT.failure;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGHUP", onHup);
+    await monitor.stop();
+    await Deno.remove(pidFile).catch(() => {});
+    log.info("kickmon stopped");
+    if (!options.loggingConfigured) await shutdownLogging();
+  }
+  return code;
+}

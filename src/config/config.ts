@@ -1,0 +1,559 @@
+/**
+ * kickmon's configuration: read from environment variables (systemd's
+ * `EnvironmentFile=` in production, `deno run --env-file` in development),
+ * validated with zod into one typed {@linkcode Config}.
+ *
+ * A wrong value is reported as a {@linkcode ConfigError} naming each
+ * variable and what was expected. Secrets never leave this module in clear
+ * text except through the typed object itself: {@linkcode redactedConfig}
+ * is what `kickmon config show` prints.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Every environment variable kickmon reads, in documentation order. */
+export const CONFIG_VARIABLES = [
+  "KICK_CLIENT_ID",
+  "KICK_CLIENT_SECRET",
+  "KICK_OAUTH_URL",
+  "KICK_API_URL",
+  "KICK_API_MAX_REQUESTS_PER_MINUTE",
+  "KICK_API_TIMEOUT",
+  "KICK_UNOFFICIAL_CHANNEL_LOOKUP",
+  "KICK_UNOFFICIAL_API_URL",
+  "KICK_PUSHER_KEY",
+  "KICK_PUSHER_CLUSTER",
+  "KICK_PUSHER_HOST",
+  "KICK_PUSHER_PORT",
+  "KICK_PUSHER_TLS",
+  "KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION",
+  "KICK_WEBHOOK_ENABLED",
+  "KICK_WEBHOOK_LISTEN",
+  "KICK_WEBHOOK_PUBLIC_KEY",
+  "DATABASE_URL",
+  "DATABASE_HOST",
+  "DATABASE_PORT",
+  "DATABASE_NAME",
+  "DATABASE_USER",
+  "DATABASE_PASSWORD",
+  "DATABASE_SSLMODE",
+  "DATABASE_POOL_SIZE",
+  "DATABASE_CONNECT_TIMEOUT",
+  "MONITORING_RECONNECT_DELAY",
+  "MONITORING_MAX_RECONNECT_DELAY",
+  "MONITORING_MAX_RECONNECT_ATTEMPTS",
+  "MONITORING_RECONCILE_INTERVAL",
+  "MONITORING_RESYNC_INTERVAL",
+  "MONITORING_SHUTDOWN_TIMEOUT",
+  "SYSTEM_LOG_LEVEL",
+  "SYSTEM_JSON_LOGGING",
+  "SYSTEM_STATE_DIRECTORY",
+  "SYSTEM_SPOOL_MAX_BYTES",
+  "HEALTH_CHECK_ENABLED",
+  "HEALTH_CHECK_LISTEN",
+  "MANUAL_MODE_REFRESH_RATE",
+  "MANUAL_MODE_MAX_STREAMERS",
+] as const;
+
+/** One configuration variable's name. */
+export type ConfigVariable = typeof CONFIG_VARIABLES[number];
+
+/** Variables whose values are secrets: never logged, redacted by `config show`. */
+export const SECRET_VARIABLES: ReadonlySet<ConfigVariable> = new Set([
+  "KICK_CLIENT_SECRET",
+  "DATABASE_PASSWORD",
+]);
+
+/** Documentation for each variable: default (as written in an env file) and meaning. */
+export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: string }>> = {
+  KICK_CLIENT_ID: { def: "", doc: "Kick app client id (kick.com/settings/developer). Required." },
+  KICK_CLIENT_SECRET: { def: "", doc: "Kick app client secret. Required. Secret." },
+  KICK_OAUTH_URL: { def: "https://id.kick.com", doc: "OAuth 2.1 server (client credentials)." },
+  KICK_API_URL: { def: "https://api.kick.com/public/v1", doc: "Official public API base URL." },
+  KICK_API_MAX_REQUESTS_PER_MINUTE: {
+    def: "60",
+    doc: "Request budget shared by every official-API caller.",
+  },
+  KICK_API_TIMEOUT: { def: "10", doc: "Official API / OAuth request timeout, seconds." },
+  KICK_UNOFFICIAL_CHANNEL_LOOKUP: {
+    def: "false",
+    doc: "Also ask kick.com/api/v2 for channel ids (behind Cloudflare, unsupported by Kick).",
+  },
+  KICK_UNOFFICIAL_API_URL: { def: "https://kick.com/api/v2", doc: "Unofficial API base URL." },
+  KICK_PUSHER_KEY: { def: "32cbd69e4b950bf97679", doc: "Pusher app key used by kick.com." },
+  KICK_PUSHER_CLUSTER: { def: "us2", doc: "Pusher cluster." },
+  KICK_PUSHER_HOST: { def: "", doc: "Pusher host; empty means ws-<cluster>.pusher.com." },
+  KICK_PUSHER_PORT: { def: "443", doc: "Pusher port." },
+  KICK_PUSHER_TLS: { def: "true", doc: "Use wss:// (TLS) for Pusher." },
+  KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: {
+    def: "250",
+    doc: "Channels per Pusher connection before another connection (shard) is opened.",
+  },
+  KICK_WEBHOOK_ENABLED: { def: "false", doc: "Receive Kick's official webhooks." },
+  KICK_WEBHOOK_LISTEN: { def: "127.0.0.1:8081", doc: "Webhook listener address (host:port)." },
+  KICK_WEBHOOK_PUBLIC_KEY: {
+    def: "",
+    doc: "PEM that overrides Kick's webhook public key (default: fetched from the API).",
+  },
+  DATABASE_URL: { def: "", doc: "postgres:// URL; when set, the DATABASE_* parts are ignored." },
+  DATABASE_HOST: { def: "localhost", doc: "PostgreSQL host." },
+  DATABASE_PORT: { def: "5432", doc: "PostgreSQL port." },
+  DATABASE_NAME: { def: "kickmon", doc: "Database name." },
+  DATABASE_USER: { def: "kickmon", doc: "Database user." },
+  DATABASE_PASSWORD: { def: "", doc: "Database password. Secret." },
+  DATABASE_SSLMODE: { def: "disable", doc: "disable | require | verify-full." },
+  DATABASE_POOL_SIZE: { def: "5", doc: "Maximum PostgreSQL connections." },
+  DATABASE_CONNECT_TIMEOUT: { def: "5", doc: "Connect timeout, seconds." },
+  MONITORING_RECONNECT_DELAY: {
+    def: "1000",
+    doc: "Base reconnect backoff, ms (exponential, full jitter).",
+  },
+  MONITORING_MAX_RECONNECT_DELAY: { def: "30000", doc: "Reconnect backoff cap, ms." },
+  MONITORING_MAX_RECONNECT_ATTEMPTS: {
+    def: "0",
+    doc: "Consecutive failed reconnects before exiting 1 (systemd restarts); 0 = never give up.",
+  },
+  MONITORING_RECONCILE_INTERVAL: {
+    def: "60",
+    doc: "Seconds between reconciliations against the official API.",
+  },
+  MONITORING_RESYNC_INTERVAL: {
+    def: "300",
+    doc: "Seconds between full re-reads of the streamers table (safety net for lost NOTIFYs).",
+  },
+  MONITORING_SHUTDOWN_TIMEOUT: {
+    def: "10",
+    doc: "Seconds to flush pending writes on SIGTERM/SIGINT.",
+  },
+  SYSTEM_LOG_LEVEL: { def: "info", doc: "trace | debug | info | warning | error | fatal." },
+  SYSTEM_JSON_LOGGING: { def: "true", doc: "JSON lines on stdout (false: plain text)." },
+  SYSTEM_STATE_DIRECTORY: {
+    def: "",
+    doc: "State directory (spool, PID file); default $STATE_DIRECTORY, else ./state.",
+  },
+  SYSTEM_SPOOL_MAX_BYTES: {
+    def: "67108864",
+    doc: "Bound on the outage spool file, bytes.",
+  },
+  HEALTH_CHECK_ENABLED: { def: "true", doc: "Serve /health and /metrics." },
+  HEALTH_CHECK_LISTEN: { def: "127.0.0.1:8080", doc: "Health/metrics listen address." },
+  MANUAL_MODE_REFRESH_RATE: { def: "1000", doc: "Live view redraw period, ms." },
+  MANUAL_MODE_MAX_STREAMERS: { def: "50", doc: "Rows shown by the live view." },
+};
+
+/** Database connection settings. */
+export interface DatabaseConfig {
+  /** Full connection URL (built from the parts when DATABASE_URL is unset). */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly name: string;
+  readonly user: string;
+  readonly password: string;
+  readonly sslmode: "disable" | "require" | "verify-full";
+  readonly poolSize: number;
+  /** Seconds. */
+  readonly connectTimeoutSec: number;
+}
+
+/** The typed configuration. Durations carry their unit in the name. */
+export interface Config {
+  readonly kick: {
+    readonly clientId: string;
+    readonly clientSecret: string;
+    readonly oauthUrl: string;
+    readonly apiUrl: string;
+    readonly apiMaxRequestsPerMinute: number;
+    readonly apiTimeoutMs: number;
+    readonly unofficialChannelLookup: boolean;
+    readonly unofficialApiUrl: string;
+    readonly pusher: {
+      readonly key: string;
+      readonly cluster: string;
+      readonly host: string;
+      readonly port: number;
+      readonly tls: boolean;
+      readonly maxChannelsPerConnection: number;
+    };
+    readonly webhook: {
+      readonly enabled: boolean;
+      readonly hostname: string;
+      readonly port: number;
+      readonly publicKeyPem: string | null;
+    };
+  };
+  readonly database: DatabaseConfig;
+  readonly monitoring: {
+    readonly reconnectDelayMs: number;
+    readonly maxReconnectDelayMs: number;
+    readonly maxReconnectAttempts: number;
+    readonly reconcileIntervalMs: number;
+    readonly resyncIntervalMs: number;
+    readonly shutdownTimeoutMs: number;
+  };
+  readonly system: {
+    readonly logLevel: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+    readonly jsonLogging: boolean;
+    readonly stateDirectory: string;
+    readonly spoolMaxBytes: number;
+  };
+  readonly health: { readonly enabled: boolean; readonly hostname: string; readonly port: number };
+  readonly manual: { readonly refreshRateMs: number; readonly maxStreamers: number };
+}
+
+/** One problem with one variable. */
+export interface ConfigIssue {
+  readonly variable: ConfigVariable | string;
+  readonly message: string;
+}
+
+/**
+ * Thrown by {@linkcode loadConfig} when any variable is missing or malformed.
+ * `issues` names every bad variable; `message` lists them one per line.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   loadConfig({ DATABASE_PORT: "abc" });
+ * } catch (e) {
+ *   if (e instanceof ConfigError) console.error(e.message);
+ * }
+ * ```
+ */
+export class ConfigError extends Error {
+  /** Each bad variable with what was expected. */
+  readonly issues: readonly ConfigIssue[];
+  constructor(issues: readonly ConfigIssue[], options?: ErrorOptions) {
+    super(
+      `invalid configuration:\n${issues.map((i) => `  ${i.variable}: ${i.message}`).join("\n")}`,
+      options,
+    );
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+}
+
+const bool = z.string().trim().toLowerCase().pipe(
+  z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"], {
+    error: "expected true or false",
+  }),
+).transform((v) => ["true", "1", "yes", "on"].includes(v));
+
+const int = (min: number, max: number, what = "an integer") =>
+  z.string().trim().regex(/^-?\d+$/, { error: `expected ${what}` }).transform(Number).pipe(
+    z.number().int().min(min, { error: `expected ${what} >= ${min}` }).max(max, {
+      error: `expected ${what} <= ${max}`,
+    }),
+  );
+
+const httpUrl = z.string().trim().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, { error: "expected an http(s) URL" }).transform((v) => v.replace(/\/+$/, ""));
+
+const hostPort = z.string().trim().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, {
+  error: "expected host:port, e.g. 127.0.0.1:8080",
+}).transform((v) => {
+  const i = v.lastIndexOf(":");
+  return { hostname: v.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(v.slice(i + 1)) };
+}).refine((v) => v.port > 0 && v.port < 65536, { error: "port must be 1..65535" });
+
+const nonEmpty = z.string().trim().min(1, { error: "must not be empty" });
+
+const schema = z.object({
+  KICK_CLIENT_ID: nonEmpty,
+  KICK_CLIENT_SECRET: nonEmpty,
+  KICK_OAUTH_URL: httpUrl,
+  KICK_API_URL: httpUrl,
+  KICK_API_MAX_REQUESTS_PER_MINUTE: int(1, 100_000),
+  KICK_API_TIMEOUT: int(1, 300, "seconds"),
+  KICK_UNOFFICIAL_CHANNEL_LOOKUP: bool,
+  KICK_UNOFFICIAL_API_URL: httpUrl,
+  KICK_PUSHER_KEY: z.string().trim().regex(/^[A-Za-z0-9_-]{4,64}$/, {
+    error: "expected a Pusher app key (letters and digits)",
+  }),
+  KICK_PUSHER_CLUSTER: z.string().trim().regex(/^[a-z0-9-]{1,32}$/, {
+    error: "expected a Pusher cluster name such as us2",
+  }),
+  KICK_PUSHER_HOST: z.string().trim(),
+  KICK_PUSHER_PORT: int(1, 65535, "a port"),
+  KICK_PUSHER_TLS: bool,
+  KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: int(1, 100_000),
+  KICK_WEBHOOK_ENABLED: bool,
+  KICK_WEBHOOK_LISTEN: hostPort,
+  KICK_WEBHOOK_PUBLIC_KEY: z.string().trim().refine(
+    (v) => v === "" || v.includes("BEGIN PUBLIC KEY"),
+    { error: "expected a PEM public key (-----BEGIN PUBLIC KEY-----…)" },
+  ),
+  DATABASE_URL: z.string().trim().refine((v) => {
+    if (v === "") return true;
+    try {
+      return ["postgres:", "postgresql:"].includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, { error: "expected postgres://user:password@host:port/database" }),
+  DATABASE_HOST: nonEmpty,
+  DATABASE_PORT: int(1, 65535, "a port"),
+  DATABASE_NAME: nonEmpty,
+  DATABASE_USER: nonEmpty,
+  DATABASE_PASSWORD: z.string(),
+  DATABASE_SSLMODE: z.enum(["disable", "require", "verify-full"], {
+    error: "expected disable, require or verify-full",
+  }),
+  DATABASE_POOL_SIZE: int(2, 100),
+  DATABASE_CONNECT_TIMEOUT: int(1, 300, "seconds"),
+  MONITORING_RECONNECT_DELAY: int(10, 600_000, "milliseconds"),
+  MONITORING_MAX_RECONNECT_DELAY: int(100, 3_600_000, "milliseconds"),
+  MONITORING_MAX_RECONNECT_ATTEMPTS: int(0, 1_000_000),
+  MONITORING_RECONCILE_INTERVAL: int(1, 86_400, "seconds"),
+  MONITORING_RESYNC_INTERVAL: int(1, 86_400, "seconds"),
+  MONITORING_SHUTDOWN_TIMEOUT: int(1, 600, "seconds"),
+  SYSTEM_LOG_LEVEL: z.string().trim().toLowerCase().transform((v) => v === "warn" ? "warning" : v)
+    .pipe(z.enum(["trace", "debug", "info", "warning", "error", "fatal"], {
+      error: "expected trace, debug, info, warning, error or fatal",
+    })),
+  SYSTEM_JSON_LOGGING: bool,
+  SYSTEM_STATE_DIRECTORY: z.string().trim(),
+  SYSTEM_SPOOL_MAX_BYTES: int(65_536, 2 ** 40, "bytes"),
+  HEALTH_CHECK_ENABLED: bool,
+  HEALTH_CHECK_LISTEN: hostPort,
+  MANUAL_MODE_REFRESH_RATE: int(50, 60_000, "milliseconds"),
+  MANUAL_MODE_MAX_STREAMERS: int(1, 100_000),
+});
+
+/** Options for {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * Whether the Kick app credentials must be present. Commands that only touch
+   * the database (`db migrate`, `streamers list`) pass `false`. Default `true`.
+   */
+  readonly requireKickCredentials?: boolean;
+}
+
+/**
+ * Reads every variable in {@linkcode CONFIG_VARIABLES} from the process
+ * environment, one `Deno.env.get` each, so that a narrow `--allow-env=…`
+ * permission list suffices. Unset variables are simply absent.
+ *
+ * @returns the variables that are set.
+ * @throws {Deno.errors.NotCapable} when the permission for one is missing.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig(readEnvironment());
+ * ```
+ */
+export function readEnvironment(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of [...CONFIG_VARIABLES, "STATE_DIRECTORY"]) {
+    const v = Deno.env.get(name);
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+/**
+ * Validates an environment into a {@linkcode Config}. Empty strings count as
+ * unset, so the default applies.
+ *
+ * @param env variable name → value (e.g. from {@linkcode readEnvironment}).
+ * @throws {ConfigError} naming every missing or malformed variable.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig({
+ *   KICK_CLIENT_ID: "id",
+ *   KICK_CLIENT_SECRET: "secret",
+ *   DATABASE_URL: "postgres://kickmon@localhost/kickmon",
+ * });
+ * console.log(config.kick.pusher.host); // ws-us2.pusher.com
+ * ```
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  options: LoadConfigOptions = {},
+): Config {
+  const input: Record<string, string> = {};
+  for (const name of CONFIG_VARIABLES) {
+    const v = env[name];
+    input[name] = v !== undefined && v.trim() !== "" ? v : CONFIG_DOCS[name].def;
+  }
+  if (options.requireKickCredentials === false) {
+    if (input.KICK_CLIENT_ID === "") input.KICK_CLIENT_ID = "-";
+    if (input.KICK_CLIENT_SECRET === "") input.KICK_CLIENT_SECRET = "-";
+  }
+  // DATABASE_PASSWORD may legitimately contain spaces; never trim it.
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      variable: String(i.path[0] ?? "?"),
+      message: i.message,
+    }));
+    throw new ConfigError(issues, { cause: parsed.error });
+  }
+  const e = parsed.data;
+  const dbFromUrl = e.DATABASE_URL !== "" ? new URL(e.DATABASE_URL) : null;
+  const database: DatabaseConfig = dbFromUrl
+    ? {
+      url: e.DATABASE_URL,
+      host: decodeURIComponent(dbFromUrl.hostname) || "localhost",
+      port: Number(dbFromUrl.port || 5432),
+      name: decodeURIComponent(dbFromUrl.pathname.replace(/^\//, "")) || e.DATABASE_USER,
+      user: decodeURIComponent(dbFromUrl.username) || e.DATABASE_USER,
+      password: decodeURIComponent(dbFromUrl.password),
+      sslmode: (dbFromUrl.searchParams.get("sslmode") as DatabaseConfig["sslmode"] | null) ??
+        e.DATABASE_SSLMODE,
+      poolSize: e.DATABASE_POOL_SIZE,
+      connectTimeoutSec: e.DATABASE_CONNECT_TIMEOUT,
+    }
+    : {
+      url: `postgres://${encodeURIComponent(e.DATABASE_USER)}${
+        e.DATABASE_PASSWORD ? ":" + encodeURIComponent(e.DATABASE_PASSWORD) : ""
+      }@${
+        e.DATABASE_HOST.includes(":") ? `[${e.DATABASE_HOST}]` : e.DATABASE_HOST
+      }:${e.DATABASE_PORT}/${encodeURIComponent(e.DATABASE_NAME)}`,
+      host: e.DATABASE_HOST,
+      port: e.DATABASE_PORT,
+      name: e.DATABASE_NAME,
+      user: e.DATABASE_USER,
+      password: e.DATABASE_PASSWORD,
+      sslmode: e.DATABASE_SSLMODE,
+      poolSize: e.DATABASE_POOL_SIZE,
+      connectTimeoutSec: e.DATABASE_CONNECT_TIMEOUT,
+    };
+  if (!["disable", "require", "verify-full"].includes(database.sslmode)) {
+    throw new ConfigError([{
+      variable: "DATABASE_URL",
+      message: `sslmode=${database.sslmode} is not supported; use disable, require or verify-full`,
+    }]);
+  }
+  if (e.MONITORING_MAX_RECONNECT_DELAY < e.MONITORING_RECONNECT_DELAY) {
+    throw new ConfigError([{
+      variable: "MONITORING_MAX_RECONNECT_DELAY",
+      message: "must be at least MONITORING_RECONNECT_DELAY",
+    }]);
+  }
+  return {
+    kick: {
+      clientId: e.KICK_CLIENT_ID,
+      clientSecret: e.KICK_CLIENT_SECRET,
+      oauthUrl: e.KICK_OAUTH_URL,
+      apiUrl: e.KICK_API_URL,
+      apiMaxRequestsPerMinute: e.KICK_API_MAX_REQUESTS_PER_MINUTE,
+      apiTimeoutMs: e.KICK_API_TIMEOUT * 1000,
+      unofficialChannelLookup: e.KICK_UNOFFICIAL_CHANNEL_LOOKUP,
+      unofficialApiUrl: e.KICK_UNOFFICIAL_API_URL,
+      pusher: {
+        key: e.KICK_PUSHER_KEY,
+        cluster: e.KICK_PUSHER_CLUSTER,
+        host: e.KICK_PUSHER_HOST || `ws-${e.KICK_PUSHER_CLUSTER}.pusher.com`,
+        port: e.KICK_PUSHER_PORT,
+        tls: e.KICK_PUSHER_TLS,
+        maxChannelsPerConnection: e.KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION,
+      },
+      webhook: {
+        enabled: e.KICK_WEBHOOK_ENABLED,
+        hostname: e.KICK_WEBHOOK_LISTEN.hostname,
+        port: e.KICK_WEBHOOK_LISTEN.port,
+        publicKeyPem: e.KICK_WEBHOOK_PUBLIC_KEY || null,
+      },
+    },
+    database,
+    monitoring: {
+      reconnectDelayMs: e.MONITORING_RECONNECT_DELAY,
+      maxReconnectDelayMs: e.MONITORING_MAX_RECONNECT_DELAY,
+      maxReconnectAttempts: e.MONITORING_MAX_RECONNECT_ATTEMPTS,
+      reconcileIntervalMs: e.MONITORING_RECONCILE_INTERVAL * 1000,
+      resyncIntervalMs: e.MONITORING_RESYNC_INTERVAL * 1000,
+      shutdownTimeoutMs: e.MONITORING_SHUTDOWN_TIMEOUT * 1000,
+    },
+    system: {
+      logLevel: e.SYSTEM_LOG_LEVEL,
+      jsonLogging: e.SYSTEM_JSON_LOGGING,
+      stateDirectory: e.SYSTEM_STATE_DIRECTORY || env.STATE_DIRECTORY?.split(":")[0] ||
+        "./state",
+      spoolMaxBytes: e.SYSTEM_SPOOL_MAX_BYTES,
+    },
+    health: {
+      enabled: e.HEALTH_CHECK_ENABLED,
+      hostname: e.HEALTH_CHECK_LISTEN.hostname,
+      port: e.HEALTH_CHECK_LISTEN.port,
+    },
+    manual: {
+      refreshRateMs: e.MANUAL_MODE_REFRESH_RATE,
+      maxStreamers: e.MANUAL_MODE_MAX_STREAMERS,
+    },
+  };
+}
+
+/**
+ * The secret values inside a config (for log redaction), skipping empty ones.
+ *
+ * @example
+ * ```ts
+ * for (const s of secretValues(config)) registerSecret(s);
+ * ```
+ */
+export function secretValues(config: Config): string[] {
+  return [config.kick.clientSecret, config.database.password].filter((s) => s.length >= 3);
+}
+
+/**
+ * The effective value of every variable, secrets replaced by `[REDACTED]`,
+ * as `kickmon config show` prints it.
+ *
+ * @example
+ * ```ts
+ * console.log(redactedConfig(readEnvironment()));
+ * ```
+ */
+export function redactedConfig(
+  env: Readonly<Record<string, string | undefined>>,
+): Record<ConfigVariable, string> {
+  const out = {} as Record<ConfigVariable, string>;
+  for (const name of CONFIG_VARIABLES) {
+    const raw = env[name];
+    const v = raw !== undefined && raw !== "" ? raw : CONFIG_DOCS[name].def;
+    if (SECRET_VARIABLES.has(name)) out[name] = v ? "[REDACTED]" : "";
+    else if (name === "DATABASE_URL" && v) out[name] = redactUrlPassword(v);
+    else out[name] = v;
+  }
+  return out;
+}
+
+/**
+ * Replaces the password of a URL with `[REDACTED]` (for logs and `config show`).
+ *
+ * @example
+ * ```ts
+ * redactUrlPassword("postgres://u:p@h/db"); // "postgres://u:[REDACTED]@h/db"
+ * ```
+ */
+export function redactUrlPassword(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:/@]*:)[^@]*@/i, "$1[REDACTED]@");
+}
+
+/**
+ * An env file documenting every variable with its default, as printed by
+ * `kickmon config generate-template`.
+ *
+ * @example
+ * ```ts
+ * await Deno.writeTextFile(".env", configTemplate());
+ * ```
+ */
+export function configTemplate(): string {
+  const lines = ["# kickmon configuration (systemd EnvironmentFile= or deno --env-file)", ""];
+  for (const name of CONFIG_VARIABLES) {
+    lines.push(`# ${CONFIG_DOCS[name].doc}`);
+    lines.push(`${name}=${CONFIG_DOCS[name].def}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,227 @@
+/**
+ * The monitor's decision core: given the streamer list and a stream of
+ * {@linkcode Observation}s from any source, decide which are transitions.
+ * Knows nothing about sockets or SQL; the service feeds it records from the
+ * database and hands its transitions to the status writer.
+ *
+ * Rules:
+ * - an observation for a streamer not in the list (or inactive) is refused;
+ * - an observation equal to the believed status is a duplicate (no write);
+ * - a reconciliation result older than the newest observation of that
+ *   streamer is stale (an API response for a request sent at T0 loses
+ *   against a Pusher event received after T0); the database re-checks the
+ *   same rule in the UPDATE itself;
+ * - ids carried by a payload that the row lacks are reported for write-back.
+ *
+ * @module
+ */
+import type { Observation, StreamerRecord, StreamerStatus, Transition } from "./types.ts";
+
+/** Ids a payload taught kickmon about a streamer whose row lacks them. */
+export interface LearnedIdentity {
+  readonly streamerId: number;
+  readonly kickChannelId?: number;
+  readonly kickUserId?: number;
+}
+
+/** What {@linkcode StatusTracker.observe} decided. */
+export type Decision =
+  | {
+    readonly kind: "transition";
+    readonly transition: Transition;
+    readonly learned?: LearnedIdentity;
+  }
+  | { readonly kind: "duplicate"; readonly streamerId: number; readonly learned?: LearnedIdentity }
+  | { readonly kind: "stale"; readonly streamerId: number }
+  | { readonly kind: "unknown_streamer" }
+  | { readonly kind: "inactive"; readonly streamerId: number };
+
+interface Entry {
+  record: StreamerRecord;
+  /** Last decided status (may be ahead of the database while writes are pending). */
+  belief: StreamerStatus;
+  /** Newest observation time seen for this streamer, ms since epoch. */
+  lastObservedAt: number;
+  /** Transitions decided but not yet committed or refused by the database. */
+  pending: number;
+}
+
+/** Counts of active streamers by believed status. */
+export interface StatusCounts {
+  online: number;
+  offline: number;
+  unknown: number;
+  inactive: number;
+}
+
+/**
+ * In-memory view of the list plus the decision rules above.
+ *
+ * @example
+ * ```ts
+ * const tracker = new StatusTracker();
+ * tracker.replaceAll([{ id: 1, username: "a", kickUserId: 10, kickChannelId: 668,
+ *   status: "offline", isActive: true, statusObservedAt: null }]);
+ * const d = tracker.observe({ source: "pusher", key: { kind: "channel_id", channelId: 668 },
+ *   status: "online", observedAt: Date.now(), event: "App\\Events\\StreamerIsLive" });
+ * if (d.kind === "transition") writer.enqueue(d.transition);
+ * ```
+ */
+export class StatusTracker {
+  readonly #byId = new Map<number, Entry>();
+  readonly #byChannel = new Map<number, number>();
+  readonly #byUser = new Map<number, number>();
+
+  /**
+   * Replaces the whole list (a full resync). Entries with writes in flight
+   * keep their believed status.
+   */
+  replaceAll(records: readonly StreamerRecord[]): void {
+    const keep = new Set(records.map((r) => r.id));
+    for (const id of [...this.#byId.keys()]) if (!keep.has(id)) this.remove(id);
+    for (const r of records) this.upsert(r);
+  }
+
+  /** Adds or refreshes one streamer from its database row. */
+  upsert(record: StreamerRecord): void {
+    const old = this.#byId.get(record.id);
+    if (old) this.#unindex(old.record);
+    const entry: Entry = old ?? {
+      record,
+      belief: record.status,
+      lastObservedAt: record.statusObservedAt ?? 0,
+      pending: 0,
+    };
+    entry.record = record;
+    if (entry.pending === 0) entry.belief = record.status;
+    entry.lastObservedAt = Math.max(entry.lastObservedAt, record.statusObservedAt ?? 0);
+    this.#byId.set(record.id, entry);
+    if (record.kickChannelId !== null) this.#byChannel.set(record.kickChannelId, record.id);
+    if (record.kickUserId !== null) this.#byUser.set(record.kickUserId, record.id);
+  }
+
+  /** Forgets a streamer (its row was deleted). */
+  remove(id: number): void {
+    const e = this.#byId.get(id);
+    if (!e) return;
+    this.#unindex(e.record);
+    this.#byId.delete(id);
+  }
+
+  #unindex(r: StreamerRecord): void {
+    if (r.kickChannelId !== null && this.#byChannel.get(r.kickChannelId) === r.id) {
+      this.#byChannel.delete(r.kickChannelId);
+    }
+    if (r.kickUserId !== null && this.#byUser.get(r.kickUserId) === r.id) {
+      this.#byUser.delete(r.kickUserId);
+    }
+  }
+
+  /** The streamer an observation is about, if it is in the list. */
+  find(obs: Pick<Observation, "key">): StreamerRecord | undefined {
+    const id = obs.key.kind === "channel_id"
+      ? this.#byChannel.get(obs.key.channelId)
+      : this.#byUser.get(obs.key.userId);
+    return id === undefined ? undefined : this.#byId.get(id)?.record;
+  }
+
+  /** Decides what an observation means. Updates beliefs for transitions. */
+  observe(obs: Observation): Decision {
+    const rec = this.find(obs);
+    if (!rec) return { kind: "unknown_streamer" };
+    const e = this.#byId.get(rec.id)!;
+    if (!rec.isActive) return { kind: "inactive", streamerId: rec.id };
+    const learned = this.#learn(rec, obs);
+    if (obs.source === "reconcile" && obs.observedAt < e.lastObservedAt) {
+      return { kind: "stale", streamerId: rec.id };
+    }
+    e.lastObservedAt = Math.max(e.lastObservedAt, obs.observedAt);
+    if (e.belief === obs.status) return { kind: "duplicate", streamerId: rec.id, learned };
+    const transition: Transition = {
+      streamerId: rec.id,
+      status: obs.status,
+      previousStatus: e.belief,
+      observedAt: obs.observedAt,
+      eventTime: obs.eventTime ?? obs.observedAt,
+      source: obs.source,
+      event: obs.event,
+      livestreamId: obs.livestreamId,
+      extra: obs.extra,
+      receivedMono: obs.receivedMono,
+    };
+    e.belief = obs.status;
+    e.pending++;
+    return { kind: "transition", transition, learned };
+  }
+
+  #learn(rec: StreamerRecord, obs: Observation): LearnedIdentity | undefined {
+    const ch = obs.channelId ?? (obs.key.kind === "channel_id" ? obs.key.channelId : undefined);
+    const user = obs.broadcasterUserId ??
+      (obs.key.kind === "broadcaster_user_id" ? obs.key.userId : undefined);
+    const newCh = rec.kickChannelId === null && ch !== undefined && !this.#byChannel.has(ch)
+      ? ch
+      : undefined;
+    const newUser = rec.kickUserId === null && user !== undefined && !this.#byUser.has(user)
+      ? user
+      : undefined;
+    if (newCh === undefined && newUser === undefined) return undefined;
+    return { streamerId: rec.id, kickChannelId: newCh, kickUserId: newUser };
+  }
+
+  /**
+   * Reports the database's verdict on a decided transition, so the belief
+   * follows what was really committed.
+   *
+   * @param committed true when the row changed; false when the guards refused it.
+   * @returns true when the caller should re-read the row (refused: the belief may be wrong).
+   */
+  settle(t: Transition, committed: boolean): boolean {
+    const e = this.#byId.get(t.streamerId);
+    if (!e) return false;
+    e.pending = Math.max(0, e.pending - 1);
+    if (committed) {
+      e.record = { ...e.record, status: t.status, statusObservedAt: t.observedAt };
+      return false;
+    }
+    return true;
+  }
+
+  /** Pusher channel ids of every active streamer that has one. */
+  channelIds(): number[] {
+    const out: number[] = [];
+    for (const e of this.#byId.values()) {
+      if (e.record.isActive && e.record.kickChannelId !== null) out.push(e.record.kickChannelId);
+    }
+    return out;
+  }
+
+  /** Every active streamer's record with its believed status. */
+  active(): Array<StreamerRecord & { belief: StreamerStatus }> {
+    const out: Array<StreamerRecord & { belief: StreamerStatus }> = [];
+    for (const e of this.#byId.values()) {
+      if (e.record.isActive) out.push({ ...e.record, belief: e.belief });
+    }
+    return out;
+  }
+
+  /** One streamer's record and belief. */
+  get(id: number): (StreamerRecord & { belief: StreamerStatus }) | undefined {
+    const e = this.#byId.get(id);
+    return e ? { ...e.record, belief: e.belief } : undefined;
+  }
+
+  /** Counts by believed status (active streamers) plus inactive ones. */
+  counts(): StatusCounts {
+    const c: StatusCounts = { online: 0, offline: 0, unknown: 0, inactive: 0 };
+    for (const e of this.#byId.values()) {
+      if (!e.record.isActive) c.inactive++;
+      else c[e.belief]++;
+    }
+    return c;
+  }
+
+  /** Number of streamers known (active or not). */
+  get size(): number {
+    return this.#byId.size;
+  }
+}

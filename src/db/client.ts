@@ -1,0 +1,157 @@
+/**
+ * The PostgreSQL connection (postgres.js) and the error type every database
+ * call reports with. Only modules under `src/db/` import postgres.js.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import type { DatabaseConfig } from "../config/config.ts";
+
+/** A postgres.js client. */
+export type Sql = postgres.Sql<Record<string, never>>;
+
+/**
+ * A database failure with the server's SQLSTATE (`code`) when PostgreSQL
+ * sent one, or a client-side code such as `ECONNREFUSED` / `CONNECT_TIMEOUT`.
+ *
+ * @example
+ * ```ts
+ * try { await pingDatabase(sql); } catch (e) {
+ *   if (e instanceof DatabaseError && e.connection) console.log("database unreachable");
+ * }
+ * ```
+ */
+export class DatabaseError extends Error {
+  /** SQLSTATE (e.g. `23505`) or a client code (e.g. `ECONNREFUSED`), if known. */
+  readonly code: string | undefined;
+  /** True when the failure is about reaching the server (retry later), not the statement. */
+  readonly connection: boolean;
+  constructor(message: string, options: { cause?: unknown; code?: string } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "DatabaseError";
+    this.code = options.code;
+    this.connection = isConnectionError(options.cause ?? this);
+  }
+}
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+]);
+
+/**
+ * Whether an error means "the server is unreachable or went away" (queue and
+ * retry) rather than "this statement is wrong" (a bug or a constraint).
+ *
+ * @example
+ * ```ts
+ * isConnectionError(Object.assign(new Error("x"), { code: "ECONNREFUSED" })); // true
+ * ```
+ */
+export function isConnectionError(e: unknown): boolean {
+  if (e instanceof DatabaseError) return e.connection;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) {
+    return true;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return /connect|ECONNREFUSED|terminat|closed|broken pipe|timeout/i.test(msg) &&
+    !/syntax|violat/i.test(msg);
+}
+
+/**
+ * Wraps any error from postgres.js in a {@linkcode DatabaseError} with a
+ * one-line message that never contains the connection password.
+ *
+ * @example
+ * ```ts
+ * throw toDatabaseError(e, "listing streamers");
+ * ```
+ */
+export function toDatabaseError(e: unknown, doing: string): DatabaseError {
+  if (e instanceof DatabaseError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  const raw = e instanceof Error ? e.message : String(e);
+  const msg = raw.split("\n")[0].replace(/:\/\/[^@\s]*@/g, "://[REDACTED]@");
+  return new DatabaseError(`${doing}: ${msg}`, {
+    cause: e,
+    code: typeof code === "string" ? code : undefined,
+  });
+}
+
+/** Options for {@linkcode connectDatabase}. */
+export interface ConnectOptions {
+  /** Pool size override (default: `config.poolSize`). */
+  readonly max?: number;
+  /** Called when postgres.js reports a server notice. */
+  readonly onNotice?: (notice: postgres.Notice) => void;
+}
+
+/**
+ * Creates a postgres.js client for the configured database. Nothing is sent
+ * until the first query. Reconnection backoff and the connect timeout are
+ * set explicitly (postgres.js's defaults take 5–20 s to come back after a
+ * PostgreSQL restart).
+ *
+ * @example
+ * ```ts
+ * const sql = connectDatabase(config.database);
+ * await pingDatabase(sql);
+ * await sql.end();
+ * ```
+ */
+export function connectDatabase(db: DatabaseConfig, options: ConnectOptions = {}): Sql {
+  const ssl = db.sslmode === "disable" ? false : db.sslmode;
+  return postgres(db.url, {
+    max: options.max ?? db.poolSize,
+    connect_timeout: db.connectTimeoutSec,
+    idle_timeout: 0,
+    max_lifetime: 60 * 60,
+    // Seconds before reconnect attempt n: 0.1, 0.2, 0.4 … capped at 2 s.
+    backoff: (attempt: number) => Math.min(2, 0.05 * 2 ** attempt),
+    ssl: ssl as "require" | "verify-full" | false,
+    onnotice: options.onNotice ?? (() => {}),
+    connection: { application_name: "kickmon" },
+    fetch_types: false,
+  }) as unknown as Sql;
+}
+
+/**
+ * Round-trips `SELECT 1` and returns the server version.
+ *
+ * @returns `{ latencyMs, version }` (latency in ms).
+ * @throws {DatabaseError} when the server cannot be reached or answers with an error.
+ *
+ * @example
+ * ```ts
+ * const { latencyMs } = await pingDatabase(sql);
+ * ```
+ */
+export async function pingDatabase(sql: Sql): Promise<{ latencyMs: number; version: string }> {
+  const t0 = performance.now();
+  try {
+    const rows = await sql<{ v: string }[]>`SELECT current_setting('server_version') AS v`;
+    return { latencyMs: performance.now() - t0, version: rows[0].v };
+  } catch (e) {
+    throw toDatabaseError(e, "database unreachable");
+  }
+}

@@ -1,0 +1,459 @@
+/**
+ * Commits status transitions: `UPDATE streamers` + `INSERT status_events` +
+ * `pg_notify('kickmon_status', …)` in one statement, with group commit and a
+ * durable spool for database outages.
+ *
+ * - **Group commit**: when idle, a transition is written at once (one
+ *   statement, no timer). While a write is in flight, new transitions
+ *   accumulate and go out together in the next statement, so throughput
+ *   scales with load and latency stays at one round trip when idle.
+ * - **Guards in the database**: a row changes only when its status differs
+ *   (`IS DISTINCT FROM`, so duplicates write nothing), the streamer is
+ *   active, and no newer observation is already committed
+ *   (`status_observed_at <= observed_at`). The last guard also makes spool
+ *   replay idempotent.
+ * - **Outages**: when PostgreSQL is unreachable, every queued transition is
+ *   appended to a spool file (JSON lines, fsynced) and kept in memory; the
+ *   writer retries with backoff and, once the database is back, commits the
+ *   queue in order and truncates the spool. A spool found at start (a crash
+ *   during an outage) is replayed first.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Transition } from "../core/types.ts";
+import { isConnectionError, type Sql, toDatabaseError } from "./client.ts";
+
+const log = getLogger(["kickmon", "db", "writer"]);
+
+/** A transition the database accepted. */
+export interface CommittedTransition {
+  readonly transition: Transition;
+  readonly eventId: number;
+  readonly previousStatus: string;
+}
+
+/** Result of one {@linkcode commitTransitions} call. */
+export interface CommitResult {
+  readonly committed: CommittedTransition[];
+  /** Transitions the guards refused: duplicate, older than the stored observation, unknown or inactive streamer. */
+  readonly rejected: Transition[];
+}
+
+function detailsOf(t: Transition): string {
+  return JSON.stringify({
+    source: t.source,
+    event: t.event,
+    ...(t.livestreamId !== undefined ? { livestream_id: t.livestreamId } : {}),
+    ...(t.extra ?? {}),
+  });
+}
+
+/**
+ * Commits transitions in one statement. Each streamer may appear at most once
+ * per call (callers split longer runs into rounds; see {@linkcode splitRounds}).
+ *
+ * @returns which transitions were committed (in input order) and which the guards refused.
+ * @throws {DatabaseError} when the statement fails (`connection` true for outages).
+ *
+ * @example
+ * ```ts
+ * const { committed } = await commitTransitions(sql, [transition]);
+ * ```
+ */
+export async function commitTransitions(
+  sql: Sql,
+  batch: readonly Transition[],
+): Promise<CommitResult> {
+  if (batch.length === 0) return { committed: [], rejected: [] };
+  const ids = batch.map((t) => t.streamerId);
+  const statuses = batch.map((t) => t.status);
+  const observed = batch.map((t) => new Date(t.observedAt).toISOString());
+  const eventTimes = batch.map((t) => new Date(t.eventTime).toISOString());
+  const details = batch.map(detailsOf);
+  let rows: { ord: string; event_id: string; previous_status: string }[];
+  try {
+    rows = await sql`
+      WITH input AS (
+        SELECT * FROM unnest(${ids}::int[], ${statuses}::text[], ${observed}::timestamptz[],
+                             ${eventTimes}::timestamptz[], ${details}::text[]::jsonb[])
+          WITH ORDINALITY AS t(streamer_id, status, observed_at, event_time, details, ord)
+      ), upd AS (
+        UPDATE streamers s SET
+          status = i.status,
+          last_status_update = i.event_time,
+          status_observed_at = i.observed_at,
+          last_seen_online = CASE WHEN i.status = 'online' THEN i.event_time
+                                  ELSE s.last_seen_online END
+        FROM input i JOIN streamers old ON old.id = i.streamer_id
+        WHERE s.id = i.streamer_id
+          AND s.is_active
+          AND s.status IS DISTINCT FROM i.status
+          AND (s.status_observed_at IS NULL OR s.status_observed_at <= i.observed_at)
+        RETURNING s.id, s.username, s.status, old.status AS previous_status,
+                  i.event_time, i.observed_at, i.details, i.ord
+      ), ins AS (
+        INSERT INTO status_events
+          (streamer_id, event_type, previous_status, "timestamp", observed_at, details)
+        SELECT id, status, previous_status, event_time, observed_at,
+               details || jsonb_build_object('previous_status', previous_status)
+        FROM upd ORDER BY ord
+        RETURNING id, streamer_id
+      )
+      SELECT u.ord, ins.id AS event_id, u.previous_status,
+             pg_notify('kickmon_status', json_build_object(
+               'streamer_id', u.id, 'username', u.username, 'status', u.status,
+               'previous_status', u.previous_status, 'source', u.details->>'source',
+               'timestamp', u.event_time, 'event_id', ins.id)::text) AS notified
+      FROM upd u JOIN ins ON ins.streamer_id = u.id
+      ORDER BY u.ord`;
+  } catch (e) {
+    throw toDatabaseError(e, "committing status transitions");
+  }
+  const committed: CommittedTransition[] = [];
+  const done = new Set<number>();
+  for (const r of rows) {
+    const i = Number(r.ord) - 1;
+    done.add(i);
+    committed.push({
+      transition: batch[i],
+      eventId: Number(r.event_id),
+      previousStatus: r.previous_status,
+    });
+  }
+  const rejected = batch.filter((_, i) => !done.has(i));
+  return { committed, rejected };
+}
+
+/**
+ * Splits a queue into rounds in which each streamer appears at most once,
+ * keeping every streamer's transitions in order (round k holds each
+ * streamer's k-th transition).
+ *
+ * @example
+ * ```ts
+ * splitRounds([a1, b1, a2]); // [[a1, b1], [a2]]
+ * ```
+ */
+export function splitRounds(queue: readonly Transition[]): Transition[][] {
+  const rounds: Transition[][] = [];
+  const seen = new Map<number, number>();
+  for (const t of queue) {
+    const k = seen.get(t.streamerId) ?? 0;
+    seen.set(t.streamerId, k + 1);
+    (rounds[k] ??= []).push(t);
+  }
+  return rounds;
+}
+
+/** Options for {@linkcode StatusWriter}. */
+export interface StatusWriterOptions {
+  /** Spool file path (JSON lines). Null disables durability (tests of the writer alone). */
+  readonly spoolPath: string | null;
+  /** Spool size bound, bytes. Beyond it, transitions coalesce per streamer in memory. */
+  readonly spoolMaxBytes?: number;
+  /** Largest number of transitions per statement. Default 1000. */
+  readonly maxBatch?: number;
+  /** Retry backoff while the database is unreachable: base and cap, ms. Default 250 / 5000. */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+  /** Called after each successful commit with what was committed and refused. */
+  readonly onCommit?: (result: CommitResult) => void;
+  /** Called when the database goes down (`false`) or comes back (`true`). */
+  readonly onDatabaseState?: (up: boolean, error?: Error) => void;
+}
+
+/** Counters exposed as metrics. */
+export interface WriterStats {
+  /** Transitions waiting (in memory). */
+  queueDepth: number;
+  /** Bytes in the spool file. */
+  spoolBytes: number;
+  committedTotal: number;
+  rejectedTotal: number;
+  /** Transitions merged away because the spool hit its bound. */
+  coalescedTotal: number;
+  statementsTotal: number;
+  /** Whether the last write attempt reached the database. */
+  databaseUp: boolean;
+}
+
+/**
+ * The single writer of status transitions. Order per streamer is preserved.
+ *
+ * @example
+ * ```ts
+ * const writer = new StatusWriter(sql, { spoolPath: "./state/spool.jsonl" });
+ * await writer.open(); // replays a spool left by a crash
+ * writer.enqueue(transition);
+ * await writer.close(5_000);
+ * ```
+ */
+export class StatusWriter {
+  readonly #sql: Sql;
+  readonly #opts: StatusWriterOptions;
+  #queue: Transition[] = [];
+  #loop: Promise<void> | null = null;
+  #spool: Deno.FsFile | null = null;
+  #spooling = false;
+  #closed = false;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #wake: (() => void) | null = null;
+  #drained: Array<() => void> = [];
+  readonly stats: WriterStats = {
+    queueDepth: 0,
+    spoolBytes: 0,
+    committedTotal: 0,
+    rejectedTotal: 0,
+    coalescedTotal: 0,
+    statementsTotal: 0,
+    databaseUp: true,
+  };
+
+  constructor(sql: Sql, opts: StatusWriterOptions) {
+    this.#sql = sql;
+    this.#opts = opts;
+  }
+
+  /**
+   * Loads a spool left by an earlier run (a crash during an outage) into the
+   * queue, ahead of anything new, and starts committing it.
+   *
+   * @returns how many spooled transitions were loaded.
+   * @throws {Deno.errors.PermissionDenied} when the spool cannot be read.
+   */
+  async open(): Promise<number> {
+    const path = this.#opts.spoolPath;
+    if (!path) return 0;
+    let text = "";
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const loaded: Transition[] = [];
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        loaded.push(JSON.parse(line) as Transition);
+      } catch {
+        log.warn("spool: skipping a torn line (crash while appending)", { path });
+      }
+    }
+    if (loaded.length > 0) {
+      log.info("spool: replaying {count} transitions from an earlier outage", {
+        count: loaded.length,
+        path,
+      });
+      this.#queue = [...loaded, ...this.#queue];
+      // Keep the file: its content stays valid until the queue drains.
+      this.#spool = await Deno.open(path, { append: true, create: true });
+      this.#spooling = true;
+      this.stats.spoolBytes = new TextEncoder().encode(text).length;
+      this.#kick();
+    }
+    return loaded.length;
+  }
+
+  /** Queues a transition; it is committed as soon as the database allows. */
+  enqueue(t: Transition): void {
+    if (this.#closed) throw new Error("status writer is closed");
+    if (this.#spooling) {
+      if (this.stats.spoolBytes >= (this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024)) {
+        this.#coalesce(t);
+        return;
+      }
+      this.#appendSpool([t]);
+    }
+    this.#queue.push(t);
+    this.stats.queueDepth = this.#queue.length;
+    this.#kick();
+  }
+
+  /** Number of transitions not yet committed. */
+  get depth(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Resolves when the queue is empty or after `timeoutMs`.
+   *
+   * @returns true when everything was committed.
+   */
+  async flush(timeoutMs: number): Promise<boolean> {
+    if (this.#queue.length === 0 && !this.#loop) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = new Promise<boolean>((resolve) => this.#drained.push(() => resolve(true)));
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    this.#retryNow();
+    try {
+      return await Promise.race([drained, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Flushes (bounded by `timeoutMs`) and stops. What could not be committed
+   * stays in the spool for the next start.
+   *
+   * @returns true when the queue was fully committed.
+   */
+  async close(timeoutMs: number): Promise<boolean> {
+    const ok = await this.flush(timeoutMs);
+    if (!ok && this.#opts.spoolPath && !this.#spooling) {
+      // Not yet spooled (the database was slow, not down): persist before exit.
+      this.#startSpooling();
+    }
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    this.#wake?.();
+    this.#spool?.close();
+    this.#spool = null;
+    return ok;
+  }
+
+  #coalesce(t: Transition): void {
+    // Spool full: keep only the latest pending transition per streamer in memory.
+    const i = this.#queue.findLastIndex((q) => q.streamerId === t.streamerId);
+    if (i >= 0 && i >= this.#queue.length - 1) this.#queue[i] = t;
+    else this.#queue.push(t);
+    this.stats.coalescedTotal++;
+    this.stats.queueDepth = this.#queue.length;
+    log.error(
+      "spool full ({bytes} bytes): transitions coalesce per streamer until the database returns",
+      {
+        bytes: this.stats.spoolBytes,
+      },
+    );
+  }
+
+  #appendSpool(ts: readonly Transition[]): void {
+    if (!this.#spool) return;
+    const data = new TextEncoder().encode(ts.map((t) => JSON.stringify(t)).join("\n") + "\n");
+    let off = 0;
+    while (off < data.length) off += this.#spool.writeSync(data.subarray(off));
+    this.#spool.syncDataSync();
+    this.stats.spoolBytes += data.length;
+  }
+
+  #startSpooling(): void {
+    const path = this.#opts.spoolPath;
+    if (!path || this.#spooling) return;
+    try {
+      this.#spool = Deno.openSync(path, { write: true, create: true, truncate: true });
+      this.stats.spoolBytes = 0;
+      this.#spooling = true;
+      this.#appendSpool(this.#queue);
+      log.warn("database unreachable: spooling {count} transitions to {path}", {
+        count: this.#queue.length,
+        path,
+      });
+    } catch (e) {
+      log.error("cannot write spool {path}: {error}; transitions are kept in memory only", {
+        path,
+        error: String(e),
+      });
+    }
+  }
+
+  #stopSpooling(): void {
+    if (!this.#spooling) return;
+    this.#spooling = false;
+    try {
+      this.#spool?.close();
+    } catch { /* already closed */ }
+    this.#spool = null;
+    if (this.#opts.spoolPath) {
+      try {
+        Deno.truncateSync(this.#opts.spoolPath, 0);
+      } catch { /* gone */ }
+    }
+    this.stats.spoolBytes = 0;
+  }
+
+  #kick(): void {
+    // A running loop picks new transitions up itself; waking it here would
+    // turn every enqueue during an outage into a reconnect attempt.
+    if (this.#loop) return;
+    this.#loop = this.#run().finally(() => {
+      this.#loop = null;
+      if (this.#queue.length > 0 && !this.#closed) this.#kick();
+    });
+  }
+
+  #retryNow(): void {
+    if (this.#wake) this.#wake();
+  }
+
+  async #run(): Promise<void> {
+    let attempt = 0;
+    while (this.#queue.length > 0 && !this.#closed) {
+      const max = this.#opts.maxBatch ?? 1000;
+      const batch = this.#queue.slice(0, max);
+      try {
+        const rounds = splitRounds(batch);
+        const results: CommitResult[] = [];
+        if (rounds.length === 1) {
+          results.push(await commitTransitions(this.#sql, rounds[0]));
+        } else {
+          await this.#sql.begin(async (tx) => {
+            for (const r of rounds) results.push(await commitTransitions(tx as unknown as Sql, r));
+          });
+        }
+        this.stats.statementsTotal += rounds.length;
+        this.#queue.splice(0, batch.length);
+        this.stats.queueDepth = this.#queue.length;
+        if (!this.stats.databaseUp) {
+          this.stats.databaseUp = true;
+          log.info("database reachable again; committed {count} queued transitions", {
+            count: batch.length,
+          });
+          this.#opts.onDatabaseState?.(true);
+        }
+        attempt = 0;
+        for (const r of results) {
+          this.stats.committedTotal += r.committed.length;
+          this.stats.rejectedTotal += r.rejected.length;
+          this.#opts.onCommit?.(r);
+        }
+        if (this.#queue.length === 0) {
+          this.#stopSpooling();
+          const waiters = this.#drained;
+          this.#drained = [];
+          for (const w of waiters) w();
+        }
+      } catch (e) {
+        if (!isConnectionError(e)) {
+          // A statement error is a bug or bad data, not an outage: do not
+          // block the queue forever on it. Log loudly and drop the batch.
+          log.error("status write failed, dropping {count} transitions: {error}", {
+            count: batch.length,
+            error: String(e),
+          });
+          this.#queue.splice(0, batch.length);
+          this.stats.queueDepth = this.#queue.length;
+          continue;
+        }
+        if (this.stats.databaseUp) {
+          this.stats.databaseUp = false;
+          this.#opts.onDatabaseState?.(false, e as Error);
+          log.error("database unreachable while writing: {error}", { error: String(e) });
+        }
+        this.#startSpooling();
+        attempt++;
+        const base = this.#opts.retryBaseMs ?? 250;
+        const cap = this.#opts.retryMaxMs ?? 5000;
+        const delay = Math.min(cap, base * 2 ** Math.min(attempt, 10));
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          this.#retryTimer = setTimeout(resolve, delay * (0.5 + Math.random() / 2));
+        });
+        clearTimeout(this.#retryTimer);
+        this.#wake = null;
+      }
+    }
+  }
+}

@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createTestDatabase } from "../../tests/helpers/database.ts";
+import type { Transition } from "../core/types.ts";
+import type { Sql } from "./client.ts";
+import { migrate, pendingMigrations } from "./migrate.ts";
+import { commitTransitions, splitRounds, StatusWriter } from "./status_writer.ts";
+
+async function withDb(fn: (sql: Sql) => Promise<void>) {
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 3, onnotice: () => {} }) as unknown as Sql;
+  try {
+    await migrate(sql);
+    await fn(sql);
+  } finally {
+    await sql.end({ timeout: 1 });
+    await db.drop();
+  }
+}
+
+const tr = (streamerId: number, status: "online" | "offline", at: number): Transition => ({
+  streamerId,
+  status,
+  previousStatus: status === "online" ? "offline" : "online",
+  observedAt: at,
+  eventTime: at - 5,
+  source: "pusher",
+  event: status === "online" ? "App\\Events\\StreamerIsLive" : "App\\Events\\StopStreamBroadcast",
+  livestreamId: 42,
+});
+
+Deno.test("migrate is idempotent and records what ran", async () => {
+  await withDb(async (sql) => {
+    assert.deepEqual(await migrate(sql), []);
+    assert.deepEqual(await pendingMigrations(sql), []);
+    const [{ n }] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM schema_migrations`;
+    assert.equal(n, 1);
+    // two concurrent migrations serialise on the advisory lock
+    const [a, b] = await Promise.all([migrate(sql), migrate(sql)]);
+    assert.deepEqual([...a, ...b], []);
+  });
+});
+
+Deno.test("commitTransitions writes a transition once, with history and NOTIFY", async () => {
+  await withDb(async (sql) => {
+    const [{ id }] = await sql<{ id: number }[]>`
+      INSERT INTO streamers (username, kick_channel_id) VALUES ('xqc', 668) RETURNING id`;
+    const notes: string[] = [];
+    const sub = await sql.listen("kickmon_status", (p) => notes.push(p));
+    const r1 = await commitTransitions(sql, [tr(id, "online", 1_000_000)]);
+    assert.equal(r1.committed.length, 1);
+    assert.equal(r1.committed[0].previousStatus, "unknown");
+    // duplicate: nothing written
+    const r2 = await commitTransitions(sql, [tr(id, "online", 1_000_100)]);
+    assert.equal(r2.committed.length, 0);
+    assert.equal(r2.rejected.length, 1);
+    // older observation than the stored one: refused
+    const r3 = await commitTransitions(sql, [tr(id, "offline", 999_000)]);
+    assert.equal(r3.committed.length, 0);
+    const rows = await sql<{ event_type: string; details: Record<string, unknown> }[]>`
+      SELECT event_type, details FROM status_events WHERE streamer_id = ${id} ORDER BY id`;
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].event_type, "online");
+    assert.equal(rows[0].details.source, "pusher");
+    assert.equal(rows[0].details.previous_status, "unknown");
+    assert.equal(rows[0].details.livestream_id, 42);
+    assert.equal(rows[0].details.event, "App\\Events\\StreamerIsLive");
+    const [s] = await sql<{ status: string; last_seen_online: Date | null }[]>`
+      SELECT status, last_seen_online FROM streamers WHERE id = ${id}`;
+    assert.equal(s.status, "online");
+    assert.ok(s.last_seen_online);
+    for (let i = 0; i < 50 && notes.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await sub.unlisten();
+    assert.equal(notes.length, 1);
+    const n = JSON.parse(notes[0]);
+    assert.equal(n.username, "xqc");
+    assert.equal(n.status, "online");
+    assert.equal(n.source, "pusher");
+  });
+});
+
+Deno.test("commitTransitions refuses inactive and deleted streamers", async () => {
+  await withDb(async (sql) => {
+    const [{ id }] = await sql<{ id: number }[]>`
+      INSERT INTO streamers (username, is_active) VALUES ('gone', false) RETURNING id`;
+    const r = await commitTransitions(sql, [tr(id, "online", 1), tr(id + 1000, "online", 1)]);
+    assert.equal(r.committed.length, 0);
+    assert.equal(r.rejected.length, 2);
+  });
+});
+
+Deno.test("splitRounds keeps each streamer's order", () => {
+  const a1 = tr(1, "online", 1), b1 = tr(2, "online", 2), a2 = tr(1, "offline", 3);
+  assert.deepEqual(splitRounds([a1, b1, a2]), [[a1, b1], [a2]]);
+});
+
+Deno.test("StatusWriter commits a burst in order, several per streamer", async () => {
+  await withDb(async (sql) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const [{ id }] = await sql<{ id: number }[]>`
+        INSERT INTO streamers (username) VALUES (${"s" + i}) RETURNING id`;
+      ids.push(id);
+    }
+    const writer = new StatusWriter(sql, { spoolPath: null });
+    let t = 1_000;
+    for (let round = 0; round < 5; round++) {
+      for (const id of ids) writer.enqueue(tr(id, round % 2 === 0 ? "online" : "offline", t++));
+    }
+    assert.ok(await writer.flush(10_000));
+    assert.equal(writer.stats.committedTotal, 100);
+    const rows = await sql<{ streamer_id: number; event_type: string }[]>`
+      SELECT streamer_id, event_type FROM status_events ORDER BY id`;
+    assert.equal(rows.length, 100);
+    for (const id of ids) {
+      const seq = rows.filter((r) => r.streamer_id === id).map((r) => r.event_type);
+      assert.deepEqual(seq, ["online", "offline", "online", "offline", "online"]);
+    }
+    await writer.close(1000);
+  });
+});
+
+Deno.test("StatusWriter spools during an outage and replays after a crash", async () => {
+  const db = await createTestDatabase();
+  const dir = await Deno.makeTempDir();
+  const spoolPath = `${dir}/spool.jsonl`;
+  const admin = postgres(db.url, { max: 1, onnotice: () => {} }) as unknown as Sql;
+  try {
+    await migrate(admin);
+    const [{ id }] = await admin<{ id: number }[]>`
+      INSERT INTO streamers (username) VALUES ('spooled') RETURNING id`;
+    // A client pointed at a closed port: every write is a connection error.
+    const dead = postgres("postgres://postgres@127.0.0.1:1/none", {
+      max: 1,
+      connect_timeout: 1,
+      onnotice: () => {},
+    }) as unknown as Sql;
+    const w1 = new StatusWriter(dead, { spoolPath, retryBaseMs: 50, retryMaxMs: 200 });
+    w1.enqueue(tr(id, "online", 10));
+    w1.enqueue(tr(id, "offline", 20));
+    w1.enqueue(tr(id, "online", 30));
+    assert.equal(await w1.flush(1500), false);
+    assert.equal(w1.stats.databaseUp, false);
+    await w1.close(100); // "crash": nothing committed
+    await dead.end({ timeout: 1 });
+    const spooled = (await Deno.readTextFile(spoolPath)).trim().split("\n");
+    assert.equal(spooled.length, 3);
+    // Next start: replay in order, exactly once, then the spool is empty.
+    const w2 = new StatusWriter(admin, { spoolPath });
+    assert.equal(await w2.open(), 3);
+    assert.ok(await w2.flush(5000));
+    await w2.close(100);
+    const rows = await admin<{ event_type: string }[]>`
+      SELECT event_type FROM status_events WHERE streamer_id = ${id} ORDER BY id`;
+    assert.deepEqual(rows.map((r) => r.event_type), ["online", "offline", "online"]);
+    assert.equal((await Deno.readTextFile(spoolPath)).length, 0);
+    // Replaying the same spool again writes nothing (idempotent).
+    await Deno.writeTextFile(spoolPath, spooled.join("\n") + "\n");
+    const w3 = new StatusWriter(admin, { spoolPath });
+    await w3.open();
+    assert.ok(await w3.flush(5000));
+    await w3.close(100);
+    const [{ n }] = await admin<{ n: number }[]>`SELECT count(*)::int AS n FROM status_events`;
+    assert.equal(n, 3);
+  } finally {
+    await admin.end({ timeout: 1 });
+    await db.drop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

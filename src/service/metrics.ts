@@ -1,0 +1,186 @@
+/**
+ * kickmon's Prometheus metrics (prom-client), named per Prometheus
+ * conventions: counters end in `_total`, durations are `_seconds`, sizes
+ * `_bytes`. One registry per process; `GET /metrics` serves it.
+ *
+ * @module
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * The metric set of one monitor. Gauges that mirror live state are filled by
+ * `collect` callbacks given to {@linkcode createMetrics}.
+ *
+ * @example
+ * ```ts
+ * const m = createMetrics({});
+ * m.eventsReceived.inc({ event: "App\\Events\\StreamerIsLive", source: "pusher" });
+ * console.log(await m.registry.metrics());
+ * ```
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** Events received, by Kick event name and source (pusher, webhook, reconcile). */
+  readonly eventsReceived: Counter<"event" | "source">;
+  /** Frames dropped as malformed, by reason. */
+  readonly framesMalformed: Counter<"reason">;
+  /** Events ignored (unknown streamer, inactive, stale, duplicate), by reason. */
+  readonly eventsIgnored: Counter<"reason" | "source">;
+  /** Transitions committed, by new status and source. */
+  readonly transitions: Counter<"status" | "source">;
+  /** Receive-to-commit latency, seconds. */
+  readonly eventToCommit: Histogram<"source">;
+  /** Pusher reconnects by reason. */
+  readonly reconnects: Counter<"reason">;
+  /** Official API requests by endpoint and status code. */
+  readonly apiRequests: Counter<"endpoint" | "code">;
+  /** Reconciliation passes by outcome. */
+  readonly reconciliations: Counter<"outcome">;
+  /** Webhook deliveries by outcome. */
+  readonly webhooks: Counter<"outcome">;
+}
+
+/** Live-state readers for gauges (called at scrape time). */
+export interface MetricsCollectors {
+  readonly streamersByStatus?: () => Record<string, number>;
+  readonly connectionsByState?: () => Record<string, number>;
+  readonly writeQueueDepth?: () => number;
+  readonly spoolBytes?: () => number;
+  readonly databaseUp?: () => boolean;
+  readonly tokenValid?: () => boolean;
+}
+
+/**
+ * Creates the registry and every metric.
+ *
+ * @example
+ * ```ts
+ * const m = createMetrics({ writeQueueDepth: () => writer.depth });
+ * ```
+ */
+export function createMetrics(c: MetricsCollectors): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  new Gauge({
+    name: "kickmon_streamers",
+    help: 'Active streamers by status (inactive ones under status="inactive").',
+    labelNames: ["status"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [k, v] of Object.entries(c.streamersByStatus?.() ?? {})) {
+        this.set({ status: k }, v);
+      }
+    },
+  });
+  new Gauge({
+    name: "kickmon_pusher_connections",
+    help: "Pusher connections (shards) by state.",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [k, v] of Object.entries(c.connectionsByState?.() ?? {})) {
+        this.set({ state: k }, v);
+      }
+    },
+  });
+  new Gauge({
+    name: "kickmon_write_queue_depth",
+    help: "Transitions waiting to be committed.",
+    registers,
+    collect() {
+      this.set(c.writeQueueDepth?.() ?? 0);
+    },
+  });
+  new Gauge({
+    name: "kickmon_spool_bytes",
+    help: "Bytes in the outage spool file.",
+    registers,
+    collect() {
+      this.set(c.spoolBytes?.() ?? 0);
+    },
+  });
+  new Gauge({
+    name: "kickmon_database_up",
+    help: "1 when the last database write or ping succeeded.",
+    registers,
+    collect() {
+      this.set(c.databaseUp?.() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "kickmon_oauth_token_valid",
+    help: "1 while an unexpired app access token is held.",
+    registers,
+    collect() {
+      this.set(c.tokenValid?.() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "kickmon_process_resident_memory_bytes",
+    help: "Resident set size of this process, bytes.",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  return {
+    registry,
+    eventsReceived: new Counter({
+      name: "kickmon_events_received_total",
+      help: "Status events received, by Kick event name and source.",
+      labelNames: ["event", "source"],
+      registers,
+    }),
+    framesMalformed: new Counter({
+      name: "kickmon_frames_malformed_total",
+      help: "Frames dropped as malformed, by reason.",
+      labelNames: ["reason"],
+      registers,
+    }),
+    eventsIgnored: new Counter({
+      name: "kickmon_events_ignored_total",
+      help: "Status events that changed nothing, by reason and source.",
+      labelNames: ["reason", "source"],
+      registers,
+    }),
+    transitions: new Counter({
+      name: "kickmon_transitions_total",
+      help: "Status transitions committed, by new status and source.",
+      labelNames: ["status", "source"],
+      registers,
+    }),
+    eventToCommit: new Histogram({
+      name: "kickmon_event_to_commit_seconds",
+      help: "Time from receiving an event to committing its transition, seconds.",
+      labelNames: ["source"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    reconnects: new Counter({
+      name: "kickmon_pusher_reconnects_total",
+      help: "Pusher reconnects, by reason.",
+      labelNames: ["reason"],
+      registers,
+    }),
+    apiRequests: new Counter({
+      name: "kickmon_api_requests_total",
+      help: "Official API and OAuth requests, by endpoint and HTTP status code.",
+      labelNames: ["endpoint", "code"],
+      registers,
+    }),
+    reconciliations: new Counter({
+      name: "kickmon_reconciliations_total",
+      help: "Reconciliation passes against the official API, by outcome.",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    webhooks: new Counter({
+      name: "kickmon_webhook_deliveries_total",
+      help: "Webhook deliveries, by outcome.",
+      labelNames: ["outcome"],
+      registers,
+    }),
+  };
+}

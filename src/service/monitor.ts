@@ -1,0 +1,395 @@
+/**
+ * The running service: wires Kick's signals (wire layer) through the
+ * decision core into the status writer (database layer).
+ *
+ * An event's path: Pusher socket → `kick/pusher/subscriber.ts` →
+ * `kick/pusher/frames.ts` (bytes → {@linkcode Observation}) →
+ * `core/tracker.ts` (observation → transition) → `db/status_writer.ts`
+ * (transition → committed row + NOTIFY).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Config } from "../config/config.ts";
+import { StatusTracker } from "../core/tracker.ts";
+import type { Observation, StreamerRecord } from "../core/types.ts";
+import { connectDatabase, isConnectionError, pingDatabase, type Sql } from "../db/client.ts";
+import { listenStreamerChanges } from "../db/listener.ts";
+import { migrate } from "../db/migrate.ts";
+import { getStreamers, listStreamers, writeIdentity } from "../db/streamers_repo.ts";
+import { type CommitResult, StatusWriter } from "../db/status_writer.ts";
+import { parsePusherEvent } from "../kick/pusher/frames.ts";
+import { PusherSubscriber, type ShardSnapshot } from "../kick/pusher/subscriber.ts";
+import { LogRateLimiter } from "../log/logging.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+
+const log = getLogger(["kickmon", "monitor"]);
+
+/** Health of each component, as `/health` and the live view show it. */
+export interface MonitorHealth {
+  readonly healthy: boolean;
+  readonly database: { readonly up: boolean; readonly error?: string };
+  readonly pusher: { readonly up: boolean; readonly shards: readonly ShardSnapshot[] };
+  readonly token: { readonly state: string };
+  readonly writeQueueDepth: number;
+}
+
+/** Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP). */
+export interface MonitorPlugin {
+  /** Name for logs. */
+  readonly name: string;
+  start(monitor: Monitor): Promise<void> | void;
+  stop(): Promise<void> | void;
+}
+
+/**
+ * One running kickmon instance.
+ *
+ * @example
+ * ```ts
+ * const monitor = new Monitor(config);
+ * await monitor.start();
+ * // … later, on SIGTERM:
+ * await monitor.stop();
+ * ```
+ */
+export class Monitor {
+  readonly config: Config;
+  readonly sql: Sql;
+  readonly tracker = new StatusTracker();
+  readonly writer: StatusWriter;
+  readonly subscriber: PusherSubscriber;
+  readonly metrics: Metrics;
+  readonly plugins: MonitorPlugin[] = [];
+  /** Called after each Pusher reconnect (reconciliation hooks in here). */
+  readonly onReconnect: Array<(shard: number) => void> = [];
+  /** Called after a full resync of the list (identity resolution hooks in here). */
+  readonly onListChanged: Array<() => void> = [];
+  /** Called with every committed transition (live view). */
+  readonly onTransition: Array<(r: CommitResult) => void> = [];
+  /** Token state reporter (set by the official-API plugin). */
+  tokenState: () => string = () => "not used";
+
+  #dbUp = true;
+  #dbError: string | undefined;
+  #stopListening: (() => Promise<void>) | null = null;
+  #resyncTimer: ReturnType<typeof setInterval> | undefined;
+  #resyncing: Promise<void> | null = null;
+  #resyncAgain = false;
+  #stopped = false;
+  readonly #logLimit = new LogRateLimiter(5, 60_000);
+  #fatal: ((e: Error) => void) | null = null;
+  /** Resolves when the service hits an unrecoverable error (gave up reconnecting). */
+  readonly fatal: Promise<Error>;
+
+  constructor(config: Config, options: { sql?: Sql } = {}) {
+    this.config = config;
+    this.fatal = new Promise((resolve) => (this.#fatal = resolve));
+    this.sql = options.sql ?? connectDatabase(config.database);
+    this.writer = new StatusWriter(this.sql, {
+      spoolPath: `${config.system.stateDirectory}/spool.jsonl`,
+      spoolMaxBytes: config.system.spoolMaxBytes,
+      onCommit: (r) => this.#onCommit(r),
+      onDatabaseState: (up, err) => this.#setDb(up, err),
+    });
+    this.metrics = createMetrics({
+      streamersByStatus: () => ({ ...this.tracker.counts() }),
+      connectionsByState: () => {
+        const out: Record<string, number> = {};
+        for (const s of this.subscriber.snapshot()) out[s.state] = (out[s.state] ?? 0) + 1;
+        return out;
+      },
+      writeQueueDepth: () => this.writer.depth,
+      spoolBytes: () => this.writer.stats.spoolBytes,
+      databaseUp: () => this.#dbUp,
+      tokenValid: () => this.tokenState() === "valid",
+    });
+    const p = config.kick.pusher;
+    this.subscriber = new PusherSubscriber({
+      key: p.key,
+      cluster: p.cluster,
+      host: p.host,
+      port: p.port,
+      tls: p.tls,
+      maxChannelsPerConnection: p.maxChannelsPerConnection,
+      reconnectBaseMs: config.monitoring.reconnectDelayMs,
+      reconnectMaxMs: config.monitoring.maxReconnectDelayMs,
+      maxReconnectAttempts: config.monitoring.maxReconnectAttempts,
+    }, {
+      onEvent: (channel, event, data, receivedAt, receivedMono) =>
+        this.#onPusherEvent(channel, event, data, receivedAt, receivedMono),
+      onConnected: (shard, info) => {
+        if (info.reconnect) {
+          log.info("pusher shard {shard} reconnected (socket {socketId})", {
+            shard,
+            socketId: info.socketId,
+          });
+          for (const f of this.onReconnect) f(shard);
+        }
+      },
+      onDisconnected: (shard, reason, code) => {
+        this.metrics.reconnects.inc({ reason: code !== undefined ? String(code) : reason });
+      },
+      onGiveUp: (shard, attempts) => {
+        this.#fatal?.(
+          new Error(`pusher shard ${shard} gave up after ${attempts} reconnect attempts`),
+        );
+      },
+    });
+  }
+
+  /**
+   * Starts everything: waits for the database (retrying), migrates, replays
+   * a spool left by a crash, loads the list, LISTENs for changes, connects
+   * to Pusher, then starts plugins.
+   *
+   * @throws {DatabaseError} on a non-connection database failure (e.g. a failed migration).
+   */
+  async start(): Promise<void> {
+    await Deno.mkdir(this.config.system.stateDirectory, { recursive: true });
+    await this.#waitForDatabase();
+    const applied = await migrate(this.sql);
+    if (applied.length) log.info("applied migrations {applied}", { applied });
+    const replayed = await this.writer.open();
+    if (replayed) await this.writer.flush(this.config.monitoring.shutdownTimeoutMs);
+    this.#stopListening = await listenStreamerChanges(this.sql, {
+      onChange: (c) => {
+        if (c.op === "DELETE") {
+          this.tracker.remove(c.id);
+          this.#applyChannels();
+        } else this.#reload([c.id]);
+      },
+      onListen: () => this.resync(),
+    });
+    await this.resync();
+    this.subscriber.start();
+    this.#resyncTimer = setInterval(
+      () => this.resync(),
+      this.config.monitoring.resyncIntervalMs,
+    );
+    for (const p of this.plugins) await p.start(this);
+    log.info("kickmon started: {count} streamers, {channels} Pusher channels", {
+      count: this.tracker.size,
+      channels: this.tracker.channelIds().length,
+    });
+  }
+
+  async #waitForDatabase(): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      if (this.#stopped) throw new Error("stopped while waiting for the database");
+      try {
+        await pingDatabase(this.sql);
+        this.#setDb(true);
+        return;
+      } catch (e) {
+        if (!isConnectionError(e)) throw e;
+        this.#setDb(false, e as Error);
+        if (attempt === 0) {
+          log.error("database unreachable at start, retrying: {error}", { error: String(e) });
+        }
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+      }
+    }
+  }
+
+  /**
+   * Re-reads the whole list and brings subscriptions in line. Concurrent
+   * calls coalesce into one extra pass.
+   */
+  resync(): Promise<void> {
+    if (this.#resyncing) {
+      this.#resyncAgain = true;
+      return this.#resyncing;
+    }
+    this.#resyncing = (async () => {
+      do {
+        this.#resyncAgain = false;
+        try {
+          const rows = await listStreamers(this.sql);
+          this.tracker.replaceAll(rows);
+          this.#setDb(true);
+          this.#applyChannels();
+          for (const f of this.onListChanged) f();
+        } catch (e) {
+          this.#setDb(false, e as Error);
+          log.warn("streamer list resync failed (will retry): {error}", { error: String(e) });
+        }
+      } while (this.#resyncAgain && !this.#stopped);
+    })().finally(() => (this.#resyncing = null));
+    return this.#resyncing;
+  }
+
+  #reload(ids: number[]): void {
+    getStreamers(this.sql, ids).then((rows: StreamerRecord[]) => {
+      const found = new Set(rows.map((r) => r.id));
+      for (const r of rows) this.tracker.upsert(r);
+      for (const id of ids) if (!found.has(id)) this.tracker.remove(id);
+      this.#applyChannels();
+      for (const f of this.onListChanged) f();
+    }).catch((e) => {
+      log.warn("reloading streamers {ids} failed; the next resync fixes it: {error}", {
+        ids,
+        error: String(e),
+      });
+    });
+  }
+
+  #applyChannels(): void {
+    if (!this.#stopped) this.subscriber.setChannels(this.tracker.channelIds());
+  }
+
+  #onPusherEvent(
+    channel: string,
+    event: string,
+    data: unknown,
+    receivedAt: number,
+    receivedMono: number,
+  ): void {
+    const r = parsePusherEvent(channel, event, data, receivedAt);
+    if (r.kind === "ignored") return;
+    if (r.kind === "malformed") {
+      this.metrics.framesMalformed.inc({ reason: r.reason });
+      if (this.#logLimit.allow(`malformed:${r.reason}`)) {
+        log.warn("dropped malformed {event} frame on {channel}: {reason} ({detail})", {
+          event: event.slice(0, 100),
+          channel: channel.slice(0, 100),
+          reason: r.reason,
+          detail: r.detail.slice(0, 200),
+        });
+      }
+      return;
+    }
+    this.observe({ ...r.observation, receivedMono });
+  }
+
+  /**
+   * Feeds one observation from any source through the core into the writer.
+   * Used by Pusher, webhooks and reconciliation alike.
+   */
+  observe(obs: Observation): void {
+    this.metrics.eventsReceived.inc({ event: obs.event, source: obs.source });
+    const d = this.tracker.observe(obs);
+    switch (d.kind) {
+      case "transition":
+        this.writer.enqueue(d.transition);
+        break;
+      case "unknown_streamer":
+      case "inactive": {
+        this.metrics.eventsIgnored.inc({ reason: d.kind, source: obs.source });
+        const key = obs.key.kind === "channel_id"
+          ? `channel ${obs.key.channelId}`
+          : `user ${obs.key.userId}`;
+        if (this.#logLimit.allow(`ignored:${d.kind}`)) {
+          log.info("{event} for {key} ignored: streamer {why}", {
+            event: obs.event,
+            key,
+            why: d.kind === "inactive" ? "is not active" : "is not in the streamers table",
+          });
+        }
+        break;
+      }
+      default:
+        this.metrics.eventsIgnored.inc({ reason: d.kind, source: obs.source });
+    }
+    if ((d.kind === "transition" || d.kind === "duplicate") && d.learned) {
+      const l = d.learned;
+      writeIdentity(this.sql, {
+        streamerId: l.streamerId,
+        kickChannelId: l.kickChannelId,
+        kickUserId: l.kickUserId,
+      }).then((changed) => {
+        if (changed) {
+          log.info("learned ids for streamer {id}: channel {ch}, user {user}", {
+            id: l.streamerId,
+            ch: l.kickChannelId ?? "-",
+            user: l.kickUserId ?? "-",
+          });
+        }
+      }).catch((e) => log.warn("writing learned ids failed: {error}", { error: String(e) }));
+    }
+  }
+
+  #onCommit(r: CommitResult): void {
+    const now = performance.now();
+    for (const c of r.committed) {
+      const t = c.transition;
+      this.tracker.settle(t, true);
+      this.metrics.transitions.inc({ status: t.status, source: t.source });
+      if (t.receivedMono !== undefined && t.receivedMono <= now) {
+        this.metrics.eventToCommit.observe({ source: t.source }, (now - t.receivedMono) / 1000);
+      }
+    }
+    const refresh: number[] = [];
+    for (const t of r.rejected) {
+      if (this.tracker.settle(t, false)) refresh.push(t.streamerId);
+      this.metrics.eventsIgnored.inc({ reason: "refused_by_database", source: t.source });
+    }
+    if (refresh.length) this.#reload(refresh);
+    for (const f of this.onTransition) f(r);
+  }
+
+  #setDb(up: boolean, err?: Error): void {
+    if (up === this.#dbUp && (up || this.#dbError)) return;
+    this.#dbUp = up;
+    this.#dbError = up ? undefined : err?.message.split("\n")[0];
+  }
+
+  /** Component states for `/health`, `kickmon status` and the live view. */
+  health(): MonitorHealth {
+    const shards = this.subscriber.snapshot();
+    const pusherUp = shards.every((s) => s.state === "connected");
+    const dbUp = this.#dbUp && this.writer.stats.databaseUp;
+    const token = this.tokenState();
+    const tokenOk = token === "valid" || token === "not used" || token === "refreshing";
+    return {
+      healthy: dbUp && pusherUp && tokenOk,
+      database: { up: dbUp, error: this.#dbError },
+      pusher: { up: pusherUp, shards },
+      token: { state: token },
+      writeQueueDepth: this.writer.depth,
+    };
+  }
+
+  /** Pings the database now and records the result (for `/health`). */
+  async checkDatabase(): Promise<boolean> {
+    try {
+      await pingDatabase(this.sql);
+      this.#setDb(true);
+      return true;
+    } catch (e) {
+      this.#setDb(false, e as Error);
+      return false;
+    }
+  }
+
+  /**
+   * Stops intake (sockets, plugins), flushes pending writes within
+   * `MONITORING_SHUTDOWN_TIMEOUT`, and closes the database.
+   *
+   * @returns true when every queued transition was committed (else it is in the spool).
+   */
+  async stop(): Promise<boolean> {
+    if (this.#stopped) return true;
+    this.#stopped = true;
+    clearInterval(this.#resyncTimer);
+    for (const p of [...this.plugins].reverse()) {
+      try {
+        await p.stop();
+      } catch (e) {
+        log.warn("stopping {name} failed: {error}", { name: p.name, error: String(e) });
+      }
+    }
+    await this.subscriber.stop();
+    const flushed = await this.writer.close(this.config.monitoring.shutdownTimeoutMs);
+    if (!flushed) {
+      log.warn("shutdown: {count} transitions not committed; kept in the spool for next start", {
+        count: this.writer.depth,
+      });
+    }
+    try {
+      await this.#stopListening?.();
+    } catch { /* database gone */ }
+    await this.sql.end({ timeout: 2 }).catch(() => {});
+    return flushed;
+  }
+}
