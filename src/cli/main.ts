@@ -17,7 +17,6 @@ import { connectDatabase, pingDatabase, type Sql } from "../db/client.ts";
 import { migrate, pendingMigrations } from "../db/migrate.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { EXIT, reportError } from "./errors.ts";
-import { runStart } from "./start.ts";
 
 /** kickmon's version (deno.json `version`). */
 export const VERSION = "0.1.0";
@@ -72,6 +71,7 @@ export async function main(args: readonly string[]): Promise<number> {
         const { runManual } = await import("../view/manual.ts");
         code = await runManual();
       } else {
+        const { runStart } = await import("./start.ts");
         code = await runStart();
       }
     });

@@ -6,7 +6,9 @@
 import { getLogger } from "@logtape/logtape";
 import { type Config, loadConfig, readEnvironment, secretValues } from "../config/config.ts";
 import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
+import { InvalidCredentialsError } from "../kick/official/oauth.ts";
 import { Monitor } from "../service/monitor.ts";
+import { OfficialApiPlugin } from "../service/official.ts";
 import { EXIT } from "./errors.ts";
 
 const log = getLogger(["kickmon", "cli"]);
@@ -41,6 +43,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
   }
   const monitor = new Monitor(config);
+  monitor.plugins.push(new OfficialApiPlugin(config));
   await options.prepare?.(monitor);
 
   let signalled: (name: string) => void = () => {};
@@ -87,7 +90,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     }
   } catch (e) {
     log.fatal("kickmon failed: {error}", { error: e instanceof Error ? e.message : String(e) });
-    code = EXIT.failure;
+    code = e instanceof InvalidCredentialsError ? EXIT.usage : EXIT.failure;
   } finally {
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);

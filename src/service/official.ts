@@ -1,0 +1,195 @@
+/**
+ * The official-API side of the monitor: the OAuth token, the API client with
+ * its shared request budget, reconciliation, and (when enabled) the webhook
+ * receiver with its subscription manager.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Config } from "../config/config.ts";
+import { KickApi, KickApiError } from "../kick/official/api.ts";
+import { InvalidCredentialsError, TokenProvider } from "../kick/official/oauth.ts";
+import { WebhookReceiver } from "../kick/official/webhook.ts";
+import { registerSecret } from "../log/logging.ts";
+import type { Monitor, MonitorPlugin } from "./monitor.ts";
+import { Reconciler } from "./reconciler.ts";
+
+const log = getLogger(["kickmon", "official"]);
+
+/**
+ * Builds the token provider and API client for a config (also used by the
+ * CLI's `streamers add|test`).
+ *
+ * @example
+ * ```ts
+ * const { api, tokens } = createKickApi(config);
+ * console.log(await api.getChannels({ slugs: ["xqc"] }));
+ * ```
+ */
+export function createKickApi(
+  config: Config,
+  onRequest?: (endpoint: string, status: number | "error", ms: number) => void,
+): { api: KickApi; tokens: TokenProvider } {
+  const tokens = new TokenProvider({
+    oauthUrl: config.kick.oauthUrl,
+    clientId: config.kick.clientId,
+    clientSecret: config.kick.clientSecret,
+    timeoutMs: config.kick.apiTimeoutMs,
+  });
+  const api = new KickApi({
+    baseUrl: config.kick.apiUrl,
+    tokens: {
+      getToken: async () => {
+        const t = await tokens.getToken();
+        registerSecret(t);
+        return t;
+      },
+      invalidate: (t) => tokens.invalidate(t),
+    },
+    maxRequestsPerMinute: config.kick.apiMaxRequestsPerMinute,
+    timeoutMs: config.kick.apiTimeoutMs,
+    unofficialBaseUrl: config.kick.unofficialApiUrl,
+    onRequest,
+  });
+  return { api, tokens };
+}
+
+/**
+ * The plugin: install with `monitor.plugins.push(new OfficialApiPlugin(config))`.
+ * At start it fetches a token first: rejected credentials (`invalid_client`)
+ * are a fatal configuration error, not a retry loop.
+ *
+ * @example
+ * ```ts
+ * monitor.plugins.push(new OfficialApiPlugin(config));
+ * await monitor.start();
+ * ```
+ */
+export class OfficialApiPlugin implements MonitorPlugin {
+  readonly name = "official-api";
+  readonly api: KickApi;
+  readonly tokens: TokenProvider;
+  reconciler: Reconciler | null = null;
+  webhook: WebhookReceiver | null = null;
+  #server: Deno.HttpServer | null = null;
+  #subTimer: ReturnType<typeof setInterval> | undefined;
+  #subscriptionsPausedUntil = 0;
+  readonly #config: Config;
+
+  constructor(config: Config, private readonly monitorRef: { metrics?: Monitor["metrics"] } = {}) {
+    this.#config = config;
+    const { api, tokens } = createKickApi(config, (endpoint, status) => {
+      this.monitorRef.metrics?.apiRequests.inc({ endpoint, code: String(status) });
+    });
+    this.api = api;
+    this.tokens = tokens;
+  }
+
+  async start(monitor: Monitor): Promise<void> {
+    this.monitorRef.metrics = monitor.metrics;
+    monitor.tokenState = () => this.tokens.state().state;
+    try {
+      await this.tokens.getToken();
+    } catch (e) {
+      if (e instanceof InvalidCredentialsError) {
+        throw new InvalidCredentialsError(
+          e.code,
+          "Kick rejected KICK_CLIENT_ID/KICK_CLIENT_SECRET (invalid_client): check the app credentials",
+          { status: e.status, cause: e },
+        );
+      }
+      log.error("cannot get a Kick access token yet (will retry): {error}", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
+    this.reconciler = new Reconciler(monitor, this.api, {
+      intervalMs: this.#config.monitoring.reconcileIntervalMs,
+      unofficialChannelLookup: this.#config.kick.unofficialChannelLookup,
+    });
+    this.reconciler.start();
+    if (this.#config.kick.webhook.enabled) await this.#startWebhooks(monitor);
+  }
+
+  async #startWebhooks(monitor: Monitor): Promise<void> {
+    const w = this.#config.kick.webhook;
+    this.webhook = new WebhookReceiver({
+      onObservation: (obs) => monitor.observe({ ...obs, receivedMono: performance.now() }),
+      publicKeyPem: w.publicKeyPem ?? undefined,
+      keySource: this.api,
+      onOutcome: (outcome) => monitor.metrics.webhooks.inc({ outcome }),
+    });
+    this.#server = Deno.serve({
+      hostname: w.hostname,
+      port: w.port,
+      onListen: ({ hostname, port }) =>
+        log.info("webhook receiver listening on http://{hostname}:{port}/webhooks/kick", {
+          hostname,
+          port,
+        }),
+    }, this.webhook.handler);
+    await this.#syncSubscriptions(monitor);
+    // Kick drops subscriptions after a day of failed deliveries (§4.7): re-check.
+    this.#subTimer = setInterval(() => this.#syncSubscriptions(monitor), 10 * 60_000);
+    monitor.onListChanged.push(() => this.#syncSubscriptions(monitor));
+  }
+
+  #syncing = false;
+  async #syncSubscriptions(monitor: Monitor): Promise<void> {
+    if (this.#syncing || Date.now() < this.#subscriptionsPausedUntil) return;
+    this.#syncing = true;
+    try {
+      const existing = await this.api.listEventSubscriptions();
+      const wanted = new Set(
+        monitor.tracker.active().filter((s) => s.kickUserId !== null).map((s) => s.kickUserId!),
+      );
+      const have = new Map<number, string>();
+      const stale: string[] = [];
+      for (const s of existing) {
+        if (s.event !== "livestream.status.updated") continue;
+        if (wanted.has(s.broadcasterUserId) && !have.has(s.broadcasterUserId)) {
+          have.set(s.broadcasterUserId, s.id);
+        } else stale.push(s.id);
+      }
+      if (stale.length) {
+        await this.api.deleteEventSubscriptions(stale);
+        log.info("removed {count} webhook subscriptions of streamers no longer watched", {
+          count: stale.length,
+        });
+      }
+      let created = 0;
+      for (const id of wanted) {
+        if (have.has(id)) continue;
+        try {
+          await this.api.createEventSubscription(id);
+          created++;
+        } catch (e) {
+          if (e instanceof KickApiError && e.kind === "subscription_limit") {
+            log.error(
+              "Kick's event subscription limit reached after {created} new subscriptions; " +
+                "remaining streamers rely on Pusher and reconciliation",
+              { created },
+            );
+            this.#subscriptionsPausedUntil = Date.now() + 60 * 60_000;
+            break;
+          }
+          throw e;
+        }
+      }
+      if (created) log.info("created {created} webhook subscriptions", { created });
+    } catch (e) {
+      log.warn("webhook subscription sync failed: {error}", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#subTimer);
+    await this.reconciler?.stop();
+    await this.#server?.shutdown();
+    this.api.close();
+    this.tokens.close();
+  }
+}
