@@ -1,0 +1,669 @@
+/**
+ * Receiving Kick's official webhooks (kick-protocol.md §4.8): signature
+ * verification, the `livestream.status.updated` v1 payload, and an HTTP
+ * handler for `POST /webhooks/kick` usable with `Deno.serve`.
+ *
+ * Signature (§4.8, verified against a real delivery): RSA PKCS#1 v1.5 with
+ * SHA-256 over the bytes `{Kick-Event-Message-Id}.{Kick-Event-Message-Timestamp}.{raw body}`,
+ * base64 in `Kick-Event-Signature`, checked with Kick's public key (docs PEM or
+ * `GET /public/v1/public-key`).
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { getLogger } from "@logtape/logtape";
+import type { Observation } from "../../core/types.ts";
+
+const log = getLogger(["kickmon", "webhook"]);
+
+/** The event type this module turns into observations (§4.8). */
+export const LIVESTREAM_STATUS_UPDATED = "livestream.status.updated";
+
+/** Default path of {@linkcode WebhookReceiver}. */
+export const DEFAULT_WEBHOOK_PATH = "/webhooks/kick";
+
+// ---------------------------------------------------------------------------
+// Signatures.
+
+/** Input of {@linkcode verifyKickSignature}: the headers as received and the body bytes. */
+export interface KickSignatureInput {
+  /** `Kick-Event-Message-Id` header, verbatim. */
+  readonly messageId: string;
+  /** `Kick-Event-Message-Timestamp` header, verbatim (RFC 3339 text, not re-formatted). */
+  readonly timestamp: string;
+  /** The request body exactly as received (never re-serialised JSON). */
+  readonly rawBody: Uint8Array;
+  /** `Kick-Event-Signature` header (base64). */
+  readonly signatureB64: string;
+}
+
+/**
+ * A public key that could not be imported (not an SPKI RSA PEM).
+ *
+ * @example
+ * ```ts
+ * try { await importKickPublicKey("nope"); } catch (e) { console.log(e instanceof KickPublicKeyError); } // true
+ * ```
+ */
+export class KickPublicKeyError extends Error {
+  /**
+   * Creates a key import error.
+   *
+   * @param message Description.
+   * @param options `cause`: the underlying WebCrypto/base64 error.
+   */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "KickPublicKeyError";
+  }
+}
+
+/**
+ * Imports Kick's webhook public key (SPKI PEM, `-----BEGIN PUBLIC KEY-----`)
+ * for RSASSA-PKCS1-v1_5 / SHA-256 verification (§4.8).
+ *
+ * @throws {KickPublicKeyError} when the text is not a valid SPKI RSA PEM.
+ * @example
+ * ```ts
+ * const key = await importKickPublicKey(await api.getPublicKey());
+ * ```
+ */
+export async function importKickPublicKey(pem: string): Promise<CryptoKey> {
+  const m = /-----BEGIN PUBLIC KEY-----([\s\S]+?)-----END PUBLIC KEY-----/.exec(pem);
+  if (!m) {
+    throw new KickPublicKeyError("not a PEM public key (expected -----BEGIN PUBLIC KEY-----)");
+  }
+  let der: Uint8Array<ArrayBuffer>;
+  try {
+    der = base64ToBytes(m[1].replace(/\s+/g, ""));
+  } catch (e) {
+    throw new KickPublicKeyError("PEM public key is not valid base64", { cause: e });
+  }
+  try {
+    return await crypto.subtle.importKey(
+      "spki",
+      der,
+      { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+      false,
+      ["verify"],
+    );
+  } catch (e) {
+    throw new KickPublicKeyError("PEM public key is not an RSA SPKI key", { cause: e });
+  }
+}
+
+/**
+ * Verifies a Kick webhook signature: RSA PKCS#1 v1.5 + SHA-256 over
+ * `{messageId}.{timestamp}.` followed by the raw body bytes (§4.8).
+ *
+ * @returns true when the signature is valid; false when it is not, or when
+ *   `signatureB64` is not base64. Never throws for bad input.
+ * @example
+ * ```ts
+ * const ok = await verifyKickSignature({
+ *   messageId: req.headers.get("Kick-Event-Message-Id")!,
+ *   timestamp: req.headers.get("Kick-Event-Message-Timestamp")!,
+ *   rawBody: new Uint8Array(await req.arrayBuffer()),
+ *   signatureB64: req.headers.get("Kick-Event-Signature")!,
+ * }, key);
+ * ```
+ */
+export async function verifyKickSignature(
+  input: KickSignatureInput,
+  publicKey: CryptoKey,
+): Promise<boolean> {
+  let sig: Uint8Array<ArrayBuffer>;
+  try {
+    sig = base64ToBytes(input.signatureB64.trim());
+  } catch {
+    return false;
+  }
+  if (sig.length === 0) return false;
+  const prefix = new TextEncoder().encode(`${input.messageId}.${input.timestamp}.`);
+  const msg = new Uint8Array(prefix.length + input.rawBody.length);
+  msg.set(prefix, 0);
+  msg.set(input.rawBody, prefix.length);
+  try {
+    return await crypto.subtle.verify("RSASSA-PKCS1-v1_5", publicKey, sig, msg);
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Payload.
+
+/**
+ * Raw wire schema of a `livestream.status.updated` v1 body (§4.8). Real
+ * deliveries have `is_verified: null` and no `identity`; docs show booleans
+ * and `identity: null` — both accepted; unknown keys ignored.
+ */
+export const LivestreamStatusUpdatedWire = z.object({
+  broadcaster: z.object({
+    user_id: z.number().int().positive(),
+    channel_slug: z.string().nullish(),
+    username: z.string().nullish(),
+    is_anonymous: z.boolean().nullish(),
+    is_verified: z.boolean().nullish(),
+    profile_picture: z.string().nullish(),
+  }),
+  is_live: z.boolean(),
+  title: z.string().nullish(),
+  started_at: z.string().nullish(),
+  ended_at: z.string().nullish(),
+});
+
+/** The typed wire body. */
+export type LivestreamStatusUpdatedPayload = z.infer<typeof LivestreamStatusUpdatedWire>;
+
+/**
+ * A webhook body that is not a valid `livestream.status.updated` payload.
+ *
+ * @example
+ * ```ts
+ * try { parseLivestreamStatusUpdated({}); } catch (e) { console.log((e as WebhookPayloadError).issuePath); } // "broadcaster"
+ * ```
+ */
+export class WebhookPayloadError extends Error {
+  /** zod issue path, e.g. `broadcaster.user_id`. */
+  readonly issuePath: string;
+  /**
+   * Creates a payload validation error.
+   *
+   * @param message Description.
+   * @param issuePath zod issue path (dot-joined).
+   * @param options `cause`: the `ZodError`.
+   */
+  constructor(message: string, issuePath: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "WebhookPayloadError";
+    this.issuePath = issuePath;
+  }
+}
+
+/** Delivery facts that are not in the body (headers, receive times). */
+export interface WebhookMeta {
+  /** `Kick-Event-Message-Id`, kept in `extra.message_id`. */
+  readonly messageId?: string;
+  /** `Kick-Event-Subscription-Id`, kept in `extra.subscription_id`. */
+  readonly subscriptionId?: string;
+  /** `Kick-Event-Message-Timestamp` in ms since epoch; fallback `eventTime` when the body has none. */
+  readonly messageTimestamp?: number;
+  /** When the delivery arrived, ms since epoch (default `Date.now()`). */
+  readonly observedAt?: number;
+  /** `performance.now()` at receipt, ms. */
+  readonly receivedMono?: number;
+}
+
+/**
+ * Turns a `livestream.status.updated` v1 body (already JSON-parsed) into an
+ * {@linkcode Observation}: source `webhook`, key `broadcaster_user_id`,
+ * status from `is_live`, `eventTime` (ms since epoch) from `started_at` when
+ * live / `ended_at` when offline (else the message timestamp), `extra` with
+ * `message_id` and `channel_slug`.
+ *
+ * @throws {WebhookPayloadError} when the body does not match the schema (with the zod issue path).
+ * @example
+ * ```ts
+ * const obs = parseLivestreamStatusUpdated(JSON.parse(raw), { messageId: "01JQR5KV0QC94HMETWYNBWRW4Z" });
+ * console.log(obs.status, obs.broadcasterUserId); // "online" 4809577
+ * ```
+ */
+export function parseLivestreamStatusUpdated(body: unknown, meta: WebhookMeta = {}): Observation {
+  const r = LivestreamStatusUpdatedWire.safeParse(body);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const path = issue?.path.map(String).join(".") || "(root)";
+    throw new WebhookPayloadError(
+      `${LIVESTREAM_STATUS_UPDATED} payload failed validation at ${path}: ${
+        issue?.message ?? "invalid"
+      }`,
+      path,
+      { cause: r.error },
+    );
+  }
+  const p = r.data;
+  const when = parseTime(p.is_live ? p.started_at : p.ended_at) ?? meta.messageTimestamp;
+  const extra: Record<string, unknown> = {};
+  if (meta.messageId) extra.message_id = meta.messageId;
+  if (p.broadcaster.channel_slug) extra.channel_slug = p.broadcaster.channel_slug;
+  if (meta.subscriptionId) extra.subscription_id = meta.subscriptionId;
+  return {
+    source: "webhook",
+    key: { kind: "broadcaster_user_id", userId: p.broadcaster.user_id },
+    status: p.is_live ? "online" : "offline",
+    observedAt: meta.observedAt ?? Date.now(),
+    ...(when !== undefined ? { eventTime: when } : {}),
+    event: LIVESTREAM_STATUS_UPDATED,
+    broadcasterUserId: p.broadcaster.user_id,
+    extra,
+    ...(meta.receivedMono !== undefined ? { receivedMono: meta.receivedMono } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Receiver.
+
+/** Where the receiver gets Kick's public key when no PEM is configured (a `KickApi`). */
+export interface PublicKeySource {
+  /** Returns the SPKI PEM (`GET /public/v1/public-key`). */
+  getPublicKey(): Promise<string>;
+}
+
+/**
+ * What happened to one request. `accepted`, `duplicate`, `ignored_*` are
+ * answered 2xx; the others are rejections.
+ */
+export type WebhookOutcome =
+  | "accepted"
+  | "duplicate"
+  | "ignored_type"
+  | "ignored_version"
+  | "not_found"
+  | "method_not_allowed"
+  | "missing_headers"
+  | "too_large"
+  | "bad_timestamp"
+  | "stale_timestamp"
+  | "bad_signature"
+  | "key_unavailable"
+  | "malformed_body"
+  | "handler_error";
+
+/** Counters of {@linkcode WebhookReceiver.stats}. */
+export interface WebhookStats {
+  /** Deliveries handed to `onObservation`. */
+  readonly accepted: number;
+  /** Replays of an already accepted message id (answered 200, not delivered). */
+  readonly duplicate: number;
+  /** Authenticated deliveries of other event types/versions (answered 204). */
+  readonly ignored: Readonly<Partial<Record<WebhookOutcome, number>>>;
+  /** Rejections by reason. */
+  readonly rejected: Readonly<Partial<Record<WebhookOutcome, number>>>;
+}
+
+/** Options of {@linkcode WebhookReceiver}. */
+export interface WebhookReceiverOptions {
+  /**
+   * Gets each accepted observation. Called synchronously before the 200 is
+   * sent but never awaited: do not block in it (enqueue for the database).
+   * A synchronous throw answers 500 (Kick may retry); a rejected promise is
+   * only logged.
+   */
+  readonly onObservation: (obs: Observation) => void | Promise<void>;
+  /** Kick's public key PEM (override; e.g. from the docs). Takes precedence over `keySource`. */
+  readonly publicKeyPem?: string;
+  /** Fetches the PEM when no override is set (e.g. a `KickApi`). One of the two is required. */
+  readonly keySource?: PublicKeySource;
+  /** Request path (default `/webhooks/kick`); other paths get 404. `null` accepts any path. */
+  readonly path?: string | null;
+  /** Largest accepted body, in bytes (default 65 536); larger → 413. */
+  readonly maxBodyBytes?: number;
+  /** Allowed distance of `Kick-Event-Message-Timestamp` from now, in ms (default 300 000 = 5 min). */
+  readonly maxSkewMs?: number;
+  /** How long a message id is remembered, in ms (default 2 × maxSkewMs + 60 000). */
+  readonly dedupeTtlMs?: number;
+  /** Most message ids remembered (default 10 000; oldest evicted first). */
+  readonly dedupeMaxEntries?: number;
+  /** After a verification failure, refetch the key from `keySource` at most this often, in ms (default 300 000). */
+  readonly keyRefetchIntervalMs?: number;
+  /** After a failed key fetch, wait this long before trying again, in ms (default 10 000). */
+  readonly keyRetryMs?: number;
+  /** Clock in ms since epoch (default `Date.now`); inject to verify old captured deliveries. */
+  readonly now?: () => number;
+  /** Called once per request with its outcome (for Prometheus counters). */
+  readonly onOutcome?: (outcome: WebhookOutcome) => void;
+}
+
+const REQUIRED_HEADERS = [
+  "Kick-Event-Message-Id",
+  "Kick-Event-Message-Timestamp",
+  "Kick-Event-Signature",
+  "Kick-Event-Type",
+] as const;
+
+const IGNORED: ReadonlySet<WebhookOutcome> = new Set(["ignored_type", "ignored_version"]);
+
+/**
+ * HTTP handler for Kick webhook deliveries (§4.8), for `Deno.serve`.
+ *
+ * Checks, in order, with the answer for each failure:
+ * 1. path (404) and method `POST` (405);
+ * 2. headers `Kick-Event-Message-Id`, `-Message-Timestamp`, `-Signature`, `-Type` present (400);
+ * 3. body ≤ `maxBodyBytes` (413);
+ * 4. timestamp parseable as RFC 3339 (400) and within ±`maxSkewMs` of now
+ *    (**401**: a stale or future timestamp is treated as failed
+ *    authentication, since it is what stops replays of captured deliveries);
+ * 5. signature valid (401; the key is refetched once, rate-limited, on a
+ *    mismatch; key unavailable → 503 so Kick retries);
+ * 6. event type `livestream.status.updated` v1, else 204 (ignored, after authentication);
+ * 7. message id not seen recently, else 200 without delivering again;
+ * 8. body valid (400), then `onObservation(obs)` and 200.
+ *
+ * @example
+ * ```ts
+ * const receiver = new WebhookReceiver({
+ *   keySource: api, // KickApi: GET /public-key
+ *   onObservation: (obs) => queue.push(obs),
+ * });
+ * Deno.serve({ port: 8080 }, receiver.handler);
+ * ```
+ */
+export class WebhookReceiver {
+  /** `receiver.handle` bound to the instance; pass it to `Deno.serve`. */
+  readonly handler: (req: Request) => Promise<Response>;
+  readonly #onObservation: WebhookReceiverOptions["onObservation"];
+  readonly #onOutcome?: WebhookReceiverOptions["onOutcome"];
+  readonly #pem?: string;
+  readonly #keySource?: PublicKeySource;
+  readonly #path: string | null;
+  readonly #maxBody: number;
+  readonly #maxSkewMs: number;
+  readonly #ttlMs: number;
+  readonly #maxEntries: number;
+  readonly #refetchMs: number;
+  readonly #keyRetryMs: number;
+  readonly #now: () => number;
+  /** message id → expiry (ms since epoch); insertion order = expiry order. */
+  readonly #seen = new Map<string, number>();
+  readonly #counts = new Map<WebhookOutcome, number>();
+  #key: Promise<CryptoKey> | undefined;
+  #keyLoadedAt = -Infinity; // performance.now()
+  #keyFailedAt = -Infinity; // performance.now()
+  #keyError: unknown;
+
+  /**
+   * Creates a receiver; the public key is loaded on the first delivery.
+   *
+   * @param opts See {@linkcode WebhookReceiverOptions}.
+   * @throws {TypeError} when neither `publicKeyPem` nor `keySource` is given.
+   */
+  constructor(opts: WebhookReceiverOptions) {
+    if (!opts.publicKeyPem && !opts.keySource) {
+      throw new TypeError("WebhookReceiver needs publicKeyPem or keySource");
+    }
+    this.#onObservation = opts.onObservation;
+    this.#onOutcome = opts.onOutcome;
+    this.#pem = opts.publicKeyPem;
+    this.#keySource = opts.keySource;
+    this.#path = opts.path === undefined ? DEFAULT_WEBHOOK_PATH : opts.path;
+    this.#maxBody = opts.maxBodyBytes ?? 64 * 1024;
+    this.#maxSkewMs = opts.maxSkewMs ?? 5 * 60_000;
+    this.#ttlMs = opts.dedupeTtlMs ?? 2 * this.#maxSkewMs + 60_000;
+    this.#maxEntries = opts.dedupeMaxEntries ?? 10_000;
+    this.#refetchMs = opts.keyRefetchIntervalMs ?? 5 * 60_000;
+    this.#keyRetryMs = opts.keyRetryMs ?? 10_000;
+    this.#now = opts.now ?? Date.now;
+    this.handler = (req) => this.handle(req);
+  }
+
+  /**
+   * Handles one request (see the class docs for the status codes).
+   * Never throws; never awaits `onObservation`.
+   *
+   * @example
+   * ```ts
+   * const res = await receiver.handle(new Request("http://x/webhooks/kick", { method: "POST", headers, body }));
+   * ```
+   */
+  async handle(req: Request): Promise<Response> {
+    const receivedMono = performance.now();
+    const observedAt = this.#now();
+    try {
+      if (this.#path !== null && new URL(req.url).pathname !== this.#path) {
+        return await this.#reject(req, "not_found", 404);
+      }
+      if (req.method !== "POST") {
+        return await this.#reject(req, "method_not_allowed", 405, { allow: "POST" });
+      }
+      const h = req.headers;
+      const missing = REQUIRED_HEADERS.filter((n) => !h.get(n));
+      if (missing.length > 0) {
+        return await this.#reject(req, "missing_headers", 400, {}, `missing ${missing.join(", ")}`);
+      }
+      const messageId = h.get("Kick-Event-Message-Id")!;
+      const timestamp = h.get("Kick-Event-Message-Timestamp")!;
+      const signatureB64 = h.get("Kick-Event-Signature")!;
+      const type = h.get("Kick-Event-Type")!;
+      const version = h.get("Kick-Event-Version") ?? "1";
+      const subscriptionId = h.get("Kick-Event-Subscription-Id") ?? undefined;
+
+      const declared = Number(h.get("content-length") ?? "0");
+      if (declared > this.#maxBody) return await this.#reject(req, "too_large", 413);
+      const rawBody = await readCapped(req, this.#maxBody);
+      if (!rawBody) return this.#answer("too_large", 413, messageId);
+
+      const ts = parseTime(timestamp);
+      if (ts === undefined) return this.#answer("bad_timestamp", 400, messageId);
+      if (Math.abs(observedAt - ts) > this.#maxSkewMs) {
+        return this.#answer("stale_timestamp", 401, messageId);
+      }
+
+      let ok: boolean;
+      try {
+        ok = await this.#verify({ messageId, timestamp, rawBody, signatureB64 });
+      } catch (e) {
+        log.error("webhook public key unavailable: {error}", { error: errorText(e) });
+        return this.#answer("key_unavailable", 503, messageId);
+      }
+      if (!ok) return this.#answer("bad_signature", 401, messageId);
+
+      if (type !== LIVESTREAM_STATUS_UPDATED) {
+        return this.#answer("ignored_type", 204, messageId, type);
+      }
+      if (version.trim() !== "1") {
+        return this.#answer("ignored_version", 204, messageId, `${type} v${version}`);
+      }
+
+      this.#purge(observedAt);
+      if (this.#seen.has(messageId)) return this.#answer("duplicate", 200, messageId);
+
+      let obs: Observation;
+      try {
+        obs = parseLivestreamStatusUpdated(JSON.parse(new TextDecoder().decode(rawBody)), {
+          messageId,
+          subscriptionId,
+          messageTimestamp: ts,
+          observedAt,
+          receivedMono,
+        });
+      } catch (e) {
+        return this.#answer("malformed_body", 400, messageId, errorText(e));
+      }
+
+      this.#remember(messageId, observedAt);
+      try {
+        const r = this.#onObservation(obs);
+        if (r instanceof Promise) {
+          r.catch((e) =>
+            log.error("onObservation rejected for {messageId}: {error}", {
+              messageId,
+              error: errorText(e),
+            })
+          );
+        }
+      } catch (e) {
+        this.#seen.delete(messageId); // let Kick's retry through
+        log.error("onObservation threw for {messageId}: {error}", {
+          messageId,
+          error: errorText(e),
+        });
+        return this.#answer("handler_error", 500, messageId);
+      }
+      return this.#answer("accepted", 200, messageId);
+    } catch (e) {
+      // Body stream errors and the like: never let the handler throw.
+      log.error("webhook request failed: {error}", { error: errorText(e) });
+      return this.#answer("malformed_body", 400, undefined, errorText(e));
+    }
+  }
+
+  /**
+   * Counters by outcome since construction.
+   *
+   * @example
+   * ```ts
+   * const { accepted, rejected } = receiver.stats(); // e.g. 12, { bad_signature: 1 }
+   * ```
+   */
+  stats(): WebhookStats {
+    const ignored: Partial<Record<WebhookOutcome, number>> = {};
+    const rejected: Partial<Record<WebhookOutcome, number>> = {};
+    for (const [k, v] of this.#counts) {
+      if (k === "accepted" || k === "duplicate") continue;
+      (IGNORED.has(k) ? ignored : rejected)[k] = v;
+    }
+    return {
+      accepted: this.#counts.get("accepted") ?? 0,
+      duplicate: this.#counts.get("duplicate") ?? 0,
+      ignored,
+      rejected,
+    };
+  }
+
+  async #verify(input: KickSignatureInput): Promise<boolean> {
+    const key = await this.#getKey(false);
+    if (await verifyKickSignature(input, key)) return true;
+    if (this.#pem || !this.#keySource) return false;
+    // Kick may have rotated its key: refetch (at most every keyRefetchIntervalMs),
+    // or pick up a refetch another request has already started.
+    const refetch = performance.now() - this.#keyLoadedAt >= this.#refetchMs;
+    if (refetch) log.info("webhook signature mismatch; refetching Kick's public key");
+    const fresh = await this.#getKey(refetch);
+    return fresh !== key && await verifyKickSignature(input, fresh);
+  }
+
+  async #getKey(refresh: boolean): Promise<CryptoKey> {
+    if (this.#key && !refresh) return await this.#key;
+    if (!this.#key && performance.now() - this.#keyFailedAt < this.#keyRetryMs) {
+      throw new Error(`public key fetch failed recently: ${errorText(this.#keyError)}`, {
+        cause: this.#keyError,
+      });
+    }
+    const previous = this.#key;
+    const p = (async () => {
+      const pem = this.#pem ?? await this.#keySource!.getPublicKey();
+      return await importKickPublicKey(pem);
+    })();
+    this.#key = p;
+    this.#keyLoadedAt = performance.now();
+    try {
+      return await p;
+    } catch (e) {
+      this.#keyFailedAt = performance.now();
+      this.#keyError = e;
+      if (this.#key === p) this.#key = previous; // keep using the old key after a failed refetch
+      if (previous) return await previous;
+      throw e;
+    }
+  }
+
+  #purge(now: number): void {
+    for (const [id, exp] of this.#seen) {
+      if (exp > now) break;
+      this.#seen.delete(id);
+    }
+  }
+
+  #remember(id: string, now: number): void {
+    this.#seen.set(id, now + this.#ttlMs);
+    while (this.#seen.size > this.#maxEntries) {
+      const oldest = this.#seen.keys().next().value;
+      if (oldest === undefined) break;
+      this.#seen.delete(oldest);
+    }
+  }
+
+  async #reject(
+    req: Request,
+    outcome: WebhookOutcome,
+    status: number,
+    headers: Record<string, string> = {},
+    detail?: string,
+  ): Promise<Response> {
+    try {
+      await req.body?.cancel();
+    } catch { /* already consumed */ }
+    return this.#answer(
+      outcome,
+      status,
+      req.headers.get("Kick-Event-Message-Id") ?? undefined,
+      detail,
+      headers,
+    );
+  }
+
+  #answer(
+    outcome: WebhookOutcome,
+    status: number,
+    messageId?: string,
+    detail?: string,
+    headers: Record<string, string> = {},
+  ): Response {
+    this.#counts.set(outcome, (this.#counts.get(outcome) ?? 0) + 1);
+    try {
+      this.#onOutcome?.(outcome);
+    } catch { /* metrics must not break the handler */ }
+    if (outcome === "accepted") {
+      log.debug("webhook {messageId} accepted", { messageId });
+    } else if (outcome === "duplicate" || IGNORED.has(outcome)) {
+      log.info("webhook {messageId}: {outcome}{detail}", {
+        messageId,
+        outcome,
+        detail: detail ? ` (${detail})` : "",
+      });
+    } else {
+      log.warn("webhook {messageId} rejected ({outcome}, HTTP {status}){detail}", {
+        messageId: messageId ?? "-",
+        outcome,
+        status,
+        detail: detail ? `: ${detail}` : "",
+      });
+    }
+    if (status === 204) return new Response(null, { status, headers });
+    return new Response(outcome, { status, headers: { "content-type": "text/plain", ...headers } });
+  }
+}
+
+/** Reads at most `max` bytes of the body; null (and the stream cancelled) when it is larger. */
+async function readCapped(req: Request, max: number): Promise<Uint8Array<ArrayBuffer> | null> {
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+function parseTime(v: string | null | undefined): number | undefined {
+  if (!v) return undefined;
+  const ms = Date.parse(v);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(b64); // throws on invalid base64
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
