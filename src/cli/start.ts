@@ -9,6 +9,7 @@ import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts
 import { InvalidCredentialsError } from "../kick/official/oauth.ts";
 import { Monitor } from "../service/monitor.ts";
 import { OfficialApiPlugin } from "../service/official.ts";
+import { HttpPlugin } from "../http/server.ts";
 import { EXIT } from "./errors.ts";
 
 const log = getLogger(["kickmon", "cli"]);
@@ -44,6 +45,9 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   }
   const monitor = new Monitor(config);
   monitor.plugins.push(new OfficialApiPlugin(config));
+  if (config.health.enabled) {
+    monitor.plugins.push(new HttpPlugin(config.health.hostname, config.health.port));
+  }
   await options.prepare?.(monitor);
 
   let signalled: (name: string) => void = () => {};

@@ -131,7 +131,6 @@ export function connectDatabase(db: DatabaseConfig, options: ConnectOptions = {}
     ssl: ssl as "require" | "verify-full" | false,
     onnotice: options.onNotice ?? (() => {}),
     connection: { application_name: "kickmon" },
-    fetch_types: false,
   }) as unknown as Sql;
 }
 

@@ -38,6 +38,8 @@ export interface MonitorHealth {
 export interface MonitorPlugin {
   /** Name for logs. */
   readonly name: string;
+  /** Start before the database is reached (e.g. `/health`, which must answer 503 meanwhile). */
+  readonly early?: boolean;
   start(monitor: Monitor): Promise<void> | void;
   stop(): Promise<void> | void;
 }
@@ -147,6 +149,7 @@ export class Monitor {
    */
   async start(): Promise<void> {
     await Deno.mkdir(this.config.system.stateDirectory, { recursive: true });
+    for (const p of this.plugins) if (p.early) await p.start(this);
     await this.#waitForDatabase();
     const applied = await migrate(this.sql);
     if (applied.length) log.info("applied migrations {applied}", { applied });
@@ -167,7 +170,7 @@ export class Monitor {
       () => this.resync(),
       this.config.monitoring.resyncIntervalMs,
     );
-    for (const p of this.plugins) await p.start(this);
+    for (const p of this.plugins) if (!p.early) await p.start(this);
     log.info("kickmon started: {count} streamers, {channels} Pusher channels", {
       count: this.tracker.size,
       channels: this.tracker.channelIds().length,
