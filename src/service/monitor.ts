@@ -129,7 +129,7 @@ export class Monitor {
           for (const f of this.onReconnect) f(shard);
         }
       },
-      onDisconnected: (shard, reason, code) => {
+      onDisconnected: (_shard, reason, code) => {
         this.metrics.reconnects.inc({ reason: code !== undefined ? String(code) : reason });
       },
       onGiveUp: (shard, attempts) => {
@@ -160,6 +160,7 @@ export class Monitor {
         if (c.op === "DELETE") {
           this.tracker.remove(c.id);
           this.#applyChannels();
+          for (const f of this.onListChanged) f();
         } else this.#reload([c.id]);
       },
       onListen: () => this.resync(),

@@ -68,6 +68,9 @@ export class Reconciler {
   #again: ReconcileReason | null = null;
   #stopped = false;
   #pauseUntil = 0;
+  #failures = 0;
+  /** Ids covered by a successful pass (a new row triggers a pass at once). */
+  #reconciled = new Set<number>();
   #unofficialTried = new Set<number>();
   readonly #limit = new LogRateLimiter(3, 60_000);
   /** The last completed pass. */
@@ -89,7 +92,7 @@ export class Reconciler {
       );
     });
     this.#monitor.onListChanged.push(() => {
-      if (this.#needsResolution()) this.run("list_changed");
+      if (this.#needsPass()) this.run("list_changed");
     });
     this.#timer = setInterval(() => this.run("interval"), this.#opts.intervalMs);
     this.run("start");
@@ -102,9 +105,9 @@ export class Reconciler {
     return this.#running ?? Promise.resolve();
   }
 
-  #needsResolution(): boolean {
+  #needsPass(): boolean {
     return this.#monitor.tracker.active().some((s) =>
-      s.kickUserId === null || (s.username === null)
+      s.kickUserId === null || s.username === null || !this.#reconciled.has(s.id)
     );
   }
 
@@ -170,12 +173,19 @@ export class Reconciler {
           ids: missing.slice(0, 20),
         });
       }
+      for (const s of active) this.#reconciled.add(s.id);
+      this.#failures = 0;
       m.metrics.reconciliations.inc({ outcome: "ok" });
       this.#report(reason, checked, transitions);
     } catch (e) {
       m.metrics.reconciliations.inc({ outcome: "error" });
+      this.#failures++;
       if (e instanceof KickApiError && e.retryAfterMs) {
-        this.#pauseUntil = Date.now() + e.retryAfterMs;
+        // Back off exponentially (2 s, 4 s, … ) up to the client's hint
+        // (Retry-After, or ~5 min for a Cloudflare block): one block should
+        // not silence reconciliation for minutes, a persistent one should.
+        const pause = Math.min(e.retryAfterMs, 2000 * 2 ** (this.#failures - 1));
+        this.#pauseUntil = Date.now() + pause;
       }
       this.#warn(`reconcile (${reason})`, e);
       this.#report(reason, checked, transitions, e);

@@ -1,0 +1,121 @@
+/**
+ * One end-to-end rig: simulator + fresh database + a real `kickmon start`
+ * process, with SQL helpers for assertions.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import {
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+} from "../../src/simulator/simulator.ts";
+import { createTestDatabase, waitFor } from "./database.ts";
+import { type KickmonProcess, spawnKickmon } from "./kickmon_process.ts";
+
+/** A running rig. */
+export interface Rig {
+  readonly sim: Simulator;
+  readonly sql: postgres.Sql;
+  readonly dbUrl: string;
+  readonly stateDir: string;
+  kickmon: KickmonProcess;
+  /** Environment the kickmon process was started with. */
+  readonly env: Record<string, string>;
+  /** Inserts a streamer row; returns its id. */
+  insert(
+    s: {
+      username?: string | null;
+      userId?: number | null;
+      channelId?: number | null;
+      status?: string;
+    },
+  ): Promise<number>;
+  /** The row's status. */
+  status(id: number): Promise<string>;
+  /** Waits until the row has `status`. */
+  waitStatus(id: number, status: string, timeoutMs?: number): Promise<void>;
+  /** status_events rows of a streamer in order. */
+  events(
+    id: number,
+  ): Promise<Array<{ event_type: string; source: string; details: Record<string, unknown> }>>;
+  /** Restarts kickmon (SIGKILL when `kill`, else SIGTERM). */
+  restart(opts?: { kill?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a rig. `env` overrides kickmon's environment.
+ *
+ * @example
+ * ```ts
+ * const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
+ * try { … } finally { await rig.close(); }
+ * ```
+ */
+export async function startRig(
+  env: Record<string, string> = {},
+  simOpts: SimulatorOptions = {},
+): Promise<Rig> {
+  const sim = await startSimulator(simOpts);
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 3, onnotice: () => {} });
+  const stateDir = await Deno.makeTempDir({ prefix: "kickmon-state-" });
+  const fullEnv = {
+    ...sim.env(),
+    DATABASE_URL: db.url,
+    SYSTEM_STATE_DIRECTORY: stateDir,
+    HEALTH_CHECK_ENABLED: "false",
+    MONITORING_RECONNECT_DELAY: "100",
+    MONITORING_MAX_RECONNECT_DELAY: "1000",
+    ...env,
+  };
+  const start = async () => {
+    const p = spawnKickmon(["start"], fullEnv);
+    await p.waitForLine(/kickmon started/, 30_000);
+    return p;
+  };
+  const rig: Rig = {
+    sim,
+    sql,
+    dbUrl: db.url,
+    stateDir,
+    env: fullEnv,
+    kickmon: await start(),
+    insert: async (s) => {
+      const [r] = await sql<{ id: number }[]>`
+        INSERT INTO streamers (username, kick_user_id, kick_channel_id, status)
+        VALUES (${s.username ?? null}, ${s.userId ?? null}, ${s.channelId ?? null},
+                ${s.status ?? "unknown"}) RETURNING id`;
+      return r.id;
+    },
+    status: async (id) => (await sql`SELECT status FROM streamers WHERE id = ${id}`)[0]?.status,
+    waitStatus: async (id, status, timeoutMs = 5000) => {
+      await waitFor(async () => (await rig.status(id)) === status, {
+        timeoutMs,
+        intervalMs: 20,
+        message: `streamer ${id} ${status}`,
+      });
+    },
+    events: async (id) =>
+      await sql<Array<{ event_type: string; source: string; details: Record<string, unknown> }>>`
+        SELECT event_type, details->>'source' AS source, details FROM status_events
+        WHERE streamer_id = ${id} ORDER BY id`,
+    restart: async (opts = {}) => {
+      if (opts.kill) {
+        rig.kickmon.kill("SIGKILL");
+        await rig.kickmon.status;
+      } else await rig.kickmon.stop();
+      rig.kickmon = await start();
+    },
+    close: async () => {
+      rig.kickmon.kill("SIGKILL");
+      await rig.kickmon.status;
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      await sim.close();
+      await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+    },
+  };
+  return rig;
+}

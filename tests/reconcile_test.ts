@@ -1,0 +1,157 @@
+/**
+ * Issue 3: the database converges to the official API's truth whatever
+ * happens to the socket.
+ */
+import assert from "node:assert/strict";
+import { waitFor } from "./helpers/database.ts";
+import { startRig } from "./helpers/harness.ts";
+
+Deno.test("gap: transitions while no socket is up are corrected by reconciliation", async () => {
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
+  try {
+    const a = rig.sim.world.add({ userId: 5001, slug: "alpha", channelId: 7001 });
+    const b = rig.sim.world.add({ userId: 5002, slug: "bravo", channelId: 7002 });
+    const ida = await rig.insert({ username: "alpha", userId: 5001, channelId: 7001 });
+    const idb = await rig.insert({ username: "bravo", userId: 5002, channelId: 7002 });
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7002") === 1, { timeoutMs: 3000 });
+    rig.sim.world.setLive(a.userId, true); // real frame over Pusher
+    await rig.waitStatus(ida, "online");
+    await rig.waitStatus(idb, "offline"); // resolved by the reconciliation of the new rows
+
+    // Every socket drops and stays down; meanwhile alpha ends and bravo starts. No frame is sent.
+    rig.sim.pusher.rejectNewConnections(4100);
+    rig.sim.pusher.dropAll(4100, "maintenance");
+    await waitFor(() => rig.sim.pusher.connections() === 0, { timeoutMs: 3000 });
+    rig.sim.world.setLive(a.userId, false, { publish: false });
+    rig.sim.world.setLive(b.userId, true, { publish: false });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await rig.status(ida), "online", "nothing can know yet");
+
+    rig.sim.pusher.rejectNewConnections(null);
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7001") === 1, {
+      timeoutMs: 10_000,
+      message: "resubscribed after the gap",
+    });
+    const back = performance.now();
+    await rig.waitStatus(ida, "offline", 5000);
+    await rig.waitStatus(idb, "online", 5000);
+    const within = performance.now() - back;
+    const ea = await rig.events(ida);
+    const eb = await rig.events(idb);
+    assert.deepEqual(ea.map((e) => `${e.event_type}/${e.source}`).slice(-1), ["offline/reconcile"]);
+    assert.deepEqual(eb.map((e) => `${e.event_type}/${e.source}`).slice(-1), ["online/reconcile"]);
+    console.log(`corrected ${within.toFixed(0)} ms after resubscription`);
+  } finally {
+    await rig.close();
+  }
+});
+
+Deno.test("race: a reconciliation answer requested before a newer event cannot undo it", async () => {
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
+  try {
+    const s = rig.sim.world.add({ userId: 6001, slug: "racer", channelId: 8001 });
+    const id = await rig.insert({
+      username: "racer",
+      userId: 6001,
+      channelId: 8001,
+      status: "offline",
+    });
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.8001") === 1, { timeoutMs: 3000 });
+    // Hold the next /channels answer: it is computed now (offline) and released later.
+    const held = rig.sim.api.holdNext("/public/v1/channels");
+    await held.reached;
+    rig.sim.world.setLive(s.userId, true); // Pusher event after the request left
+    await rig.waitStatus(id, "online");
+    held.release();
+    await new Promise((r) => setTimeout(r, 1500)); // the stale answer lands; later passes agree
+    assert.equal(await rig.status(id), "online");
+    const ev = await rig.events(id);
+    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.source}`), ["online/pusher"]);
+  } finally {
+    await rig.close();
+  }
+});
+
+Deno.test("identity: a streamer inserted with only a username is resolved and subscribed", async () => {
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
+  try {
+    const s = rig.sim.world.add({ userId: 4242, slug: "onlyname", channelId: 9393 });
+    const id = await rig.insert({ username: "OnlyName" });
+    await waitFor(async () => {
+      const [r] = await rig.sql`SELECT kick_user_id FROM streamers WHERE id = ${id}`;
+      return r.kick_user_id !== null && Number(r.kick_user_id) === 4242;
+    }, { timeoutMs: 5000, message: "kick_user_id written back" });
+    await rig.waitStatus(id, "offline", 5000); // reconciled
+    assert.equal(rig.sim.pusher.subscriberCount("channel.9393"), 0, "channel id not known yet");
+    // Goes live while kickmon cannot hear it on Pusher: /livestreams reveals the channel id.
+    rig.sim.world.setLive(s.userId, true, { publish: false });
+    await rig.waitStatus(id, "online", 5000);
+    await waitFor(async () => {
+      const [r] = await rig.sql`SELECT kick_channel_id FROM streamers WHERE id = ${id}`;
+      return Number(r.kick_channel_id) === 9393;
+    }, { timeoutMs: 5000, message: "kick_channel_id written back" });
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.9393") === 1, {
+      timeoutMs: 3000,
+      message: "subscribed on Pusher once the channel id is known",
+    });
+    rig.sim.world.setLive(s.userId, false); // now heard over Pusher
+    await rig.waitStatus(id, "offline", 3000);
+    const ev = await rig.events(id);
+    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.source}`), [
+      "offline/reconcile",
+      "online/reconcile",
+      "offline/pusher",
+    ]);
+    // An unknown username stays visible as unresolved.
+    const bad = await rig.insert({ username: "nobody-here" });
+    await waitFor(async () => {
+      const [r] = await rig.sql`SELECT resolve_error FROM streamers WHERE id = ${bad}`;
+      return typeof r.resolve_error === "string" && r.resolve_error.includes("nobody-here");
+    }, { timeoutMs: 5000, message: "resolve_error recorded" });
+  } finally {
+    await rig.close();
+  }
+});
+
+Deno.test("API faults: 429, Cloudflare 403, 401 and malformed bodies leave kickmon running", async () => {
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
+  try {
+    const s = rig.sim.world.add({ userId: 3131, slug: "faulty", channelId: 3232 });
+    const id = await rig.insert({ username: "faulty", userId: 3131, channelId: 3232 });
+    await rig.waitStatus(id, "offline", 5000);
+    const api = rig.sim.api;
+    api.failNext("/public/v1/channels", {
+      status: 429,
+      body: '{"message":"Too Many Attempts."}',
+      headers: { "retry-after": "1" },
+    });
+    api.failNext("/public/v1/channels", {
+      status: 403,
+      body: '{"error":"Request blocked by security policy.","reference":"9e4db7e3"}',
+    }, 1);
+    await waitFor(() => rig.kickmon.lines.some((l) => /blocked|security policy/i.test(l)), {
+      timeoutMs: 10_000,
+      message: "a log line about the Cloudflare block",
+    });
+    api.failNext("/public/v1/channels", {
+      status: 200,
+      body: `{"data":[{"slug":5}],"message":"OK"}`,
+    });
+    await waitFor(() => rig.kickmon.lines.some((l) => /malformed/i.test(l)), {
+      timeoutMs: 20_000,
+      message: "a log line about the malformed body",
+    });
+    api.expireAllTokens(); // next call gets 401, refreshes once, retries
+    rig.sim.world.setLive(s.userId, true, { publish: false });
+    await rig.waitStatus(id, "online", 15_000);
+    assert.ok(api.requests("/oauth/token") >= 2, "token refreshed after the 401");
+    // Still running, and it logged each fault.
+    const exited = await Promise.race([
+      rig.kickmon.status.then(() => true),
+      Promise.resolve(false),
+    ]);
+    assert.equal(exited, false);
+  } finally {
+    await rig.close();
+  }
+});

@@ -1,0 +1,71 @@
+/**
+ * Issue 3: Kick's official webhooks as a second real-time source, through a
+ * real `kickmon start` process.
+ */
+import assert from "node:assert/strict";
+import { WebhookSender } from "../src/simulator/webhook_sender.ts";
+import { freePort, waitFor } from "./helpers/database.ts";
+import { startRig } from "./helpers/harness.ts";
+
+Deno.test("webhooks: signed deliveries write; tampered, foreign-key, stale and replayed ones do not", async () => {
+  const port = freePort();
+  const rig = await startRig({
+    KICK_WEBHOOK_ENABLED: "true",
+    KICK_WEBHOOK_LISTEN: `127.0.0.1:${port}`,
+    MONITORING_RECONCILE_INTERVAL: "3600",
+  });
+  const url = `http://127.0.0.1:${port}/webhooks/kick`;
+  try {
+    const s = rig.sim.world.add({ userId: 4809577, slug: "fusedchat", channelId: 4700001 });
+    const id = await rig.insert({ username: "fusedchat", userId: 4809577, status: "offline" });
+    // kickmon ensures one livestream.status.updated subscription per active streamer.
+    await waitFor(
+      () => rig.sim.api.subscriptions().some((x) => x.broadcaster_user_id === 4809577),
+      { timeoutMs: 5000, message: "webhook subscription created" },
+    );
+    const live = {
+      kind: "live" as const,
+      streamer: { ...s, live: true, startedAt: new Date().toISOString() },
+    };
+
+    // Rejected: body tampered after signing; signed with another key; stale timestamp.
+    assert.equal((await rig.sim.webhooks.deliver(url, live, { tamper: true })).status, 401);
+    const stranger = await WebhookSender.create();
+    assert.equal((await stranger.deliver(url, live)).status, 401);
+    const stale = new Date(Date.now() - 6 * 60_000).toISOString().replace(/\.\d+Z$/, "Z");
+    assert.equal((await rig.sim.webhooks.deliver(url, live, { timestamp: stale })).status, 401);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await rig.status(id), "offline");
+    assert.equal((await rig.events(id)).length, 0);
+
+    // Accepted, then replayed with the same message id: one row.
+    const ok = await rig.sim.webhooks.deliver(url, live);
+    assert.equal(ok.status, 200);
+    await rig.waitStatus(id, "online", 3000);
+    const replay = await rig.sim.webhooks.deliver(url, live, { messageId: ok.messageId });
+    assert.equal(replay.status, 200);
+    // Unknown event type: ignored with 204.
+    const other = await rig.sim.webhooks.deliver(url, {
+      body: { hello: "world" },
+      type: "chat.message.sent",
+    });
+    assert.equal(other.status, 204);
+    const off = { kind: "offline" as const, streamer: { ...s, live: false } };
+    assert.equal((await rig.sim.webhooks.deliver(url, off)).status, 200);
+    await rig.waitStatus(id, "offline", 3000);
+    const ev = await rig.events(id);
+    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.source}`), [
+      "online/webhook",
+      "offline/webhook",
+    ]);
+
+    // A streamer leaving the table loses its subscription.
+    await rig.sql`DELETE FROM streamers WHERE id = ${id}`;
+    await waitFor(
+      () => !rig.sim.api.subscriptions().some((x) => x.broadcaster_user_id === 4809577),
+      { timeoutMs: 5000, message: "webhook subscription removed" },
+    );
+  } finally {
+    await rig.close();
+  }
+});
