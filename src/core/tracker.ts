@@ -186,6 +186,18 @@ export class StatusTracker {
     return true;
   }
 
+  /**
+   * Takes a transition decided by an earlier run (replayed from the spool) as
+   * the current belief, so that the next observation is compared with it and
+   * not with a row the replay has not reached yet.
+   */
+  assumePending(t: Transition): void {
+    const e = this.#byId.get(t.streamerId);
+    if (!e) return;
+    e.belief = t.status;
+    e.lastObservedAt = Math.max(e.lastObservedAt, t.observedAt);
+  }
+
   /** Pusher channel ids of every active streamer that has one. */
   channelIds(): number[] {
     const out: number[] = [];
@@ -202,6 +214,11 @@ export class StatusTracker {
       if (e.record.isActive) out.push({ ...e.record, belief: e.belief });
     }
     return out;
+  }
+
+  /** Every record (active or not) with the believed status as `status`: a snapshot of the list. */
+  records(): StreamerRecord[] {
+    return [...this.#byId.values()].map((e) => ({ ...e.record, status: e.belief }));
   }
 
   /** One streamer's record and belief. */

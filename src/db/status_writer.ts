@@ -219,12 +219,12 @@ export class StatusWriter {
    * Loads a spool left by an earlier run (a crash during an outage) into the
    * queue, ahead of anything new, and starts committing it.
    *
-   * @returns how many spooled transitions were loaded.
+   * @returns the spooled transitions that were loaded, oldest first.
    * @throws {Deno.errors.PermissionDenied} when the spool cannot be read.
    */
-  async open(): Promise<number> {
+  async open(): Promise<Transition[]> {
     const path = this.#opts.spoolPath;
-    if (!path) return 0;
+    if (!path) return [];
     let text = "";
     try {
       text = await Deno.readTextFile(path);
@@ -252,7 +252,7 @@ export class StatusWriter {
       this.stats.spoolBytes = new TextEncoder().encode(text).length;
       this.#kick();
     }
-    return loaded.length;
+    return loaded;
   }
 
   /** Queues a transition; it is committed as soon as the database allows. */

@@ -147,7 +147,7 @@ Deno.test("StatusWriter spools during an outage and replays after a crash", asyn
     assert.equal(spooled.length, 3);
     // Next start: replay in order, exactly once, then the spool is empty.
     const w2 = new StatusWriter(admin, { spoolPath });
-    assert.equal(await w2.open(), 3);
+    assert.equal((await w2.open()).length, 3);
     assert.ok(await w2.flush(5000));
     await w2.close(100);
     const rows = await admin<{ event_type: string }[]>`

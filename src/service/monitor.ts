@@ -79,6 +79,9 @@ export class Monitor {
   #resyncing: Promise<void> | null = null;
   #resyncAgain = false;
   #stopped = false;
+  #snapshotTimer: ReturnType<typeof setTimeout> | undefined;
+  /** True once the list came from the database or a snapshot (never save an empty guess). */
+  #listLoaded = false;
   readonly #logLimit = new LogRateLimiter(5, 60_000);
   #fatal: ((e: Error) => void) | null = null;
   /** Resolves when the service hits an unrecoverable error (gave up reconnecting). */
@@ -92,7 +95,13 @@ export class Monitor {
       spoolPath: `${config.system.stateDirectory}/spool.jsonl`,
       spoolMaxBytes: config.system.spoolMaxBytes,
       onCommit: (r) => this.#onCommit(r),
-      onDatabaseState: (up, err) => this.#setDb(up, err),
+      onDatabaseState: (up, err) => {
+        this.#setDb(up, err);
+        // Outage starts: record the beliefs now. With the spool (everything
+        // decided from here on) this is what a restart during the outage
+        // needs to keep deciding correctly.
+        if (!up && this.#listLoaded) this.#saveSnapshotSync();
+      },
     });
     this.metrics = createMetrics({
       streamersByStatus: () => ({ ...this.tracker.counts() }),
@@ -150,22 +159,33 @@ export class Monitor {
   async start(): Promise<void> {
     await Deno.mkdir(this.config.system.stateDirectory, { recursive: true });
     for (const p of this.plugins) if (p.early) await p.start(this);
-    await this.#waitForDatabase();
-    const applied = await migrate(this.sql);
-    if (applied.length) log.info("applied migrations {applied}", { applied });
-    const replayed = await this.writer.open();
-    if (replayed) await this.writer.flush(this.config.monitoring.shutdownTimeoutMs);
-    this.#stopListening = await listenStreamerChanges(this.sql, {
-      onChange: (c) => {
-        if (c.op === "DELETE") {
-          this.tracker.remove(c.id);
-          this.#applyChannels();
-          for (const f of this.onListChanged) f();
-        } else this.#reload([c.id]);
-      },
-      onListen: () => this.resync(),
-    });
-    await this.resync();
+    // The spool first: transitions left by a crash go out before anything new.
+    const spooled = await this.writer.open();
+    let connected = false;
+    try {
+      await pingDatabase(this.sql);
+      connected = true;
+    } catch (e) {
+      if (!isConnectionError(e)) throw e;
+      this.#setDb(false, e as Error);
+    }
+    if (connected) {
+      await this.#connectDatabase();
+      for (const t of spooled) this.tracker.assumePending(t);
+    } else {
+      // Keep listening with the last known list; writes spool until PostgreSQL returns.
+      const snapshot = await this.#loadSnapshot();
+      for (const t of spooled) this.tracker.assumePending(t);
+      this.#applyChannels();
+      log.error(
+        "database unreachable at start: running from the saved list of {count} streamers; " +
+          "transitions are spooled until it returns",
+        { count: snapshot },
+      );
+      void this.#waitForDatabase().then(() => this.#connectDatabase()).catch((e) => {
+        if (!this.#stopped) this.#fatal?.(e instanceof Error ? e : new Error(String(e)));
+      });
+    }
     this.subscriber.start();
     this.#resyncTimer = setInterval(
       () => this.resync(),
@@ -176,6 +196,73 @@ export class Monitor {
       count: this.tracker.size,
       channels: this.tracker.channelIds().length,
     });
+  }
+
+  /** Migrates, LISTENs for list changes and loads the list. */
+  async #connectDatabase(): Promise<void> {
+    const applied = await migrate(this.sql);
+    if (applied.length) log.info("applied migrations {applied}", { applied });
+    this.#setDb(true);
+    this.#stopListening = await listenStreamerChanges(this.sql, {
+      onChange: (c) => {
+        if (c.op === "DELETE") {
+          this.tracker.remove(c.id);
+          this.#scheduleSnapshot();
+          this.#applyChannels();
+          for (const f of this.onListChanged) f();
+        } else this.#reload([c.id]);
+      },
+      onListen: () => this.resync(),
+    });
+    await this.resync();
+  }
+
+  get #snapshotPath(): string {
+    return `${this.config.system.stateDirectory}/streamers.json`;
+  }
+
+  /**
+   * Saves the list (at most once per second) so that a restart during a
+   * database outage can keep listening.
+   */
+  #scheduleSnapshot(): void {
+    if (this.#snapshotTimer !== undefined) return;
+    this.#snapshotTimer = setTimeout(() => {
+      this.#snapshotTimer = undefined;
+      this.#saveSnapshot();
+    }, 1000);
+  }
+
+  async #saveSnapshot(): Promise<void> {
+    if (!this.#listLoaded) return;
+    const tmp = `${this.#snapshotPath}.tmp`;
+    try {
+      await Deno.writeTextFile(tmp, JSON.stringify(this.tracker.records()));
+      await Deno.rename(tmp, this.#snapshotPath);
+    } catch (e) {
+      log.warn("cannot save the streamer list snapshot: {error}", { error: String(e) });
+    }
+  }
+
+  #saveSnapshotSync(): void {
+    const tmp = `${this.#snapshotPath}.tmp`;
+    try {
+      Deno.writeTextFileSync(tmp, JSON.stringify(this.tracker.records()));
+      Deno.renameSync(tmp, this.#snapshotPath);
+    } catch (e) {
+      log.warn("cannot save the streamer list snapshot: {error}", { error: String(e) });
+    }
+  }
+
+  async #loadSnapshot(): Promise<number> {
+    try {
+      const rows = JSON.parse(await Deno.readTextFile(this.#snapshotPath)) as StreamerRecord[];
+      this.tracker.replaceAll(rows);
+      this.#listLoaded = true;
+      return rows.length;
+    } catch {
+      return 0;
+    }
   }
 
   async #waitForDatabase(): Promise<void> {
@@ -211,6 +298,8 @@ export class Monitor {
         try {
           const rows = await listStreamers(this.sql);
           this.tracker.replaceAll(rows);
+          this.#listLoaded = true;
+          this.#scheduleSnapshot();
           this.#setDb(true);
           this.#applyChannels();
           for (const f of this.onListChanged) f();
@@ -228,6 +317,7 @@ export class Monitor {
       const found = new Set(rows.map((r) => r.id));
       for (const r of rows) this.tracker.upsert(r);
       for (const id of ids) if (!found.has(id)) this.tracker.remove(id);
+      this.#scheduleSnapshot();
       this.#applyChannels();
       for (const f of this.onListChanged) f();
     }).catch((e) => {
@@ -376,6 +466,11 @@ export class Monitor {
     if (this.#stopped) return true;
     this.#stopped = true;
     clearInterval(this.#resyncTimer);
+    if (this.#snapshotTimer !== undefined) {
+      clearTimeout(this.#snapshotTimer);
+      this.#snapshotTimer = undefined;
+      await this.#saveSnapshot();
+    }
     for (const p of [...this.plugins].reverse()) {
       try {
         await p.stop();

@@ -56,9 +56,12 @@ export interface Rig {
 export async function startRig(
   env: Record<string, string> = {},
   simOpts: SimulatorOptions = {},
+  opts: { databaseUrl?: string } = {},
 ): Promise<Rig> {
   const sim = await startSimulator(simOpts);
-  const db = await createTestDatabase();
+  const db = opts.databaseUrl
+    ? { url: opts.databaseUrl, drop: () => Promise.resolve() }
+    : await createTestDatabase();
   const sql = postgres(db.url, { max: 3, onnotice: () => {} });
   const stateDir = await Deno.makeTempDir({ prefix: "kickmon-state-" });
   const fullEnv = {
