@@ -4,7 +4,14 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { type Config, loadConfig, readEnvironment, secretValues } from "../config/config.ts";
+import {
+  type Config,
+  CONFIG_VARIABLES,
+  loadConfig,
+  parseEnvFile,
+  readEnvironment,
+  secretValues,
+} from "../config/config.ts";
 import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
 import { InvalidCredentialsError } from "../kick/official/oauth.ts";
 import { Monitor } from "../service/monitor.ts";
@@ -13,6 +20,33 @@ import { HttpPlugin } from "../http/server.ts";
 import { EXIT } from "./errors.ts";
 
 const log = getLogger(["kickmon", "cli"]);
+
+/**
+ * Warns when the env file (which holds secrets) is readable by group or
+ * others. systemd's unit installs it as root-owned mode 0640 with the
+ * service's group; anything looser is reported.
+ */
+async function warnLooseEnvFile(path: string | null): Promise<void> {
+  if (!path) return;
+  try {
+    const st = await Deno.stat(path);
+    if (st.mode !== null && (st.mode & 0o007) !== 0) {
+      log.warn(
+        "env file {path} is readable by others (mode {mode}); it holds secrets: chmod 0640 or 0600",
+        { path, mode: (st.mode & 0o777).toString(8) },
+      );
+    } else if (st.mode !== null && (st.mode & 0o070) !== 0 && st.gid !== 0) {
+      // 0640 root:root (the documented install) is fine; a non-root group is not.
+      log.warn("env file {path} is readable by its group {gid} (mode {mode}); prefer 0600", {
+        gid: st.gid,
+        path,
+        mode: (st.mode & 0o777).toString(8),
+      });
+    }
+  } catch (e) {
+    log.warn("cannot check env file {path}: {error}", { path, error: String(e) });
+  }
+}
 
 /** Options for {@linkcode runStart}. */
 export interface StartOptions {
@@ -43,6 +77,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   if (!options.loggingConfigured) {
     await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
   }
+  await warnLooseEnvFile(config.envFile);
   const monitor = new Monitor(config);
   monitor.plugins.push(new OfficialApiPlugin(config));
   if (config.health.enabled) {
@@ -54,9 +89,34 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
   const onTerm = () => signalled("SIGTERM");
   const onInt = () => signalled("SIGINT");
-  const onHup = () => {
-    log.info("SIGHUP: re-reading the streamer list");
-    monitor.resync();
+  let current = config;
+  const onHup = async () => {
+    log.info("SIGHUP: reloading configuration and re-reading the streamer list");
+    if (current.envFile) {
+      try {
+        const fromFile = parseEnvFile(await Deno.readTextFile(current.envFile));
+        const next = loadConfig({ ...readEnvironment(), ...fromFile });
+        const changed = CONFIG_VARIABLES.filter((v) =>
+          fromFile[v] !== undefined && fromFile[v] !== Deno.env.get(v)
+        );
+        if (next.system.logLevel !== current.system.logLevel && !options.loggingConfigured) {
+          await setupLogging({ level: next.system.logLevel, json: next.system.jsonLogging });
+          log.info("log level is now {level}", { level: next.system.logLevel });
+        }
+        const restart = changed.filter((v) => v !== "SYSTEM_LOG_LEVEL");
+        if (restart.length) {
+          log.warn("changed settings that take effect only after a restart: {vars}", {
+            vars: restart,
+          });
+        }
+        current = next;
+      } catch (e) {
+        log.error("SIGHUP: keeping the current configuration: {error}", {
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
+    await monitor.resync();
   };
   Deno.addSignalListener("SIGTERM", onTerm);
   Deno.addSignalListener("SIGINT", onInt);

@@ -54,6 +54,7 @@ export const CONFIG_VARIABLES = [
   "HEALTH_CHECK_LISTEN",
   "MANUAL_MODE_REFRESH_RATE",
   "MANUAL_MODE_MAX_STREAMERS",
+  "KICKMON_ENV_FILE",
 ] as const;
 
 /** One configuration variable's name. */
@@ -140,6 +141,10 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   HEALTH_CHECK_LISTEN: { def: "127.0.0.1:8080", doc: "Health/metrics listen address." },
   MANUAL_MODE_REFRESH_RATE: { def: "1000", doc: "Live view redraw period, ms." },
   MANUAL_MODE_MAX_STREAMERS: { def: "50", doc: "Rows shown by the live view." },
+  KICKMON_ENV_FILE: {
+    def: "",
+    doc: "Path of the env file in use: checked for loose permissions, re-read on SIGHUP.",
+  },
 };
 
 /** Database connection settings. */
@@ -200,6 +205,8 @@ export interface Config {
   };
   readonly health: { readonly enabled: boolean; readonly hostname: string; readonly port: number };
   readonly manual: { readonly refreshRateMs: number; readonly maxStreamers: number };
+  /** The env file in use (`KICKMON_ENV_FILE`), or null. */
+  readonly envFile: string | null;
 }
 
 /** One problem with one variable. */
@@ -325,6 +332,7 @@ const schema = z.object({
   HEALTH_CHECK_LISTEN: hostPort,
   MANUAL_MODE_REFRESH_RATE: int(50, 60_000, "milliseconds"),
   MANUAL_MODE_MAX_STREAMERS: int(1, 100_000),
+  KICKMON_ENV_FILE: z.string().trim(),
 });
 
 /** Options for {@linkcode loadConfig}. */
@@ -489,7 +497,34 @@ export function loadConfig(
       refreshRateMs: e.MANUAL_MODE_REFRESH_RATE,
       maxStreamers: e.MANUAL_MODE_MAX_STREAMERS,
     },
+    envFile: e.KICKMON_ENV_FILE || null,
   };
+}
+
+/**
+ * Parses an env file (`KEY=value` lines, `#` comments, optional `export `,
+ * single or double quotes) as systemd's `EnvironmentFile=` and
+ * `deno --env-file` read it.
+ *
+ * @example
+ * ```ts
+ * parseEnvFile("A=1\n# c\nB='two words'"); // { A: "1", B: "two words" }
+ * ```
+ */
+export function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const m = line.match(/^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/);
+    if (!m) continue;
+    let v = m[2];
+    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) {
+      v = v.slice(1, -1);
+    }
+    out[m[1]] = v;
+  }
+  return out;
 }
 
 /**
