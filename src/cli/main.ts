@@ -16,6 +16,7 @@ import {
 import { connectDatabase, pingDatabase, type Sql } from "../db/client.ts";
 import { migrate, pendingMigrations } from "../db/migrate.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
+import { registerDemoCommand } from "./demo_command.ts";
 import { EXIT, reportError } from "./errors.ts";
 
 /** kickmon's version (deno.json `version`). */
@@ -146,6 +147,8 @@ export async function main(args: readonly string[]): Promise<number> {
       }
       console.log(`${rows.length} streamers`);
     });
+
+  registerDemoCommand(program, (c) => (code = c));
 
   try {
     await program.parseAsync([...args], { from: "user" });

@@ -1,20 +1,131 @@
 /**
- * `kickmon start --manual`: placeholder until the live view lands.
+ * `kickmon start --manual`: the monitor, exactly as `kickmon start` runs it,
+ * with a live terminal view on top instead of log lines on stdout.
+ *
+ * The logs go to `<SYSTEM_STATE_DIRECTORY>/kickmon-manual.log` (the footer
+ * says where) so that nothing is ever drawn over the view. Keys: `q` or
+ * Ctrl-C quit cleanly (exit 0), `r` refresh, `s`/`u`/`t` sort by status,
+ * username, last update, `c` clear recent changes, `h` help, arrows and
+ * Page Up/Down scroll.
  *
  * @module
  */
+import { type Config, loadConfig, readEnvironment } from "../config/config.ts";
+import { EXIT } from "../cli/errors.ts";
 import { runStart } from "../cli/start.ts";
+import { setupLogging, shutdownLogging } from "../log/logging.ts";
+import type { Monitor } from "../service/monitor.ts";
+import { colorEnabled } from "./ansi.ts";
+import { LiveView, type ViewTerminal } from "./live_view.ts";
+
+/** File name of the live view's log, inside the state directory. */
+export const MANUAL_LOG_FILE = "kickmon-manual.log";
+
+/** The one-line message printed when stdin or stdout is not a terminal. */
+export const NOT_A_TERMINAL_MESSAGE: string =
+  "kickmon: --manual needs a terminal (stdin and stdout must be a TTY); " +
+  "use 'kickmon start' for log lines on stdout";
+
+/** Options for {@linkcode runLiveView}. */
+export interface LiveViewRunOptions {
+  /** The monitor's configuration (`manual.refreshRateMs`, `manual.maxStreamers` are honoured). */
+  readonly config: Config;
+  /** Top-line title. Default `kickmon live view`. */
+  readonly title?: string;
+  /** Log file. Default `<config.system.stateDirectory>/kickmon-manual.log`. */
+  readonly logPath?: string;
+  /** Extra set-up of the monitor before it starts (the demo adds its logging here). */
+  readonly prepare?: (monitor: Monitor) => void | Promise<void>;
+  /** Colour escapes; default from `NO_COLOR`. */
+  readonly color?: boolean;
+  /** The terminal; default the process's. */
+  readonly terminal?: ViewTerminal;
+  /** Resolves to request a clean stop besides `q`/Ctrl-C (the demo's own signal handler). */
+  readonly stopRequested?: Promise<void>;
+}
 
 /**
- * Runs the monitor with the live terminal view.
+ * Runs the monitor under the live view until `q`/Ctrl-C (or SIGTERM/SIGINT),
+ * then shuts down cleanly and restores the terminal, on every path. Sets up
+ * logging to the log file and tears it down before returning. The caller
+ * has checked that stdin/stdout are terminals.
  *
- * @returns the exit code.
+ * @returns the exit code: 0 after a clean stop, 1 when the service or the view failed.
+ * @throws {Deno.errors.PermissionDenied} when the state directory or log file
+ *   cannot be created (before the terminal is touched).
+ * @throws {LiveViewError} when the terminal cannot be taken over.
+ *
+ * @example
+ * ```ts
+ * const code = await runLiveView({ config: loadConfig(readEnvironment()) });
+ * ```
+ */
+export async function runLiveView(opts: LiveViewRunOptions): Promise<number> {
+  const { config } = opts;
+  await Deno.mkdir(config.system.stateDirectory, { recursive: true });
+  const logPath = absolute(opts.logPath ?? `${config.system.stateDirectory}/${MANUAL_LOG_FILE}`);
+  await setupLogging({
+    level: config.system.logLevel,
+    json: config.system.jsonLogging,
+    destination: { kind: "file", path: logPath },
+  });
+  const view = new LiveView({
+    title: opts.title ?? "kickmon live view",
+    logPath,
+    refreshRateMs: config.manual.refreshRateMs,
+    maxRows: config.manual.maxStreamers,
+    color: opts.color ?? colorEnabled(),
+    terminal: opts.terminal,
+  });
+  let code: number = EXIT.failure;
+  try {
+    view.open();
+    code = await runStart({
+      config,
+      loggingConfigured: true,
+      stopRequested: opts.stopRequested
+        ? Promise.race([view.stopRequested, opts.stopRequested])
+        : view.stopRequested,
+      prepare: async (monitor) => {
+        view.attach(monitor);
+        await opts.prepare?.(monitor);
+      },
+    });
+  } finally {
+    view.close();
+    await shutdownLogging();
+  }
+  if (view.failure) {
+    const cause = view.failure.cause instanceof Error ? `: ${view.failure.cause.message}` : "";
+    console.error(`kickmon: ${view.failure.message}${cause}`);
+    return EXIT.failure;
+  }
+  if (code !== EXIT.ok) console.error(`kickmon: stopped with exit code ${code}; see ${logPath}`);
+  return code;
+}
+
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path.replace(/^\.\//, "")}`;
+}
+
+/**
+ * `kickmon start --manual`: checks for a terminal, reads the configuration
+ * from the environment and runs {@linkcode runLiveView}.
+ *
+ * @returns the exit code: 0 after `q`, 1 on a service failure, 2 when stdin
+ *   or stdout is not a terminal (a one-line message is printed to stderr).
+ * @throws {ConfigError} when the configuration is invalid (the CLI maps it to exit 2).
  *
  * @example
  * ```ts
  * Deno.exit(await runManual());
  * ```
  */
-export function runManual(): Promise<number> {
-  return runStart();
+export async function runManual(): Promise<number> {
+  if (!Deno.stdin.isTerminal() || !Deno.stdout.isTerminal()) {
+    console.error(NOT_A_TERMINAL_MESSAGE);
+    return EXIT.usage;
+  }
+  const config = loadConfig(readEnvironment());
+  return await runLiveView({ config });
 }
