@@ -79,6 +79,7 @@ export class Monitor {
   #resyncing: Promise<void> | null = null;
   #resyncAgain = false;
   #stopped = false;
+  readonly #resubscribing = new Set<number>();
   #snapshotTimer: ReturnType<typeof setTimeout> | undefined;
   /** True once the list came from the database or a snapshot (never save an empty guess). */
   #listLoaded = false;
@@ -135,11 +136,25 @@ export class Monitor {
             shard,
             socketId: info.socketId,
           });
-          for (const f of this.onReconnect) f(shard);
+          // Reconcile once the server has acknowledged the resubscriptions:
+          // a transition between connect and subscribe would otherwise be missed.
+          this.#resubscribing.add(shard);
         }
+      },
+      onSubscribed: (shard) => {
+        if (this.#resubscribing.delete(shard)) { for (const f of this.onReconnect) f(shard); }
       },
       onDisconnected: (_shard, reason, code) => {
         this.metrics.reconnects.inc({ reason: code !== undefined ? String(code) : reason });
+      },
+      onFrameRejected: (_shard, reason, detail) => {
+        this.metrics.framesMalformed.inc({ reason });
+        if (this.#logLimit.allow(`malformed:${reason}`)) {
+          log.warn("dropped a frame pusher-js cannot handle ({reason}): {detail}", {
+            reason,
+            detail,
+          });
+        }
       },
       onGiveUp: (shard, attempts) => {
         this.#fatal?.(
