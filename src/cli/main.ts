@@ -17,6 +17,11 @@ import { connectDatabase, pingDatabase, type Sql } from "../db/client.ts";
 import { migrate, pendingMigrations } from "../db/migrate.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { registerDemoCommand } from "./demo_command.ts";
+import {
+  registerDbBackup,
+  registerServiceCommands,
+  registerStreamerCommands,
+} from "./service_commands.ts";
 import { EXIT, reportError } from "./errors.ts";
 
 /** kickmon's version (deno.json `version`). */
@@ -149,6 +154,9 @@ export async function main(args: readonly string[]): Promise<number> {
     });
 
   registerDemoCommand(program, (c) => (code = c));
+  registerServiceCommands(program, (c) => (code = c));
+  registerStreamerCommands(streamers, (c) => (code = c));
+  registerDbBackup(db, (c) => (code = c));
 
   try {
     await program.parseAsync([...args], { from: "user" });

@@ -43,13 +43,28 @@ import { registerSecret } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";
 import { CliError, EXIT } from "./errors.ts";
 
-/** Sets the process exit code of the command being run (main.ts's `code`). */
+/**
+ * Sets the process exit code of the command being run (main.ts's `code`).
+ *
+ * @example
+ * ```ts
+ * let code = 0;
+ * const setExit: SetExit = (c) => (code = c);
+ * ```
+ */
 export type SetExit = (code: number) => void;
 
 // ---------------------------------------------------------------------------
 // Small helpers
 
-/** The PID file `kickmon start` writes: `<stateDirectory>/kickmon.pid`. */
+/**
+ * The PID file `kickmon start` writes: `<stateDirectory>/kickmon.pid`.
+ *
+ * @example
+ * ```ts
+ * pidFilePath(config); // "/var/lib/kickmon/kickmon.pid" under systemd
+ * ```
+ */
 export function pidFilePath(config: Config): string {
   return `${config.system.stateDirectory.replace(/\/+$/, "")}/kickmon.pid`;
 }
@@ -88,14 +103,20 @@ export function backupFileName(at: Date = new Date()): string {
 
 const errText = (e: unknown) => e instanceof Error ? e.message : String(e);
 
-/** Reads the PID file; `null` when absent or not a PID. */
-async function readPidFile(path: string): Promise<number | null> {
+/**
+ * Reads the PID file; `null` when absent, not a PID, or outside what this
+ * build may read (the compiled binary reads only its build-time state
+ * directories: an operator shell without `SYSTEM_STATE_DIRECTORY` looks in
+ * `./state`). With `lenient`, an OS permission error is `null` too.
+ */
+async function readPidFile(path: string, lenient = false): Promise<number | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable) return null;
+    if (lenient) return null;
+    if (e instanceof Deno.errors.PermissionDenied) {
       throw new CliError(
         `cannot read the PID file ${path} (${errText(e)}): run as the user kickmon runs as`,
         EXIT.failure,
@@ -197,17 +218,33 @@ export interface HealthAnswer {
   readonly timedOut?: boolean;
 }
 
-/** The parts of the `/health` JSON that `kickmon status` reads (see `src/http/server.ts`). */
+/**
+ * The parts of the `/health` JSON that `kickmon status` reads (see
+ * `src/http/server.ts`); every field is optional so an older or newer
+ * server's answer still prints.
+ *
+ * @example
+ * ```ts
+ * const body: HealthBody = { status: "healthy", pid: 4242, database: { up: true } };
+ * ```
+ */
 export interface HealthBody {
+  /** `healthy` or `unhealthy`. */
   readonly status?: string;
+  /** PID of the answering kickmon. */
   readonly pid?: number;
+  /** Database reachability and the last error. */
   readonly database?: { up?: boolean; error?: string | null };
+  /** Pusher: all connections up, and each connection (shard) with its state. */
   readonly pusher?: {
     up?: boolean;
     connections?: { index?: number; state?: string; channels?: number; subscribed?: number }[];
   };
+  /** OAuth token state (`valid`, `refreshing`, `not used`, `failed`, …). */
   readonly token?: { state?: string };
+  /** Status writes waiting for the database. */
   readonly write_queue_depth?: number;
+  /** Streamer counts by status (`online`, `offline`, `unknown`, `inactive`). */
   readonly streamers?: Record<string, number>;
 }
 
@@ -437,7 +474,7 @@ export function registerServiceCommands(program: Command, setExit: SetExit): voi
     .action(async (opts: { json?: boolean }) => {
       const config = loadOperatorConfig();
       const pidFile = pidFilePath(config);
-      const pid = await readPidFile(pidFile);
+      const pid = await readPidFile(pidFile, true);
       const alive = pid !== null && await isAlive(pid).catch(() => false);
       if (!config.health.enabled) {
         if (alive) {
@@ -550,14 +587,27 @@ function checkSlug(username: string): string {
   return slug;
 }
 
-/** What Kick reports about one streamer now (`kickmon streamers test`). */
+/**
+ * What Kick reports about one streamer now (`kickmon streamers test --json`).
+ *
+ * @example
+ * ```ts
+ * const r: StreamerReport = {
+ *   slug: "bossmanjack", userId: 2570626, isLive: true, channelId: 2515504,
+ *   title: "slots", startedAt: "2025-01-01T00:00:00.000Z",
+ * };
+ * ```
+ */
 export interface StreamerReport {
+  /** Channel slug as Kick spells it. */
   readonly slug: string;
   /** `broadcaster_user_id`. */
   readonly userId: number;
+  /** `stream.is_live`. */
   readonly isLive: boolean;
   /** Pusher channel id; only known while live (`GET /livestreams`). */
   readonly channelId: number | null;
+  /** Stream title, when live. */
   readonly title: string | null;
   /** ISO 8601, when live. */
   readonly startedAt: string | null;

@@ -124,6 +124,9 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
   let code: number = EXIT.ok;
   try {
+    // Before start-up (which logs "kickmon started"), so `kickmon stop` finds it at once.
+    await Deno.mkdir(config.system.stateDirectory, { recursive: true }).catch(() => {});
+    await Deno.writeTextFile(pidFile, `${Deno.pid}\n`).catch(() => {});
     const started = monitor.start().then(() => null);
     const first = await Promise.race([
       started,
@@ -132,7 +135,6 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
       ...(options.stopRequested ? [options.stopRequested.then(() => "stop")] : []),
     ]);
     if (first === null) {
-      await Deno.writeTextFile(pidFile, `${Deno.pid}\n`).catch(() => {});
       const reason = await Promise.race([
         stopSignal,
         monitor.fatal,

@@ -28,6 +28,8 @@ export const CONFIG_VARIABLES = [
   "KICK_PUSHER_PORT",
   "KICK_PUSHER_TLS",
   "KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION",
+  "KICK_PUSHER_PONG_TIMEOUT",
+  "KICK_PUSHER_REFUSED_RETRY_DELAY",
   "KICK_WEBHOOK_ENABLED",
   "KICK_WEBHOOK_LISTEN",
   "KICK_WEBHOOK_PUBLIC_KEY",
@@ -90,6 +92,15 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: {
     def: "250",
     doc: "Channels per Pusher connection before another connection (shard) is opened.",
+  },
+  KICK_PUSHER_PONG_TIMEOUT: {
+    def: "30000",
+    doc:
+      "ms to wait for pusher:pong (after activity_timeout of silence) before replacing a socket.",
+  },
+  KICK_PUSHER_REFUSED_RETRY_DELAY: {
+    def: "60000",
+    doc: "ms before retrying after a 4000-4099 refusal (wrong or rotated key, over quota).",
   },
   KICK_WEBHOOK_ENABLED: { def: "false", doc: "Receive Kick's official webhooks." },
   KICK_WEBHOOK_LISTEN: { def: "127.0.0.1:8081", doc: "Webhook listener address (host:port)." },
@@ -180,6 +191,10 @@ export interface Config {
       readonly port: number;
       readonly tls: boolean;
       readonly maxChannelsPerConnection: number;
+      /** ms. */
+      readonly pongTimeoutMs: number;
+      /** ms. */
+      readonly refusedRetryMs: number;
     };
     readonly webhook: {
       readonly enabled: boolean;
@@ -291,6 +306,8 @@ const schema = z.object({
   KICK_PUSHER_PORT: int(1, 65535, "a port"),
   KICK_PUSHER_TLS: bool,
   KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: int(1, 100_000),
+  KICK_PUSHER_PONG_TIMEOUT: int(100, 600_000, "milliseconds"),
+  KICK_PUSHER_REFUSED_RETRY_DELAY: int(100, 3_600_000, "milliseconds"),
   KICK_WEBHOOK_ENABLED: bool,
   KICK_WEBHOOK_LISTEN: hostPort,
   KICK_WEBHOOK_PUBLIC_KEY: z.string().trim().refine(
@@ -464,6 +481,8 @@ export function loadConfig(
         port: e.KICK_PUSHER_PORT,
         tls: e.KICK_PUSHER_TLS,
         maxChannelsPerConnection: e.KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION,
+        pongTimeoutMs: e.KICK_PUSHER_PONG_TIMEOUT,
+        refusedRetryMs: e.KICK_PUSHER_REFUSED_RETRY_DELAY,
       },
       webhook: {
         enabled: e.KICK_WEBHOOK_ENABLED,

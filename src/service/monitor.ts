@@ -127,6 +127,8 @@ export class Monitor {
       reconnectBaseMs: config.monitoring.reconnectDelayMs,
       reconnectMaxMs: config.monitoring.maxReconnectDelayMs,
       maxReconnectAttempts: config.monitoring.maxReconnectAttempts,
+      pongTimeoutMs: p.pongTimeoutMs,
+      refusedRetryMs: p.refusedRetryMs,
     }, {
       onEvent: (channel, event, data, receivedAt, receivedMono) =>
         this.#onPusherEvent(channel, event, data, receivedAt, receivedMono),

@@ -1,0 +1,305 @@
+/**
+ * The shipped artefact under its real permissions: builds `deno bundle`'s
+ * single file (what `deno task compile` turns into the binary), then runs it
+ * with `deno run --no-config` from an EMPTY `DENO_DIR` with exactly
+ * `permissionFlags()` (scripts/permissions.ts) — the test database and the
+ * Kick simulator substituted for the build-time hosts — for `db migrate`,
+ * `config validate`, `streamers list` and a real `start` that follows a
+ * streamer going live. Any permission the code needs but the flags lack
+ * fails here (no `-A` anywhere on the kickmon side).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { bundleArgs, compileArgs } from "../scripts/build.ts";
+import {
+  defaultKickHosts,
+  DEV_ONLY_ENV_VARIABLES,
+  IGNORED_ENV_VARIABLES,
+  permissionFlags,
+  PermissionOptionsError,
+  permissionOptionsFromEnv,
+  RUNTIME_ENV_VARIABLES,
+} from "../scripts/permissions.ts";
+import { startSimulator } from "../src/simulator/simulator.ts";
+import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** A child process with its output lines. */
+interface Proc {
+  readonly lines: string[];
+  readonly status: Promise<Deno.CommandStatus>;
+  waitForLine(re: RegExp, timeoutMs: number): Promise<string>;
+  kill(signal: Deno.Signal): void;
+}
+
+function spawn(cmd: string, args: string[], env: Record<string, string>, cwd: string): Proc {
+  const child = new Deno.Command(cmd, {
+    args,
+    env,
+    clearEnv: true,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+    if (buf) lines.push(buf);
+  };
+  const status = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => child.status);
+  let exited = false;
+  status.then(() => (exited = true));
+  return {
+    lines,
+    status,
+    kill: (signal) => {
+      try {
+        child.kill(signal);
+      } catch { /* gone */ }
+    },
+    waitForLine: (re, timeoutMs) =>
+      waitFor<string | undefined>(() => {
+        const l = lines.find((x) => re.test(x));
+        if (l) return l;
+        if (exited) throw new Error(`exited before ${re}:\n${lines.join("\n")}`);
+        return undefined;
+      }, { timeoutMs, intervalMs: 25, message: `${re}` }).then((l) => l!).catch((e) => {
+        throw new Error(`${e.message}\noutput:\n${lines.join("\n")}`, { cause: e });
+      }),
+  };
+}
+
+/** Names read as `env.NAME` / `env["NAME"]` / `Deno.env.get("NAME")` in JavaScript source. */
+function envReads(js: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of js.matchAll(/\benv\.([A-Z_][A-Z0-9_]*)\b/g)) names.add(m[1]);
+  for (const m of js.matchAll(/\benv\[["']([A-Z_][A-Z0-9_]*)["']\]/g)) names.add(m[1]);
+  for (const m of js.matchAll(/Deno\.env\.get\(["']([A-Za-z_][A-Za-z0-9_]*)["']\)/g)) {
+    names.add(m[1]);
+  }
+  // postgres.js: env["PG" + k.toUpperCase()] over the keys of its `defaults`.
+  const dyn = js.indexOf('env["PG" + k.toUpperCase()]');
+  if (dyn >= 0) {
+    const start = js.lastIndexOf("const defaults = {", dyn);
+    const end = js.indexOf("};", start);
+    assert.ok(start >= 0 && end > start, "postgres.js defaults object not found");
+    for (const m of js.slice(start, end).matchAll(/^\s*([a-z_]+)[,:]/gm)) {
+      names.add(`PG${m[1].toUpperCase()}`);
+    }
+  }
+  return names;
+}
+
+Deno.test("permissions: defaults come from config.ts; every grant is scoped", () => {
+  assert.deepEqual(defaultKickHosts(), [
+    "id.kick.com:443",
+    "api.kick.com:443",
+    "kick.com:443",
+    "ws-us2.pusher.com:443",
+  ]);
+  const flags = permissionFlags(permissionOptionsFromEnv({
+    KICKMON_DB_HOST: "db.internal:5432",
+    KICKMON_EXTRA_HOSTS: "proxy.example:3128",
+    KICKMON_LISTEN: "0.0.0.0:9090",
+    KICKMON_STATE_DIR: "/srv/kickmon",
+  }));
+  const get = (name: string) => flags.find((f) => f.startsWith(`--${name}=`))?.split("=")[1];
+  assert.equal(
+    get("allow-net"),
+    "id.kick.com:443,api.kick.com:443,kick.com:443,ws-us2.pusher.com:443,proxy.example:3128," +
+      "db.internal:5432,0.0.0.0:9090,127.0.0.1:9090",
+  );
+  assert.equal(get("allow-write"), "/var/lib/kickmon,/srv/kickmon");
+  assert.equal(get("allow-run"), "/usr/bin/pg_dump,/usr/bin/kill,/bin/kill");
+  assert.ok(flags.includes("--no-prompt"));
+  for (const f of flags) assert.ok(f === "--no-prompt" || /^--[a-z-]+=.+/.test(f), f);
+  assert.throws(() => permissionFlags({ databaseHosts: ["db:5432/x"] }), PermissionOptionsError);
+  assert.throws(() => permissionFlags({ stateDirectories: ["state"] }), PermissionOptionsError);
+});
+
+Deno.test("bundle: runs migrate, validate and start under exactly the compile flags", async (t) => {
+  const work = await Deno.makeTempDir({ prefix: "kickmon-bundle-" });
+  const bundle = `${work}/kickmon.js`;
+  const denoDir = `${work}/deno-dir`;
+  const state = `${work}/state`;
+  await Deno.mkdir(denoDir);
+  const sim = await startSimulator();
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  const procs: Proc[] = [];
+  try {
+    await t.step("deno bundle", async () => {
+      const t0 = performance.now();
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: bundleArgs(bundle),
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const size = (await Deno.stat(bundle)).size;
+      console.log(
+        `bundle: ${(size / 1e6).toFixed(2)} MB in ${Math.round(performance.now() - t0)} ms`,
+      );
+      const js = await Deno.readTextFile(bundle);
+      assert.match(js, /CREATE TABLE IF NOT EXISTS streamers/, "migrations are inlined");
+    });
+
+    await t.step("every environment variable the bundle reads is granted or ignored", async () => {
+      const js = await Deno.readTextFile(bundle);
+      const known = new Set([
+        ...RUNTIME_ENV_VARIABLES,
+        ...IGNORED_ENV_VARIABLES,
+        ...DEV_ONLY_ENV_VARIABLES,
+      ]);
+      const unknown = [...envReads(js)].filter((n) => !known.has(n));
+      assert.deepEqual(
+        unknown,
+        [],
+        "add these to RUNTIME_ENV_VARIABLES, IGNORED_ENV_VARIABLES or DEV_ONLY_ENV_VARIABLES " +
+          "in scripts/permissions.ts",
+      );
+    });
+
+    const dbUrl = new URL(db.url);
+    const healthPort = freePort();
+    const api = new URL(sim.api.origin);
+    const flags = permissionFlags({
+      kickHosts: [api.host, `${sim.pusher.hostname}:${sim.pusher.port}`],
+      databaseHosts: [dbUrl.host],
+      listenAddresses: [`127.0.0.1:${healthPort}`],
+      stateDirectories: [state],
+    });
+    assert.ok(!flags.some((f) => /^(-A|--allow-all|--allow-[a-z]+)$/.test(f)), flags.join(" "));
+    const env: Record<string, string> = {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DENO_DIR: denoDir,
+      NO_COLOR: "1",
+      ...sim.env(),
+      DATABASE_URL: db.url,
+      HEALTH_CHECK_LISTEN: `127.0.0.1:${healthPort}`,
+      SYSTEM_STATE_DIRECTORY: state,
+      // Probed by postgres.js: must read as unset, not crash.
+      PGHOST: "should-be-ignored.invalid",
+      PGPASSWORD: "should-be-ignored",
+    };
+    const run = (args: string[]) =>
+      spawn(Deno.execPath(), ["run", "--no-config", ...flags, bundle, ...args], env, work);
+    const runToEnd = async (args: string[]) => {
+      const p = run(args);
+      procs.push(p);
+      const st = await p.status;
+      return { code: st.code, out: p.lines.join("\n") };
+    };
+
+    await t.step("db migrate, config validate, streamers list", async () => {
+      const m = await runToEnd(["db", "migrate"]);
+      assert.equal(m.code, 0, m.out);
+      assert.match(m.out, /applied: 001_initial_schema/);
+      const v = await runToEnd(["config", "validate"]);
+      assert.equal(v.code, 0, v.out);
+      assert.match(v.out, /configuration ok/);
+      const l = await runToEnd(["streamers", "list"]);
+      assert.equal(l.code, 0, l.out);
+    });
+
+    await t.step("start: follows a streamer going live; stop/SIGTERM exits 0", async () => {
+      const s = sim.world.add({ userId: 4242, slug: "bundled", channelId: 42420 });
+      await sql`INSERT INTO streamers (username, kick_user_id, kick_channel_id)
+                VALUES (${s.slug}, ${s.userId}, ${s.channelId})`;
+      const t0 = performance.now();
+      const p = run(["start"]);
+      procs.push(p);
+      await p.waitForLine(/kickmon started/, 30_000);
+      console.log(`start: "kickmon started" after ${Math.round(performance.now() - t0)} ms`);
+      assert.equal((await Deno.readTextFile(`${state}/kickmon.pid`)).trim().length > 0, true);
+      const health = await fetch(`http://127.0.0.1:${healthPort}/health`);
+      assert.equal(health.status, 200, await health.clone().text());
+      await health.body?.cancel();
+      sim.world.setLive(s.userId, true);
+      await waitFor(
+        async () =>
+          (await sql`SELECT status FROM streamers WHERE kick_user_id = ${s.userId}`)[0]
+            ?.status === "online",
+        { timeoutMs: 30_000, intervalMs: 100, message: "streamer online" },
+      );
+      const wired = /Usage: kickmon status/.test((await runToEnd(["status", "--help"])).out);
+      if (wired) {
+        // The operator commands (src/cli/service_commands.ts) under the same flags.
+        await waitFor(async () => (await runToEnd(["status"])).code === 0, {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          message: "status exit 0",
+        });
+        const test = await runToEnd(["streamers", "test", s.slug]);
+        assert.equal(test.code, 0, test.out);
+        assert.match(test.out, /user id:\s+4242/);
+        const backupDir = `${work}/backup`;
+        await Deno.mkdir(backupDir);
+        const backup = await runToEnd(["db", "backup", "--output", backupDir]);
+        assert.ok(
+          backup.code === 0 || /pg_dump is not installed/.test(backup.out),
+          backup.out,
+        );
+        const stop = await runToEnd(["stop"]);
+        assert.equal(stop.code, 0, stop.out);
+        assert.match(stop.out, /stopped/);
+      } else {
+        console.log("main.ts does not register the service commands yet: stopping with SIGTERM");
+        p.kill("SIGTERM");
+      }
+      const st = await p.status;
+      assert.equal(st.code, 0, p.lines.join("\n"));
+      const out = p.lines.join("\n");
+      assert.doesNotMatch(out, /NotCapable|Requires \w+ access/);
+    });
+
+    await t.step("deno compile accepts the same flags", async () => {
+      // Without a real denort (DENORT_BIN) the deno binary stands in: the
+      // result is not a kickmon binary and is not run, but deno compile has
+      // parsed every flag and embedded the bundle.
+      const denort = Deno.env.get("DENORT_BIN");
+      const binary = `${work}/kickmon`;
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: compileArgs({ output: binary, bundle, permissions: flags }),
+        cwd: work,
+        env: { DENORT_BIN: denort ?? Deno.execPath() },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      if (denort) {
+        const v = await new Deno.Command(binary, {
+          args: ["config", "validate"],
+          env,
+          clearEnv: true,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.ok(v.success, new TextDecoder().decode(v.stderr));
+      }
+      await Deno.remove(binary);
+    });
+  } finally {
+    for (const p of procs) {
+      p.kill("SIGKILL");
+      await p.status;
+    }
+    await sql.end({ timeout: 1 });
+    await sim.close();
+    await db.drop();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+});
