@@ -1,0 +1,142 @@
+/**
+ * Issue 5: /health follows the components; /metrics is valid Prometheus text.
+ */
+import assert from "node:assert/strict";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { startThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { freePort, waitFor } from "./helpers/database.ts";
+import { startRig } from "./helpers/harness.ts";
+import { spawnKickmon } from "./helpers/kickmon_process.ts";
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  return { status: r.status, body: await r.text() };
+}
+
+Deno.test({
+  name: "/health turns 503 when PostgreSQL or the Pusher socket goes, 200 when they return",
+  sanitizeResources: false,
+  fn: async () => {
+    const cluster = await startThrowawayCluster();
+    const port = freePort();
+    const rig = await startRig(
+      {
+        HEALTH_CHECK_ENABLED: "true",
+        HEALTH_CHECK_LISTEN: `127.0.0.1:${port}`,
+        DATABASE_CONNECT_TIMEOUT: "1",
+      },
+      {},
+      { databaseUrl: cluster.url },
+    );
+    const health = `http://127.0.0.1:${port}/health`;
+    try {
+      rig.sim.world.add({ userId: 11, slug: "healthy", channelId: 12 });
+      const id = await rig.insert({ username: "healthy", userId: 11, channelId: 12 });
+      await waitFor(async () => (await get(health)).status === 200, { timeoutMs: 10_000 });
+      const ok = JSON.parse((await get(health)).body);
+      assert.equal(ok.status, "healthy");
+      assert.equal(ok.database.up, true);
+      assert.equal(ok.pusher.connections[0].state, "connected");
+
+      await cluster.pgStop();
+      const down = await waitFor(async () => {
+        const r = await get(health);
+        return r.status === 503 ? JSON.parse(r.body) : null;
+      }, { timeoutMs: 8000, message: "503 after PostgreSQL stops" });
+      assert.equal(down.database.up, false);
+      await cluster.pgStart();
+      await waitFor(async () => (await get(health)).status === 200, {
+        timeoutMs: 15_000,
+        message: "200 after PostgreSQL returns",
+      });
+
+      rig.sim.pusher.rejectNewConnections(4100);
+      rig.sim.pusher.dropAll(4100, "over capacity");
+      const deaf = await waitFor(async () => {
+        const r = await get(health);
+        return r.status === 503 ? JSON.parse(r.body) : null;
+      }, { timeoutMs: 5000, message: "503 after the socket drops" });
+      assert.equal(deaf.pusher.up, false);
+      rig.sim.pusher.rejectNewConnections(null);
+      await waitFor(async () => (await get(health)).status === 200, {
+        timeoutMs: 15_000,
+        message: "200 after the socket returns",
+      });
+
+      // /metrics: parses as Prometheus text and counts what happened.
+      rig.sim.world.setLive(11, true);
+      await rig.waitStatus(id, "online", 5000);
+      const m = await get(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(m.status, 200);
+      const families = parsePrometheusTextFormat(m.body) as Array<
+        {
+          name: string;
+          type: string;
+          metrics: Array<
+            {
+              labels?: Record<string, string>;
+              value?: string;
+              buckets?: Record<string, string>;
+              count?: string;
+            }
+          >;
+        }
+      >;
+      const byName = new Map(families.map((f) => [f.name, f]));
+      for (
+        const name of [
+          "kickmon_streamers",
+          "kickmon_pusher_connections",
+          "kickmon_events_received_total",
+          "kickmon_transitions_total",
+          "kickmon_event_to_commit_seconds",
+          "kickmon_write_queue_depth",
+          "kickmon_pusher_reconnects_total",
+          "kickmon_api_requests_total",
+          "kickmon_process_resident_memory_bytes",
+        ]
+      ) assert.ok(byName.has(name), `missing ${name}`);
+      assert.equal(byName.get("kickmon_event_to_commit_seconds")!.type, "HISTOGRAM");
+      const online = byName.get("kickmon_transitions_total")!.metrics.find((x) =>
+        x.labels?.status === "online" && x.labels?.source === "pusher"
+      );
+      assert.equal(online?.value, "1");
+      assert.ok(
+        Number(byName.get("kickmon_process_resident_memory_bytes")!.metrics[0].value) > 1e6,
+      );
+      assert.ok(byName.get("kickmon_pusher_reconnects_total")!.metrics.length > 0);
+      const s = await get(`http://127.0.0.1:${port}/streamers/healthy/status`);
+      assert.equal(JSON.parse(s.body).status, "online");
+      assert.equal((await get(`http://127.0.0.1:${port}/streamers/nobody/status`)).status, 404);
+    } finally {
+      await rig.close();
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test("MONITORING_MAX_RECONNECT_ATTEMPTS: a monitor that gives up exits 1 (systemd restarts it)", async () => {
+  const rig = await startRig({});
+  try {
+    await rig.kickmon.stop();
+    rig.sim.world.add({ userId: 21, slug: "giveup", channelId: 22 });
+    await rig.insert({ username: "giveup", userId: 21, channelId: 22 });
+    rig.sim.pusher.rejectNewConnections(4100);
+    const p = spawnKickmon(["start"], {
+      ...rig.env,
+      MONITORING_MAX_RECONNECT_ATTEMPTS: "3",
+      MONITORING_RECONNECT_DELAY: "50",
+      MONITORING_MAX_RECONNECT_DELAY: "200",
+    });
+    const st = await Promise.race([
+      p.status,
+      new Promise<null>((r) => setTimeout(() => r(null), 30_000)),
+    ]);
+    if (!st) p.kill("SIGKILL");
+    assert.ok(st, `did not exit:\n${p.lines.slice(-10).join("\n")}`);
+    assert.equal(st.code, 1);
+    assert.ok(p.lines.some((l) => /gave up after 3 reconnect attempts/.test(l)));
+  } finally {
+    await rig.close();
+  }
+});
