@@ -232,3 +232,22 @@ export async function deleteStreamer(sql: Sql, username: string): Promise<boolea
     throw toDatabaseError(e, "removing streamer");
   }
 }
+
+/**
+ * Number of rows in `streamers` (active or not).
+ *
+ * @throws {DatabaseError} when the query fails.
+ *
+ * @example
+ * ```ts
+ * if (await countStreamers(sql) > 0) console.log("not empty");
+ * ```
+ */
+export async function countStreamers(sql: Sql): Promise<number> {
+  try {
+    const [{ n }] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM streamers`;
+    return n;
+  } catch (e) {
+    throw toDatabaseError(e, "counting streamers");
+  }
+}

@@ -27,7 +27,7 @@ import { EXIT } from "../cli/errors.ts";
 import { runStart } from "../cli/start.ts";
 import { connectDatabase, type Sql } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
-import { insertStreamer } from "../db/streamers_repo.ts";
+import { countStreamers, insertStreamer } from "../db/streamers_repo.ts";
 import {
   isPgServerInstalled,
   startThrowawayCluster,
@@ -196,7 +196,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     sql = connectDatabase(config.database, { max: 2 });
     try {
       await migrate(sql);
-      const [{ n }] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM streamers`;
+      const n = await countStreamers(sql);
       if (n > 0) {
         throw new DemoError(
           `the streamers table at DATABASE_URL has ${n} rows; the demo would write simulated ` +
