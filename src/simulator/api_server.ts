@@ -18,7 +18,8 @@
  */
 
 import type { SimStreamer, World } from "./world.ts";
-import { ulid } from "./webhook_sender.ts";
+import { abortableSleep } from "../kick/official/oauth.ts";
+import { ulid, WebhookSender } from "./webhook_sender.ts";
 
 /** A canned response for {@linkcode ApiServer.failNext}. */
 export interface FaultResponse {
@@ -596,32 +597,5 @@ function randomToken(): string {
 }
 
 async function generateDefaultPem(): Promise<string> {
-  const keys = await crypto.subtle.generateKey(
-    {
-      name: "RSASSA-PKCS1-v1_5",
-      modulusLength: 2048,
-      publicExponent: new Uint8Array([1, 0, 1]),
-      hash: "SHA-256",
-    },
-    true,
-    ["sign", "verify"],
-  );
-  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
-  const b64 = btoa(String.fromCharCode(...spki));
-  return `-----BEGIN PUBLIC KEY-----\n${
-    (b64.match(/.{1,64}/g) ?? []).join("\n")
-  }\n-----END PUBLIC KEY-----\n`;
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+  return (await WebhookSender.create()).publicKeyPem;
 }

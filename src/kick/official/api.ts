@@ -13,7 +13,7 @@
 
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
-import { backoffDelay, parseRetryAfter, type TokenSource } from "./oauth.ts";
+import { abortableSleep, backoffDelay, parseRetryAfter, type TokenSource } from "./oauth.ts";
 
 const log = getLogger(["kickmon", "api"]);
 
@@ -643,16 +643,7 @@ export class KickApi {
 
   async #sleep(ms: number, endpoint: string): Promise<void> {
     const signal = this.#closed.signal;
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      signal.addEventListener("abort", done, { once: true });
-    });
+    await abortableSleep(ms, signal);
     if (signal.aborted) {
       throw new KickApiError("closed", `${endpoint}: client closed`, { endpoint });
     }

@@ -592,7 +592,16 @@ export function parseRetryAfter(
   return Number.isNaN(d) ? undefined : Math.max(0, d - nowMs);
 }
 
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Waits `ms` milliseconds, or less if `signal` aborts first. Never rejects.
+ *
+ * @example
+ * ```ts
+ * const stop = new AbortController();
+ * await abortableSleep(1000, stop.signal); // resolves early on stop.abort()
+ * ```
+ */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const t = setTimeout(done, ms);
