@@ -140,3 +140,33 @@ Deno.test("MONITORING_MAX_RECONNECT_ATTEMPTS: a monitor that gives up exits 1 (s
     await rig.close();
   }
 });
+
+Deno.test("an OAuth outage backs off and shows in /health, then recovers", async () => {
+  const port = freePort();
+  const rig = await startRig({
+    HEALTH_CHECK_ENABLED: "true",
+    HEALTH_CHECK_LISTEN: `127.0.0.1:${port}`,
+    MONITORING_RECONCILE_INTERVAL: "1",
+  });
+  const health = `http://127.0.0.1:${port}/health`;
+  try {
+    rig.sim.world.add({ userId: 31, slug: "oauthy", channelId: 32 });
+    await rig.insert({ username: "oauthy", userId: 31, channelId: 32 });
+    await waitFor(async () => (await get(health)).status === 200, { timeoutMs: 10_000 });
+    rig.sim.api.failNext("/oauth/token", { status: 503, body: "" }, 12);
+    rig.sim.api.expireAllTokens();
+    const down = await waitFor(async () => {
+      const r = await get(health);
+      return r.status === 503 ? JSON.parse(r.body) : null;
+    }, { timeoutMs: 10_000, message: "503 while the token cannot be refreshed" });
+    assert.match(down.token.state, /failing|none|refreshing/);
+    await waitFor(async () => (await get(health)).status === 200, {
+      timeoutMs: 40_000,
+      message: "200 once the OAuth server answers again",
+    });
+    const tokenRequests = rig.sim.api.requests("/oauth/token");
+    assert.ok(tokenRequests < 40, `backed off (${tokenRequests} token requests)`);
+  } finally {
+    await rig.close();
+  }
+});

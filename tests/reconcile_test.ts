@@ -155,3 +155,33 @@ Deno.test("API faults: 429, Cloudflare 403, 401 and malformed bodies leave kickm
     await rig.close();
   }
 });
+
+Deno.test("identity: KICK_UNOFFICIAL_CHANNEL_LOOKUP finds the channel id before the first stream; a Cloudflare page is reported", async () => {
+  const rig = await startRig({
+    MONITORING_RECONCILE_INTERVAL: "1",
+    KICK_UNOFFICIAL_CHANNEL_LOOKUP: "true",
+  });
+  try {
+    rig.sim.world.add({ userId: 1212, slug: "earlybird", channelId: 3434 });
+    const id = await rig.insert({ username: "earlybird" });
+    await waitFor(async () => {
+      const [r] = await rig
+        .sql`SELECT kick_channel_id, kick_user_id FROM streamers WHERE id = ${id}`;
+      return Number(r.kick_channel_id) === 3434 && Number(r.kick_user_id) === 1212;
+    }, { timeoutMs: 5000, message: "channel id from kick.com/api/v2 while offline" });
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.3434") === 1, { timeoutMs: 3000 });
+
+    rig.sim.api.setUnofficialBlocked("html");
+    rig.sim.world.add({ userId: 5656, slug: "blocked", channelId: 7878 });
+    const b = await rig.insert({ username: "blocked" });
+    await waitFor(() => rig.kickmon.lines.some((l) => /unofficial lookup of blocked/.test(l)), {
+      timeoutMs: 5000,
+      message: "the blocked lookup is logged",
+    });
+    await rig.waitStatus(b, "offline", 5000); // still watched by reconciliation
+    const [r] = await rig.sql`SELECT kick_channel_id FROM streamers WHERE id = ${b}`;
+    assert.equal(r.kick_channel_id, null);
+  } finally {
+    await rig.close();
+  }
+});

@@ -87,7 +87,11 @@ export class OfficialApiPlugin implements MonitorPlugin {
 
   async start(monitor: Monitor): Promise<void> {
     this.monitorRef.metrics = monitor.metrics;
-    monitor.tokenState = () => this.tokens.state().state;
+    monitor.tokenState = () => {
+      const t = this.tokens.state();
+      // Retrying after a failure is still an outage, not a routine refresh.
+      return t.state === "refreshing" && t.lastError ? "failing" : t.state;
+    };
     try {
       await this.tokens.getToken();
     } catch (e) {
