@@ -36,6 +36,7 @@
  * @module
  */
 import { permissionFlags, permissionOptionsFromEnv } from "./permissions.ts";
+import { V8_FLAGS } from "./v8_flags.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 const VERSION: string = denoJson.version;
@@ -107,6 +108,8 @@ export function compileArgs(opts: CompileOptions = {}): string[] {
     "--output",
     opts.output ?? DEFAULT_BINARY,
     ...(opts.permissions ?? permissionFlags(permissionOptionsFromEnv(Deno.env.toObject()))),
+    // Heap sizing measured by `deno task bench` (see scripts/v8_flags.ts).
+    `--v8-flags=${V8_FLAGS.join(",")}`,
     opts.bundle ?? DEFAULT_BUNDLE,
   ];
 }

@@ -13,12 +13,13 @@
  * @module
  */
 import { permissionFlags, permissionOptionsFromEnv } from "./permissions.ts";
+import { V8_FLAGS } from "./v8_flags.ts";
 
 const root = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const opts = permissionOptionsFromEnv(Deno.env.toObject());
 const flags = permissionFlags({ ...opts, stateDirectories: [`${Deno.cwd()}/state`] });
 const child = new Deno.Command("deno", {
-  args: ["run", ...flags, `${root}/main.ts`, ...Deno.args],
+  args: ["run", `--v8-flags=${V8_FLAGS.join(",")}`, ...flags, `${root}/main.ts`, ...Deno.args],
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

@@ -37,7 +37,12 @@ export type Decision =
   | { readonly kind: "inactive"; readonly streamerId: number };
 
 interface Entry {
+  /** The row as last read from the database (its status fields may be older than below). */
   record: StreamerRecord;
+  /** Last committed status: the row's, or a commit of ours since it was read. */
+  status: StreamerStatus;
+  /** `status_observed_at` of the last committed status, ms since epoch, or null. */
+  statusObservedAt: number | null;
   /** Last decided status (may be ahead of the database while writes are pending). */
   belief: StreamerStatus;
   /** Newest observation time seen for this streamer, ms since epoch. */
@@ -88,11 +93,15 @@ export class StatusTracker {
     if (old) this.#unindex(old.record);
     const entry: Entry = old ?? {
       record,
+      status: record.status,
+      statusObservedAt: record.statusObservedAt,
       belief: record.status,
       lastObservedAt: record.statusObservedAt ?? 0,
       pending: 0,
     };
     entry.record = record;
+    entry.status = record.status;
+    entry.statusObservedAt = record.statusObservedAt;
     if (entry.pending === 0) entry.belief = record.status;
     entry.lastObservedAt = Math.max(entry.lastObservedAt, record.statusObservedAt ?? 0);
     this.#byId.set(record.id, entry);
@@ -117,7 +126,11 @@ export class StatusTracker {
     }
   }
 
-  /** The streamer an observation is about, if it is in the list. */
+  /**
+   * The streamer an observation is about, if it is in the list. The record is
+   * the row as last read (no copy is made): its `status`/`statusObservedAt`
+   * may predate commits made since; {@linkcode get} has the current ones.
+   */
   find(obs: Pick<Observation, "key">): StreamerRecord | undefined {
     const id = obs.key.kind === "channel_id"
       ? this.#byChannel.get(obs.key.channelId)
@@ -180,7 +193,9 @@ export class StatusTracker {
     if (!e) return false;
     e.pending = Math.max(0, e.pending - 1);
     if (committed) {
-      e.record = { ...e.record, status: t.status, statusObservedAt: t.observedAt };
+      // Kept in the entry, not in a new record object: this runs once per commit.
+      e.status = t.status;
+      e.statusObservedAt = t.observedAt;
       return false;
     }
     return true;
@@ -207,24 +222,41 @@ export class StatusTracker {
     return out;
   }
 
-  /** Every active streamer's record with its believed status. */
+  /** Every active streamer's record (copies) with its believed status. */
   active(): Array<StreamerRecord & { belief: StreamerStatus }> {
     const out: Array<StreamerRecord & { belief: StreamerStatus }> = [];
-    for (const e of this.#byId.values()) {
-      if (e.record.isActive) out.push({ ...e.record, belief: e.belief });
-    }
+    for (const e of this.#byId.values()) if (e.record.isActive) out.push(view(e));
     return out;
+  }
+
+  /**
+   * Calls `fn` with every active streamer's record, without copying (the
+   * record is the row as last read; see {@linkcode find}). For passes over the
+   * whole list that only need ids: {@linkcode active} copies every record.
+   *
+   * @example
+   * ```ts
+   * const userIds: number[] = [];
+   * tracker.forEachActive((r) => { if (r.kickUserId !== null) userIds.push(r.kickUserId); });
+   * ```
+   */
+  forEachActive(fn: (record: StreamerRecord) => void): void {
+    for (const e of this.#byId.values()) if (e.record.isActive) fn(e.record);
   }
 
   /** Every record (active or not) with the believed status as `status`: a snapshot of the list. */
   records(): StreamerRecord[] {
-    return [...this.#byId.values()].map((e) => ({ ...e.record, status: e.belief }));
+    const out: StreamerRecord[] = [];
+    for (const e of this.#byId.values()) {
+      out.push({ ...e.record, status: e.belief, statusObservedAt: e.statusObservedAt });
+    }
+    return out;
   }
 
-  /** One streamer's record and belief. */
+  /** One streamer's record (a copy, with the last committed status) and belief. */
   get(id: number): (StreamerRecord & { belief: StreamerStatus }) | undefined {
     const e = this.#byId.get(id);
-    return e ? { ...e.record, belief: e.belief } : undefined;
+    return e ? view(e) : undefined;
   }
 
   /** Counts by believed status (active streamers) plus inactive ones. */
@@ -241,4 +273,8 @@ export class StatusTracker {
   get size(): number {
     return this.#byId.size;
   }
+}
+
+function view(e: Entry): StreamerRecord & { belief: StreamerStatus } {
+  return { ...e.record, status: e.status, statusObservedAt: e.statusObservedAt, belief: e.belief };
 }

@@ -20,13 +20,27 @@ interface StreamerRow {
 
 const num = (v: string | number | null): number | null => v === null ? null : Number(v);
 
+/** The driver makes a new string per row; share the three literals instead. */
+function internStatus(s: StreamerStatus): StreamerStatus {
+  switch (s) {
+    case "online":
+      return "online";
+    case "offline":
+      return "offline";
+    case "unknown":
+      return "unknown";
+    default:
+      return s;
+  }
+}
+
 function toRecord(r: StreamerRow): StreamerRecord {
   return {
     id: r.id,
     username: r.username,
     kickUserId: num(r.kick_user_id),
     kickChannelId: num(r.kick_channel_id),
-    status: r.status,
+    status: internStatus(r.status),
     isActive: r.is_active,
     statusObservedAt: r.status_observed_at ? r.status_observed_at.getTime() : null,
   };

@@ -220,6 +220,7 @@ export class Monitor {
     const applied = await migrate(this.sql);
     if (applied.length) log.info("applied migrations {applied}", { applied });
     this.#setDb(true);
+    let firstListen = true;
     this.#stopListening = await listenStreamerChanges(this.sql, {
       onChange: (c) => {
         if (c.op === "DELETE") {
@@ -229,8 +230,15 @@ export class Monitor {
           for (const f of this.onListChanged) f();
         } else this.#reload([c.id]);
       },
-      onListen: () => this.resync(),
+      // postgres.js calls onListen after every (re)LISTEN, the first time before
+      // `listenStreamerChanges` resolves: that one is covered by the resync just
+      // below (reading the list twice at start doubled the start-up garbage).
+      onListen: () => {
+        if (firstListen) firstListen = false;
+        else this.resync();
+      },
     });
+    firstListen = false;
     await this.resync();
   }
 
@@ -356,7 +364,7 @@ export class Monitor {
     receivedAt: number,
     receivedMono: number,
   ): void {
-    const r = parsePusherEvent(channel, event, data, receivedAt);
+    const r = parsePusherEvent(channel, event, data, receivedAt, receivedMono);
     if (r.kind === "ignored") return;
     if (r.kind === "malformed") {
       this.metrics.framesMalformed.inc({ reason: r.reason });
@@ -370,7 +378,7 @@ export class Monitor {
       }
       return;
     }
-    this.observe({ ...r.observation, receivedMono });
+    this.observe(r.observation);
   }
 
   /**

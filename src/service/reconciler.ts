@@ -106,9 +106,16 @@ export class Reconciler {
   }
 
   #needsPass(): boolean {
-    return this.#monitor.tracker.active().some((s) =>
-      s.kickUserId === null || s.username === null || !this.#reconciled.has(s.id)
-    );
+    // Runs on every list change: iterate without copying the list.
+    let needed = false;
+    this.#monitor.tracker.forEachActive((s) => {
+      if (
+        !needed && (s.kickUserId === null || s.username === null || !this.#reconciled.has(s.id))
+      ) {
+        needed = true;
+      }
+    });
+    return needed;
   }
 
   /**
@@ -140,9 +147,10 @@ export class Reconciler {
     let checked = 0;
     try {
       await this.#resolveIdentities();
-      const active = m.tracker.active().filter((s) => s.kickUserId !== null);
       const byUser = new Map<number, StreamerRecord>();
-      for (const s of active) byUser.set(s.kickUserId!, s);
+      m.tracker.forEachActive((s) => {
+        if (s.kickUserId !== null) byUser.set(s.kickUserId, s);
+      });
       if (byUser.size === 0) {
         this.#report(reason, 0, 0);
         return;
@@ -165,15 +173,15 @@ export class Reconciler {
         }
       }
       for (const c of channels) transitions += this.#apply(c, sentAt, channelIds) ? 1 : 0;
-      const missing = [...byUser.keys()].filter((id) =>
-        !channels.some((c) => c.broadcasterUserId === id)
-      );
+      const answered = new Set<number>();
+      for (const c of channels) answered.add(c.broadcasterUserId);
+      const missing = [...byUser.keys()].filter((id) => !answered.has(id));
       if (missing.length && this.#limit.allow("missing")) {
         log.warn("official API returned no channel for broadcaster user ids {ids}", {
           ids: missing.slice(0, 20),
         });
       }
-      for (const s of active) this.#reconciled.add(s.id);
+      for (const s of byUser.values()) this.#reconciled.add(s.id);
       this.#failures = 0;
       m.metrics.reconciliations.inc({ outcome: "ok" });
       this.#report(reason, checked, transitions);
@@ -211,9 +219,14 @@ export class Reconciler {
 
   async #resolveIdentities(): Promise<void> {
     const m = this.#monitor;
-    const active = m.tracker.active();
-    const bySlug = active.filter((s) => s.kickUserId === null && s.username !== null);
-    const byId = active.filter((s) => s.username === null && s.kickUserId !== null);
+    const bySlug: StreamerRecord[] = [];
+    const byId: StreamerRecord[] = [];
+    const noChannel: StreamerRecord[] = [];
+    m.tracker.forEachActive((s) => {
+      if (s.kickUserId === null && s.username !== null) bySlug.push(s);
+      if (s.username === null && s.kickUserId !== null) byId.push(s);
+      if (s.kickChannelId === null) noChannel.push(s);
+    });
     if (bySlug.length) {
       const found = await this.#api.getChannels({ slugs: bySlug.map((s) => s.username!) });
       const map = new Map(found.map((c) => [c.slug.toLowerCase(), c]));
@@ -247,7 +260,7 @@ export class Reconciler {
       }
     }
     if (this.#opts.unofficialChannelLookup) {
-      for (const s of active) {
+      for (const s of noChannel) {
         if (s.kickChannelId !== null || s.username === null || this.#unofficialTried.has(s.id)) {
           continue;
         }

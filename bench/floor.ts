@@ -1,0 +1,158 @@
+/**
+ * The database floor: what one status transition costs PostgreSQL alone,
+ * measured with a plain postgres.js client, one transition at a time, no
+ * kickmon, no Pusher. kickmon's latency is reported as a ratio to it.
+ *
+ * Two variants are timed on the same database:
+ *
+ * - **`tx`** (the headline floor): `BEGIN; UPDATE streamers …; INSERT INTO
+ *   status_events …; COMMIT` — the same UPDATE (same guards) and INSERT that
+ *   kickmon's writer runs, as separate statements in one transaction
+ *   (4 round trips, 1 WAL flush).
+ * - **`stmt`**: the same UPDATE and INSERT fused into one statement
+ *   (a data-modifying CTE, implicit transaction: 1 round trip, 1 WAL flush),
+ *   which is the shape kickmon's writer uses; shown for reference.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import { migrate } from "../src/db/migrate.ts";
+import type { Sql } from "../src/db/client.ts";
+import { type LatencySummary, summarize, xorshift } from "./stats.ts";
+
+/**
+ * Floor measurements, latencies in **ms**.
+ *
+ * @example
+ * ```ts
+ * import type { FloorResult } from "./floor.ts";
+ * declare const f: FloorResult;
+ * console.log(f.tx.p99);
+ * ```
+ */
+export interface FloorResult {
+  /** Iterations timed per variant (after `warmup` untimed ones). */
+  readonly iterations: number;
+  readonly warmup: number;
+  /** Streamer rows in the floor database. */
+  readonly rows: number;
+  /** BEGIN; UPDATE; INSERT; COMMIT (the headline floor). */
+  readonly tx: LatencySummary;
+  /** The same UPDATE + INSERT as one statement (kickmon's shape, without NOTIFY). */
+  readonly stmt: LatencySummary;
+}
+
+/** Options of {@linkcode measureFloor}. */
+export interface FloorOptions {
+  /** Admin URL of the cluster (a database is created and dropped on it). */
+  readonly adminUrl: string;
+  /** Timed iterations per variant. Default 2000. */
+  readonly iterations?: number;
+  /** Untimed iterations first. Default 100. */
+  readonly warmup?: number;
+  /** Streamer rows to seed. Default 10000. */
+  readonly rows?: number;
+  /** Upper bound for the whole measurement, ms; stops early (fewer iterations) when hit. Default 60000. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Measures the floor on a fresh database `kickmon_bench_floor_*` on the
+ * cluster of `adminUrl` (dropped afterwards).
+ *
+ * @throws {Error} from postgres.js when the cluster cannot be reached.
+ *
+ * @example
+ * ```ts
+ * import { measureFloor } from "./floor.ts";
+ * const f = await measureFloor({ adminUrl: "postgres://postgres@127.0.0.1:5432/postgres" });
+ * console.log(`floor p50 ${f.tx.p50} ms, p99 ${f.tx.p99} ms`);
+ * ```
+ */
+export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
+  const iterations = opts.iterations ?? 2000;
+  const warmup = opts.warmup ?? 100;
+  const rows = opts.rows ?? 10_000;
+  const deadline = performance.now() + (opts.timeoutMs ?? 60_000);
+  const name = `kickmon_bench_floor_${Date.now().toString(36)}`;
+  const admin = postgres(opts.adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(opts.adminUrl);
+  url.pathname = `/${name}`;
+  const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  try {
+    await migrate(sql as unknown as Sql);
+    const ids = (await sql<{ id: number }[]>`
+      INSERT INTO streamers (username, kick_user_id, kick_channel_id, status)
+      SELECT 'floor_' || g, 1000000 + g, 5000000 + g, 'offline' FROM generate_series(1, ${rows}) g
+      RETURNING id`).map((r) => r.id);
+    const status = new Map<number, "online" | "offline">(ids.map((id) => [id, "offline"]));
+    const rand = xorshift(7);
+
+    const next = () => {
+      const id = ids[Math.floor(rand() * ids.length)];
+      const prev = status.get(id)!;
+      const to = prev === "online" ? "offline" : "online";
+      status.set(id, to);
+      const now = new Date();
+      const details = {
+        source: "pusher",
+        event: "App\\Events\\StreamerIsLive",
+        previous_status: prev,
+      };
+      return { id, prev, to, now, details };
+    };
+
+    const viaTx = async () => {
+      const t = next();
+      await sql.begin(async (tx) => {
+        await tx`
+          UPDATE streamers s SET status = ${t.to}, last_status_update = ${t.now},
+            status_observed_at = ${t.now},
+            last_seen_online = CASE WHEN ${t.to} = 'online' THEN ${t.now}::timestamptz
+                                    ELSE s.last_seen_online END
+          WHERE s.id = ${t.id} AND s.is_active AND s.status IS DISTINCT FROM ${t.to}
+            AND (s.status_observed_at IS NULL OR s.status_observed_at <= ${t.now})`;
+        await tx`
+          INSERT INTO status_events
+            (streamer_id, event_type, previous_status, "timestamp", observed_at, details)
+          VALUES (${t.id}, ${t.to}, ${t.prev}, ${t.now}, ${t.now}, ${sql.json(t.details)})`;
+      });
+    };
+    const viaStmt = async () => {
+      const t = next();
+      await sql`
+        WITH upd AS (
+          UPDATE streamers s SET status = ${t.to}, last_status_update = ${t.now},
+            status_observed_at = ${t.now},
+            last_seen_online = CASE WHEN ${t.to} = 'online' THEN ${t.now}::timestamptz
+                                    ELSE s.last_seen_online END
+          WHERE s.id = ${t.id} AND s.is_active AND s.status IS DISTINCT FROM ${t.to}
+            AND (s.status_observed_at IS NULL OR s.status_observed_at <= ${t.now})
+          RETURNING s.id
+        )
+        INSERT INTO status_events
+          (streamer_id, event_type, previous_status, "timestamp", observed_at, details)
+        SELECT id, ${t.to}, ${t.prev}, ${t.now}, ${t.now}, ${sql.json(t.details)} FROM upd`;
+    };
+
+    const time = async (fn: () => Promise<void>): Promise<LatencySummary> => {
+      for (let i = 0; i < warmup && performance.now() < deadline; i++) await fn();
+      const out = new Float64Array(iterations);
+      let n = 0;
+      for (; n < iterations && performance.now() < deadline; n++) {
+        const t0 = performance.now();
+        await fn();
+        out[n] = performance.now() - t0;
+      }
+      return summarize(out.subarray(0, n));
+    };
+    const tx = await time(viaTx);
+    const stmt = await time(viaStmt);
+    return { iterations, warmup, rows, tx, stmt };
+  } finally {
+    await sql.end({ timeout: 2 });
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await admin.end({ timeout: 2 });
+  }
+}
