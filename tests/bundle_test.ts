@@ -12,6 +12,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { type KickmonProcess, spawnProcess } from "./helpers/kickmon_process.ts";
 import { bundleArgs, compileArgs } from "../scripts/build.ts";
 import {
   defaultKickHosts,
@@ -27,58 +28,9 @@ import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-/** A child process with its output lines. */
-interface Proc {
-  readonly lines: string[];
-  readonly status: Promise<Deno.CommandStatus>;
-  waitForLine(re: RegExp, timeoutMs: number): Promise<string>;
-  kill(signal: Deno.Signal): void;
-}
-
-function spawn(cmd: string, args: string[], env: Record<string, string>, cwd: string): Proc {
-  const child = new Deno.Command(cmd, {
-    args,
-    env,
-    clearEnv: true,
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    }
-    if (buf) lines.push(buf);
-  };
-  const status = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => child.status);
-  let exited = false;
-  status.then(() => (exited = true));
-  return {
-    lines,
-    status,
-    kill: (signal) => {
-      try {
-        child.kill(signal);
-      } catch { /* gone */ }
-    },
-    waitForLine: (re, timeoutMs) =>
-      waitFor<string | undefined>(() => {
-        const l = lines.find((x) => re.test(x));
-        if (l) return l;
-        if (exited) throw new Error(`exited before ${re}:\n${lines.join("\n")}`);
-        return undefined;
-      }, { timeoutMs, intervalMs: 25, message: `${re}` }).then((l) => l!).catch((e) => {
-        throw new Error(`${e.message}\noutput:\n${lines.join("\n")}`, { cause: e });
-      }),
-  };
+/** A child with its output lines, from the shared helper (no inherited environment). */
+function spawn(cmd: string, args: string[], env: Record<string, string>, cwd: string) {
+  return spawnProcess(cmd, args, env, { cwd });
 }
 
 /** Names read as `env.NAME` / `env["NAME"]` / `Deno.env.get("NAME")` in JavaScript source. */
@@ -138,7 +90,7 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
   const sim = await startSimulator();
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-  const procs: Proc[] = [];
+  const procs: KickmonProcess[] = [];
   try {
     await t.step("deno bundle", async () => {
       const t0 = performance.now();

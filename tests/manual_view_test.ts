@@ -14,7 +14,7 @@ import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
 import { startSimulator } from "../src/simulator/simulator.ts";
 import { NOT_A_TERMINAL_MESSAGE } from "../src/view/manual.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
-import { runKickmon } from "./helpers/kickmon_process.ts";
+import { baseEnv, runKickmon, spawnProcess } from "./helpers/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
@@ -38,16 +38,6 @@ const DEMO_ENTRY = DEMO_WIRED
 
 /** Shell-quotes one word. */
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-
-/** The toolchain part of the environment (nothing that configures kickmon). */
-function baseEnv(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of ["PATH", "HOME", "DENO_DIR", "LANG", "TMPDIR"]) {
-    const v = Deno.env.get(k);
-    if (v) out[k] = v;
-  }
-  return out;
-}
 
 /**
  * One detached tmux session on a private tmux server (its own socket, no
@@ -328,36 +318,12 @@ Deno.test("manual view: without a terminal, start --manual says so and exits 2",
 
 /** Runs `deno run -A <args>` collecting output lines (the demo's stdout is JSON log lines). */
 function spawn(args: string[], env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    cwd: ROOT,
-    env: { ...baseEnv(), NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    let buf = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      lines.push(...parts);
-    }
-    if (buf) lines.push(buf);
-  };
-  const done = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => child.status);
-  const logs = () =>
-    lines.flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
-  return { child, lines, logs, done };
+  const p = spawnProcess(Deno.execPath(), ["run", "-A", ...args], {
+    ...baseEnv(),
+    NO_COLOR: "1",
+    ...env,
+  });
+  return { ...p, done: p.status };
 }
 
 Deno.test({
@@ -385,7 +351,7 @@ Deno.test({
       assert.ok(made.some((n) => n.startsWith("kickmon-demo-")), `a state dir: ${made}`);
       assert.ok((await processesMentioning(tmp)).length > 0, "its postgres is running");
 
-      p.child.kill("SIGINT");
+      p.kill("SIGINT");
       const status = await p.done;
       assert.equal(status.code, 0, p.lines.slice(-20).join("\n"));
       assert.deepEqual(await entries(tmp), [], "the temporary directory is empty again");
@@ -393,7 +359,7 @@ Deno.test({
       assert.ok(p.lines.some((l) => l.includes("cleaned up")));
     } finally {
       try {
-        p.child.kill("SIGKILL");
+        p.kill("SIGKILL");
       } catch { /* exited */ }
       await p.done;
       await Deno.remove(tmp, { recursive: true }).catch(() => {});

@@ -24,8 +24,16 @@ export interface KickmonProcess {
   stop(timeoutMs?: number): Promise<number>;
 }
 
-/** Environment kept from the test runner for the child (toolchain only). */
-function baseEnv(): Record<string, string> {
+/**
+ * The toolchain part of the test runner's environment (PATH, HOME, DENO_DIR,
+ * TMPDIR, LANG): nothing that configures kickmon.
+ *
+ * @example
+ * ```ts
+ * const env = { ...baseEnv(), DATABASE_URL: url };
+ * ```
+ */
+export function baseEnv(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of ["PATH", "HOME", "DENO_DIR", "TMPDIR", "LANG"]) {
     const v = Deno.env.get(k);
@@ -51,10 +59,34 @@ export function spawnKickmon(
   env: Record<string, string>,
   opts: { denoArgs?: string[]; echo?: boolean } = {},
 ): KickmonProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(opts.denoArgs ?? ["-A"]), `${ROOT}main.ts`, ...args],
-    cwd: ROOT,
-    env: { ...baseEnv(), NO_COLOR: "1", ...env },
+  return spawnProcess(
+    Deno.execPath(),
+    ["run", ...(opts.denoArgs ?? ["-A"]), `${ROOT}main.ts`, ...args],
+    { ...baseEnv(), NO_COLOR: "1", ...env },
+    { echo: opts.echo },
+  );
+}
+
+/**
+ * Spawns any command with exactly `env` (no inherited environment), stdin
+ * closed, collecting stdout and stderr lines.
+ *
+ * @example
+ * ```ts
+ * const p = spawnProcess(Deno.execPath(), ["run", "--no-config", "dist/kickmon.js", "start"], env);
+ * await p.waitForLine(/kickmon started/, 20_000);
+ * ```
+ */
+export function spawnProcess(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  opts: { cwd?: string; echo?: boolean } = {},
+): KickmonProcess {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: opts.cwd ?? ROOT,
+    env,
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
