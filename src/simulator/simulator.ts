@@ -7,7 +7,7 @@
  * @module
  */
 import { type ApiServer, startApiServer } from "./api_server.ts";
-import { type PusherServer, startPusherServer } from "./pusher_server.ts";
+import { type PusherServer, type PusherServerOptions, startPusherServer } from "./pusher_server.ts";
 import { WebhookSender } from "./webhook_sender.ts";
 import { World } from "./world.ts";
 
@@ -22,13 +22,7 @@ export interface SimulatorOptions {
   /** `expires_in` of issued tokens, seconds. Default 7200. */
   readonly tokenLifetimeSec?: number;
   /** Called for every frame the Pusher server sends (benchmark latency). */
-  readonly onFrameSent?: (
-    channel: string,
-    event: string,
-    sentAtMs: number,
-    sentMono: number,
-    recipients: number,
-  ) => void;
+  readonly onFrameSent?: PusherServerOptions["onFrameSent"];
 }
 
 /** A running simulator. */
