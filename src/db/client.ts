@@ -79,6 +79,21 @@ export function isConnectionError(e: unknown): boolean {
 }
 
 /**
+ * Whether PostgreSQL refused a statement because of its data (SQLSTATE class
+ * 22 data exception or 23 integrity constraint violation): retrying the same
+ * statement cannot succeed.
+ *
+ * @example
+ * ```ts
+ * isDataError(Object.assign(new Error("x"), { code: "23505" })); // true
+ * ```
+ */
+export function isDataError(e: unknown): boolean {
+  const code = e instanceof DatabaseError ? e.code : (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^2[23][0-9A-Z]{3}$/.test(code);
+}
+
+/**
  * Wraps any error from postgres.js in a {@linkcode DatabaseError} with a
  * one-line message that never contains the connection password.
  *

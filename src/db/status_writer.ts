@@ -22,7 +22,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Transition } from "../core/types.ts";
-import { isConnectionError, type Sql, toDatabaseError } from "./client.ts";
+import { isDataError, type Sql, toDatabaseError } from "./client.ts";
 
 const log = getLogger(["kickmon", "db", "writer"]);
 
@@ -173,6 +173,8 @@ export interface WriterStats {
   rejectedTotal: number;
   /** Transitions merged away because the spool hit its bound. */
   coalescedTotal: number;
+  /** Transitions the database refused as invalid data (SQLSTATE class 22/23), dropped. */
+  droppedTotal: number;
   statementsTotal: number;
   /** Whether the last write attempt reached the database. */
   databaseUp: boolean;
@@ -206,6 +208,7 @@ export class StatusWriter {
     committedTotal: 0,
     rejectedTotal: 0,
     coalescedTotal: 0,
+    droppedTotal: 0,
     statementsTotal: 0,
     databaseUp: true,
   };
@@ -315,6 +318,41 @@ export class StatusWriter {
     return ok;
   }
 
+  /** Once the queue is empty: truncate the spool and wake `flush()` callers. */
+  #afterProgress(): void {
+    if (this.#queue.length > 0) return;
+    this.#stopSpooling();
+    const waiters = this.#drained;
+    this.#drained = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Commits a batch one transition at a time after the batch as a whole was
+   * refused as invalid data; reports each result as usual.
+   *
+   * @returns how many transitions were refused and dropped.
+   */
+  async #isolate(batch: readonly Transition[]): Promise<number> {
+    let bad = 0;
+    for (const t of batch) {
+      try {
+        const r = await commitTransitions(this.#sql, [t]);
+        this.stats.committedTotal += r.committed.length;
+        this.stats.rejectedTotal += r.rejected.length;
+        this.#opts.onCommit?.(r);
+      } catch (e) {
+        if (!isDataError(e)) throw e; // an outage after all: the caller retries the batch
+        bad++;
+        log.error("the database refused a transition, dropping it: {error} {transition}", {
+          error: String(e),
+          transition: { streamerId: t.streamerId, status: t.status, source: t.source },
+        });
+      }
+    }
+    return bad;
+  }
+
   #coalesce(t: Transition): void {
     // Spool full: keep only the latest pending transition per streamer in memory.
     const i = this.#queue.findLastIndex((q) => q.streamerId === t.streamerId);
@@ -419,24 +457,21 @@ export class StatusWriter {
           this.stats.rejectedTotal += r.rejected.length;
           this.#opts.onCommit?.(r);
         }
-        if (this.#queue.length === 0) {
-          this.#stopSpooling();
-          const waiters = this.#drained;
-          this.#drained = [];
-          for (const w of waiters) w();
-        }
+        this.#afterProgress();
       } catch (e) {
-        if (!isConnectionError(e)) {
-          // A statement error is a bug or bad data, not an outage: do not
-          // block the queue forever on it. Log loudly and drop the batch.
-          log.error("status write failed, dropping {count} transitions: {error}", {
-            count: batch.length,
-            error: String(e),
-          });
+        if (isDataError(e)) {
+          // Bad data (SQLSTATE class 22/23) is not an outage: find the
+          // transitions the database refuses, one at a time, drop only those
+          // (loudly), and keep the rest of the queue moving.
+          const bad = await this.#isolate(batch);
           this.#queue.splice(0, batch.length);
           this.stats.queueDepth = this.#queue.length;
+          this.stats.droppedTotal += bad;
+          this.#afterProgress();
           continue;
         }
+        // Anything else (unreachable, restarting, too many connections, a
+        // missing table …) is retried with backoff and spooled: never dropped.
         if (this.stats.databaseUp) {
           this.stats.databaseUp = false;
           this.#opts.onDatabaseState?.(false, e as Error);

@@ -168,3 +168,27 @@ Deno.test("StatusWriter spools during an outage and replays after a crash", asyn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("StatusWriter drops only a transition the database refuses as invalid data", async () => {
+  await withDb(async (sql) => {
+    const ids: number[] = [];
+    for (const u of ["a", "b", "c"]) {
+      const [{ id }] = await sql<{ id: number }[]>`
+        INSERT INTO streamers (username) VALUES (${u}) RETURNING id`;
+      ids.push(id);
+    }
+    const writer = new StatusWriter(sql, { spoolPath: null });
+    writer.enqueue(tr(ids[0], "online", 10));
+    // A status the CHECK constraint refuses (SQLSTATE 23514): bad data, not an outage.
+    writer.enqueue({ ...tr(ids[1], "online", 11), status: "bogus" as "online" });
+    writer.enqueue(tr(ids[2], "online", 12));
+    assert.ok(await writer.flush(5000));
+    assert.equal(writer.stats.droppedTotal, 1);
+    assert.equal(writer.stats.committedTotal, 2);
+    const rows = await sql<
+      { streamer_id: number }[]
+    >`SELECT streamer_id FROM status_events ORDER BY id`;
+    assert.deepEqual(rows.map((r) => r.streamer_id), [ids[0], ids[2]]);
+    await writer.close(100);
+  });
+});
