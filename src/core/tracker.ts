@@ -80,16 +80,33 @@ export class StatusTracker {
   /**
    * Replaces the whole list (a full resync). Entries with writes in flight
    * keep their believed status.
+   *
+   * @returns true when a streamer was added or removed or its ids or
+   *   `is_active` changed (status changes alone do not count).
    */
-  replaceAll(records: readonly StreamerRecord[]): void {
+  replaceAll(records: readonly StreamerRecord[]): boolean {
     const keep = new Set(records.map((r) => r.id));
-    for (const id of [...this.#byId.keys()]) if (!keep.has(id)) this.remove(id);
-    for (const r of records) this.upsert(r);
+    let changed = false;
+    for (const id of [...this.#byId.keys()]) {
+      if (!keep.has(id)) {
+        this.remove(id);
+        changed = true;
+      }
+    }
+    for (const r of records) changed = this.upsert(r) || changed;
+    return changed;
   }
 
-  /** Adds or refreshes one streamer from its database row. */
-  upsert(record: StreamerRecord): void {
+  /**
+   * Adds or refreshes one streamer from its database row.
+   *
+   * @returns true when it is new or its ids or `is_active` changed.
+   */
+  upsert(record: StreamerRecord): boolean {
     const old = this.#byId.get(record.id);
+    const o = old?.record;
+    const changed = !o || o.username !== record.username || o.kickUserId !== record.kickUserId ||
+      o.kickChannelId !== record.kickChannelId || o.isActive !== record.isActive;
     if (old) this.#unindex(old.record);
     const entry: Entry = old ?? {
       record,
@@ -107,6 +124,7 @@ export class StatusTracker {
     this.#byId.set(record.id, entry);
     if (record.kickChannelId !== null) this.#byChannel.set(record.kickChannelId, record.id);
     if (record.kickUserId !== null) this.#byUser.set(record.kickUserId, record.id);
+    return changed;
   }
 
   /** Forgets a streamer (its row was deleted). */
@@ -210,6 +228,7 @@ export class StatusTracker {
     const e = this.#byId.get(t.streamerId);
     if (!e) return;
     e.belief = t.status;
+    e.pending++; // settled when the replay commits or is refused, like any transition
     e.lastObservedAt = Math.max(e.lastObservedAt, t.observedAt);
   }
 

@@ -69,7 +69,12 @@ const CONNECTION_CODES = new Set([
 export function isConnectionError(e: unknown): boolean {
   if (e instanceof DatabaseError) return e.connection;
   const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  if (typeof code === "string") {
+    if (CONNECTION_CODES.has(code)) return true;
+    // A SQLSTATE from the server settles it: class 08 is a connection
+    // exception; anything else (e.g. 57014 statement timeout) is not an outage.
+    if (/^[0-9A-Z]{5}$/.test(code)) return code.startsWith("08");
+  }
   if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) {
     return true;
   }

@@ -22,7 +22,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Transition } from "../core/types.ts";
+import { LogRateLimiter } from "../log/logging.ts";
 import { isDataError, type Sql, toDatabaseError } from "./client.ts";
+import { STATUS_CHANNEL } from "./listener.ts";
 
 const log = getLogger(["kickmon", "db", "writer"]);
 
@@ -101,7 +103,7 @@ export async function commitTransitions(
         RETURNING id, streamer_id
       )
       SELECT u.ord, ins.id AS event_id, u.previous_status,
-             pg_notify('kickmon_status', json_build_object(
+             pg_notify(${STATUS_CHANNEL}, json_build_object(
                'streamer_id', u.id, 'username', u.username, 'status', u.status,
                'previous_status', u.previous_status, 'source', u.details->>'source',
                'timestamp', u.event_time, 'event_id', ins.id)::text) AS notified
@@ -186,7 +188,8 @@ export interface WriterStats {
  * @example
  * ```ts
  * const writer = new StatusWriter(sql, { spoolPath: "./state/spool.jsonl" });
- * await writer.open(); // replays a spool left by a crash
+ * await writer.open(); // loads a spool left by a crash
+ * writer.start(); // commits it, then everything enqueued
  * writer.enqueue(transition);
  * await writer.close(5_000);
  * ```
@@ -196,12 +199,20 @@ export class StatusWriter {
   readonly #opts: StatusWriterOptions;
   #queue: Transition[] = [];
   #loop: Promise<void> | null = null;
+  /** False only between an {@linkcode open} that loaded a spool and {@linkcode start}. */
+  #started = true;
+  /** Transitions at the head of the queue whose statement is in flight. */
+  #inflight = 0;
   #spool: Deno.FsFile | null = null;
   #spooling = false;
+  /** Spool lines waiting for the next append + fsync (one per few ms, not per event). */
+  #spoolBuffer: Transition[] = [];
+  #spoolTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | null = null;
   #drained: Array<() => void> = [];
+  readonly #limit = new LogRateLimiter(3, 60_000);
   readonly stats: WriterStats = {
     queueDepth: 0,
     spoolBytes: 0,
@@ -220,7 +231,9 @@ export class StatusWriter {
 
   /**
    * Loads a spool left by an earlier run (a crash during an outage) into the
-   * queue, ahead of anything new, and starts committing it.
+   * queue, ahead of anything new. Nothing is committed before
+   * {@linkcode start}, so the caller can first take the loaded transitions
+   * into account.
    *
    * @returns the spooled transitions that were loaded, oldest first.
    * @throws {Deno.errors.PermissionDenied} when the spool cannot be read.
@@ -249,13 +262,20 @@ export class StatusWriter {
         path,
       });
       this.#queue = [...loaded, ...this.#queue];
+      this.stats.queueDepth = this.#queue.length;
+      this.#started = false; // until start(): the caller first takes them into account
       // Keep the file: its content stays valid until the queue drains.
       this.#spool = await Deno.open(path, { append: true, create: true });
       this.#spooling = true;
       this.stats.spoolBytes = new TextEncoder().encode(text).length;
-      this.#kick();
     }
     return loaded;
+  }
+
+  /** Starts committing (what {@linkcode open} loaded, then every enqueued transition). */
+  start(): void {
+    this.#started = true;
+    this.#kick();
   }
 
   /** Queues a transition; it is committed as soon as the database allows. */
@@ -266,7 +286,7 @@ export class StatusWriter {
         this.#coalesce(t);
         return;
       }
-      this.#appendSpool([t]);
+      this.#bufferSpool(t);
     }
     this.#queue.push(t);
     this.stats.queueDepth = this.#queue.length;
@@ -290,7 +310,8 @@ export class StatusWriter {
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
-    this.#retryNow();
+    this.#kick();
+    this.#wake?.(); // retry now instead of at the end of the backoff
     try {
       return await Promise.race([drained, timeout]);
     } finally {
@@ -310,6 +331,7 @@ export class StatusWriter {
       // Not yet spooled (the database was slow, not down): persist before exit.
       this.#startSpooling();
     }
+    this.#flushSpool();
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     this.#wake?.();
@@ -327,50 +349,84 @@ export class StatusWriter {
     for (const w of waiters) w();
   }
 
+  /** Reports results to the `onCommit` hook; a throwing hook cannot disturb the writer. */
+  #report(result: CommitResult): void {
+    this.stats.committedTotal += result.committed.length;
+    this.stats.rejectedTotal += result.rejected.length;
+    try {
+      this.#opts.onCommit?.(result);
+    } catch (e) {
+      log.error("onCommit hook failed: {error}", { error: String(e) });
+    }
+  }
+
   /**
    * Commits a batch one transition at a time after the batch as a whole was
-   * refused as invalid data; reports each result as usual.
+   * refused as invalid data. Transitions refused again are dropped and
+   * reported as rejected.
    *
-   * @returns how many transitions were refused and dropped.
+   * @returns `"outage"` when the database went away meanwhile (retry the
+   *   batch: guards make the replay of what did commit a no-op), else done.
    */
-  async #isolate(batch: readonly Transition[]): Promise<number> {
-    let bad = 0;
+  async #isolate(batch: readonly Transition[]): Promise<"done" | "outage"> {
     for (const t of batch) {
       try {
-        const r = await commitTransitions(this.#sql, [t]);
-        this.stats.committedTotal += r.committed.length;
-        this.stats.rejectedTotal += r.rejected.length;
-        this.#opts.onCommit?.(r);
+        this.#report(await commitTransitions(this.#sql, [t]));
       } catch (e) {
-        if (!isDataError(e)) throw e; // an outage after all: the caller retries the batch
-        bad++;
+        if (!isDataError(e)) return "outage";
+        this.stats.droppedTotal++;
         log.error("the database refused a transition, dropping it: {error} {transition}", {
           error: String(e),
           transition: { streamerId: t.streamerId, status: t.status, source: t.source },
         });
+        this.#report({ committed: [], rejected: [t] });
       }
     }
-    return bad;
+    return "done";
   }
 
   #coalesce(t: Transition): void {
-    // Spool full: keep only the latest pending transition per streamer in memory.
+    // Spool full: keep only the latest pending transition per streamer in
+    // memory, never touching the batch whose statement is in flight.
     const i = this.#queue.findLastIndex((q) => q.streamerId === t.streamerId);
-    if (i >= 0 && i >= this.#queue.length - 1) this.#queue[i] = t;
-    else this.#queue.push(t);
+    if (i >= this.#inflight && i === this.#queue.length - 1) {
+      const replaced = this.#queue[i];
+      this.#queue[i] = t;
+      this.#report({ committed: [], rejected: [replaced] });
+    } else {
+      this.#queue.push(t);
+    }
     this.stats.coalescedTotal++;
     this.stats.queueDepth = this.#queue.length;
-    log.error(
-      "spool full ({bytes} bytes): transitions coalesce per streamer until the database returns",
-      {
-        bytes: this.stats.spoolBytes,
-      },
-    );
+    if (this.#limit.allow("spool-full")) {
+      log.error(
+        "spool full ({bytes} bytes): transitions coalesce per streamer until the database returns",
+        { bytes: this.stats.spoolBytes },
+      );
+    }
+  }
+
+  #bufferSpool(t: Transition): void {
+    this.#spoolBuffer.push(t);
+    // One append + fsync for everything that arrives within a few ms, so a
+    // burst during an outage does not block the event loop once per event.
+    this.#spoolTimer ??= setTimeout(() => this.#flushSpool(), 5);
+  }
+
+  #flushSpool(): void {
+    clearTimeout(this.#spoolTimer);
+    this.#spoolTimer = undefined;
+    if (this.#spoolBuffer.length === 0) return;
+    const ts = this.#spoolBuffer;
+    this.#spoolBuffer = [];
+    this.#appendSpool(ts);
   }
 
   #appendSpool(ts: readonly Transition[]): void {
-    if (!this.#spool) return;
-    const data = new TextEncoder().encode(ts.map((t) => JSON.stringify(t)).join("\n") + "\n");
+    if (!this.#spool || ts.length === 0) return;
+    // receivedMono is a performance.now() of this process: meaningless after a restart.
+    const lines = ts.map(({ receivedMono: _m, ...rest }) => JSON.stringify(rest));
+    const data = new TextEncoder().encode(lines.join("\n") + "\n");
     let off = 0;
     while (off < data.length) off += this.#spool.writeSync(data.subarray(off));
     this.#spool.syncDataSync();
@@ -384,6 +440,7 @@ export class StatusWriter {
       this.#spool = Deno.openSync(path, { write: true, create: true, truncate: true });
       this.stats.spoolBytes = 0;
       this.#spooling = true;
+      this.#spoolBuffer = [];
       this.#appendSpool(this.#queue);
       log.warn("database unreachable: spooling {count} transitions to {path}", {
         count: this.#queue.length,
@@ -400,6 +457,9 @@ export class StatusWriter {
   #stopSpooling(): void {
     if (!this.#spooling) return;
     this.#spooling = false;
+    clearTimeout(this.#spoolTimer);
+    this.#spoolTimer = undefined;
+    this.#spoolBuffer = [];
     try {
       this.#spool?.close();
     } catch { /* already closed */ }
@@ -415,15 +475,14 @@ export class StatusWriter {
   #kick(): void {
     // A running loop picks new transitions up itself; waking it here would
     // turn every enqueue during an outage into a reconnect attempt.
-    if (this.#loop) return;
-    this.#loop = this.#run().finally(() => {
+    if (this.#loop || !this.#started || this.#closed) return;
+    this.#loop = this.#run().catch((e) => {
+      // #run handles its errors; this is a last guard against a bug killing the process.
+      log.error("status writer loop failed: {error}", { error: String(e) });
+    }).finally(() => {
       this.#loop = null;
       if (this.#queue.length > 0 && !this.#closed) this.#kick();
     });
-  }
-
-  #retryNow(): void {
-    if (this.#wake) this.#wake();
   }
 
   async #run(): Promise<void> {
@@ -431,17 +490,35 @@ export class StatusWriter {
     while (this.#queue.length > 0 && !this.#closed) {
       const max = this.#opts.maxBatch ?? 1000;
       const batch = this.#queue.slice(0, max);
+      this.#inflight = batch.length;
+      let results: CommitResult[] | null = null;
+      let failure: unknown = null;
       try {
         const rounds = splitRounds(batch);
-        const results: CommitResult[] = [];
+        const out: CommitResult[] = [];
         if (rounds.length === 1) {
-          results.push(await commitTransitions(this.#sql, rounds[0]));
+          out.push(await commitTransitions(this.#sql, rounds[0]));
         } else {
           await this.#sql.begin(async (tx) => {
-            for (const r of rounds) results.push(await commitTransitions(tx as unknown as Sql, r));
+            for (const r of rounds) out.push(await commitTransitions(tx as unknown as Sql, r));
           });
         }
         this.stats.statementsTotal += rounds.length;
+        results = out;
+      } catch (e) {
+        failure = e;
+      }
+      if (failure !== null && isDataError(failure)) {
+        // Bad data (SQLSTATE class 22/23) is not an outage: find the
+        // transitions the database refuses, one at a time, drop only those
+        // (loudly), and keep the rest of the queue moving.
+        if ((await this.#isolate(batch)) === "done") {
+          failure = null;
+          results = [];
+        }
+      }
+      this.#inflight = 0;
+      if (failure === null) {
         this.#queue.splice(0, batch.length);
         this.stats.queueDepth = this.#queue.length;
         if (!this.stats.databaseUp) {
@@ -452,43 +529,28 @@ export class StatusWriter {
           this.#opts.onDatabaseState?.(true);
         }
         attempt = 0;
-        for (const r of results) {
-          this.stats.committedTotal += r.committed.length;
-          this.stats.rejectedTotal += r.rejected.length;
-          this.#opts.onCommit?.(r);
-        }
+        for (const r of results ?? []) this.#report(r);
         this.#afterProgress();
-      } catch (e) {
-        if (isDataError(e)) {
-          // Bad data (SQLSTATE class 22/23) is not an outage: find the
-          // transitions the database refuses, one at a time, drop only those
-          // (loudly), and keep the rest of the queue moving.
-          const bad = await this.#isolate(batch);
-          this.#queue.splice(0, batch.length);
-          this.stats.queueDepth = this.#queue.length;
-          this.stats.droppedTotal += bad;
-          this.#afterProgress();
-          continue;
-        }
-        // Anything else (unreachable, restarting, too many connections, a
-        // missing table …) is retried with backoff and spooled: never dropped.
-        if (this.stats.databaseUp) {
-          this.stats.databaseUp = false;
-          this.#opts.onDatabaseState?.(false, e as Error);
-          log.error("database unreachable while writing: {error}", { error: String(e) });
-        }
-        this.#startSpooling();
-        attempt++;
-        const base = this.#opts.retryBaseMs ?? 250;
-        const cap = this.#opts.retryMaxMs ?? 5000;
-        const delay = Math.min(cap, base * 2 ** Math.min(attempt, 10));
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-          this.#retryTimer = setTimeout(resolve, delay * (0.5 + Math.random() / 2));
-        });
-        clearTimeout(this.#retryTimer);
-        this.#wake = null;
+        continue;
       }
+      // Anything else (unreachable, restarting, too many connections, a
+      // missing table …) is retried with backoff and spooled: never dropped.
+      if (this.stats.databaseUp) {
+        this.stats.databaseUp = false;
+        this.#opts.onDatabaseState?.(false, failure as Error);
+        log.error("database unreachable while writing: {error}", { error: String(failure) });
+      }
+      this.#startSpooling();
+      attempt++;
+      const base = this.#opts.retryBaseMs ?? 250;
+      const cap = this.#opts.retryMaxMs ?? 5000;
+      const delay = Math.min(cap, base * 2 ** Math.min(attempt, 10));
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        this.#retryTimer = setTimeout(resolve, delay * (0.5 + Math.random() / 2));
+      });
+      clearTimeout(this.#retryTimer);
+      this.#wake = null;
     }
   }
 }

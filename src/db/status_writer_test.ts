@@ -148,6 +148,8 @@ Deno.test("StatusWriter spools during an outage and replays after a crash", asyn
     // Next start: replay in order, exactly once, then the spool is empty.
     const w2 = new StatusWriter(admin, { spoolPath });
     assert.equal((await w2.open()).length, 3);
+    assert.equal(w2.depth, 3, "nothing is committed before start()");
+    w2.start();
     assert.ok(await w2.flush(5000));
     await w2.close(100);
     const rows = await admin<{ event_type: string }[]>`
@@ -158,6 +160,7 @@ Deno.test("StatusWriter spools during an outage and replays after a crash", asyn
     await Deno.writeTextFile(spoolPath, spooled.join("\n") + "\n");
     const w3 = new StatusWriter(admin, { spoolPath });
     await w3.open();
+    w3.start();
     assert.ok(await w3.flush(5000));
     await w3.close(100);
     const [{ n }] = await admin<{ n: number }[]>`SELECT count(*)::int AS n FROM status_events`;
