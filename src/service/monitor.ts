@@ -11,7 +11,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config/config.ts";
-import { StatusTracker } from "../core/tracker.ts";
+import { type Decision, StatusTracker } from "../core/tracker.ts";
 import type { Observation, StreamerRecord } from "../core/types.ts";
 import { connectDatabase, isConnectionError, pingDatabase, type Sql } from "../db/client.ts";
 import { listenStreamerChanges } from "../db/listener.ts";
@@ -81,6 +81,8 @@ export class Monitor {
   #stopped = false;
   readonly #resubscribing = new Set<number>();
   #snapshotTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #reloadIds = new Set<number>();
+  #reloadTimer: ReturnType<typeof setTimeout> | undefined;
   /** True once the list came from the database or a snapshot (never save an empty guess). */
   #listLoaded = false;
   readonly #logLimit = new LogRateLimiter(5, 60_000);
@@ -139,8 +141,16 @@ export class Monitor {
             socketId: info.socketId,
           });
           // Reconcile once the server has acknowledged the resubscriptions:
-          // a transition between connect and subscribe would otherwise be missed.
+          // a transition between connect and subscribe would otherwise be
+          // missed. If an ack never comes (a subscription error), reconcile
+          // after 5 s anyway.
           this.#resubscribing.add(shard);
+          const fallback = setTimeout(() => {
+            if (this.#resubscribing.delete(shard) && !this.#stopped) {
+              for (const f of this.onReconnect) f(shard);
+            }
+          }, 5000);
+          Deno.unrefTimer(fallback as unknown as number);
         }
       },
       onSubscribed: (shard) => {
@@ -186,6 +196,7 @@ export class Monitor {
       if (!isConnectionError(e)) throw e;
       this.#setDb(false, e as Error);
     }
+    if (this.#stopped) return;
     if (connected) {
       await this.#connectDatabase();
       for (const t of spooled) this.tracker.assumePending(t);
@@ -203,12 +214,20 @@ export class Monitor {
         if (!this.#stopped) this.#fatal?.(e instanceof Error ? e : new Error(String(e)));
       });
     }
+    // A stop requested while starting (SIGTERM during start-up) must not be
+    // followed by sockets, timers and plugins that stop() already passed.
+    if (this.#stopped) return;
+    this.writer.start();
     this.subscriber.start();
     this.#resyncTimer = setInterval(
       () => this.resync(),
       this.config.monitoring.resyncIntervalMs,
     );
-    for (const p of this.plugins) if (!p.early) await p.start(this);
+    for (const p of this.plugins) {
+      if (this.#stopped) return;
+      if (!p.early) await p.start(this);
+    }
+    if (this.#stopped) return;
     log.info("kickmon started: {count} streamers, {channels} Pusher channels", {
       count: this.tracker.size,
       channels: this.tracker.channelIds().length,
@@ -222,14 +241,9 @@ export class Monitor {
     this.#setDb(true);
     let firstListen = true;
     this.#stopListening = await listenStreamerChanges(this.sql, {
-      onChange: (c) => {
-        if (c.op === "DELETE") {
-          this.tracker.remove(c.id);
-          this.#scheduleSnapshot();
-          this.#applyChannels();
-          for (const f of this.onListChanged) f();
-        } else this.#reload([c.id]);
-      },
+      // Coalesced: a bulk INSERT (or our own id write-backs) arrives as one
+      // NOTIFY per row; re-read them together, not row by row.
+      onChange: (c) => this.#queueReload(c.id),
       // postgres.js calls onListen after every (re)LISTEN, the first time before
       // `listenStreamerChanges` resolves: that one is covered by the resync just
       // below (reading the list twice at start doubled the start-up garbage).
@@ -322,12 +336,15 @@ export class Monitor {
         this.#resyncAgain = false;
         try {
           const rows = await listStreamers(this.sql);
-          this.tracker.replaceAll(rows);
+          const changed = this.tracker.replaceAll(rows) || !this.#listLoaded;
           this.#listLoaded = true;
-          this.#scheduleSnapshot();
           this.#setDb(true);
-          this.#applyChannels();
-          for (const f of this.onListChanged) f();
+          if (changed) {
+            // The periodic safety-net resync usually finds nothing new.
+            this.#scheduleSnapshot();
+            this.#applyChannels();
+            for (const f of this.onListChanged) f();
+          }
         } catch (e) {
           this.#setDb(false, e as Error);
           log.warn("streamer list resync failed (will retry): {error}", { error: String(e) });
@@ -337,11 +354,29 @@ export class Monitor {
     return this.#resyncing;
   }
 
+  #queueReload(id: number): void {
+    this.#reloadIds.add(id);
+    this.#reloadTimer ??= setTimeout(() => {
+      this.#reloadTimer = undefined;
+      const ids = [...this.#reloadIds];
+      this.#reloadIds.clear();
+      if (!this.#stopped) this.#reload(ids);
+    }, 50);
+  }
+
+  /** Re-reads these rows; ids with no row any more (deleted) are forgotten. */
   #reload(ids: number[]): void {
     getStreamers(this.sql, ids).then((rows: StreamerRecord[]) => {
       const found = new Set(rows.map((r) => r.id));
-      for (const r of rows) this.tracker.upsert(r);
-      for (const id of ids) if (!found.has(id)) this.tracker.remove(id);
+      let changed = false;
+      for (const r of rows) changed = this.tracker.upsert(r) || changed;
+      for (const id of ids) {
+        if (!found.has(id) && this.tracker.get(id)) {
+          this.tracker.remove(id);
+          changed = true;
+        }
+      }
+      if (!changed) return; // e.g. a re-read after a refused write: statuses only
       this.#scheduleSnapshot();
       this.#applyChannels();
       for (const f of this.onListChanged) f();
@@ -384,8 +419,10 @@ export class Monitor {
   /**
    * Feeds one observation from any source through the core into the writer.
    * Used by Pusher, webhooks and reconciliation alike.
+   *
+   * @returns what the core decided (a `transition` is queued for commit).
    */
-  observe(obs: Observation): void {
+  observe(obs: Observation): Decision {
     this.metrics.eventsReceived.inc({ event: obs.event, source: obs.source });
     const d = this.tracker.observe(obs);
     switch (d.kind) {
@@ -426,6 +463,7 @@ export class Monitor {
         }
       }).catch((e) => log.warn("writing learned ids failed: {error}", { error: String(e) }));
     }
+    return d;
   }
 
   #onCommit(r: CommitResult): void {
@@ -491,6 +529,7 @@ export class Monitor {
     if (this.#stopped) return true;
     this.#stopped = true;
     clearInterval(this.#resyncTimer);
+    clearTimeout(this.#reloadTimer);
     if (this.#snapshotTimer !== undefined) {
       clearTimeout(this.#snapshotTimer);
       this.#snapshotTimer = undefined;

@@ -74,6 +74,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
   #server: Deno.HttpServer | null = null;
   #subTimer: ReturnType<typeof setInterval> | undefined;
   #subscriptionsPausedUntil = 0;
+  #stopped = false;
   readonly #config: Config;
 
   constructor(config: Config, private readonly monitorRef: { metrics?: Monitor["metrics"] } = {}) {
@@ -106,6 +107,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
         error: e instanceof Error ? e.message : String(e),
       });
     }
+    if (this.#stopped) return; // stopped while waiting for the first token
     this.reconciler = new Reconciler(monitor, this.api, {
       intervalMs: this.#config.monitoring.reconcileIntervalMs,
       unofficialChannelLookup: this.#config.kick.unofficialChannelLookup,
@@ -117,7 +119,9 @@ export class OfficialApiPlugin implements MonitorPlugin {
   async #startWebhooks(monitor: Monitor): Promise<void> {
     const w = this.#config.kick.webhook;
     this.webhook = new WebhookReceiver({
-      onObservation: (obs) => monitor.observe({ ...obs, receivedMono: performance.now() }),
+      onObservation: (obs) => {
+        monitor.observe({ ...obs, receivedMono: performance.now() });
+      },
       publicKeyPem: w.publicKeyPem ?? undefined,
       keySource: this.api,
       onOutcome: (outcome) => monitor.metrics.webhooks.inc({ outcome }),
@@ -190,6 +194,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#subTimer);
     await this.reconciler?.stop();
     await this.#server?.shutdown();

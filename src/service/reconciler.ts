@@ -201,9 +201,7 @@ export class Reconciler {
   }
 
   #apply(c: ApiChannel, sentAt: number, channelIds: Map<number, number>): boolean {
-    const m = this.#monitor;
-    const before = m.writer.depth;
-    m.observe({
+    const d = this.#monitor.observe({
       source: "reconcile",
       key: { kind: "broadcaster_user_id", userId: c.broadcasterUserId },
       status: c.isLive ? "online" : "offline",
@@ -214,7 +212,7 @@ export class Reconciler {
       broadcasterUserId: c.broadcasterUserId,
       receivedMono: performance.now(),
     });
-    return m.writer.depth > before;
+    return d.kind === "transition";
   }
 
   async #resolveIdentities(): Promise<void> {
