@@ -13,7 +13,7 @@ import {
   redactedConfig,
   redactUrlPassword,
 } from "../config/config.ts";
-import { connectDatabase, pingDatabase, type Sql } from "../db/client.ts";
+import { pingDatabase } from "../db/client.ts";
 import { migrate, pendingMigrations } from "../db/migrate.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { registerDemoCommand } from "./demo_command.ts";
@@ -21,6 +21,7 @@ import {
   registerDbBackup,
   registerServiceCommands,
   registerStreamerCommands,
+  withDatabase,
 } from "./service_commands.ts";
 import { EXIT, reportError } from "./errors.ts";
 
@@ -36,18 +37,6 @@ Exit codes:
 
 Configuration comes from environment variables (see 'kickmon config generate-template');
 use 'deno run --env-file=.env' or systemd's EnvironmentFile=.`;
-
-async function withDatabase<T>(
-  fn: (sql: Sql) => Promise<T>,
-): Promise<T> {
-  const config = loadConfig(readEnvironment(), { requireKickCredentials: false });
-  const sql = connectDatabase(config.database, { max: 2 });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-  }
-}
 
 /**
  * Runs the CLI with `args` (without the program name).

@@ -34,7 +34,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { type Config, loadConfig, readEnvironment } from "../config/config.ts";
+import { type Config, loadConfig, readEnvironment, secretValues } from "../config/config.ts";
 import { connectDatabase, DatabaseError, type Sql } from "../db/client.ts";
 import { deleteStreamer, insertStreamer, listStreamerViews } from "../db/streamers_repo.ts";
 import { KickApiError } from "../kick/official/api.ts";
@@ -331,8 +331,7 @@ function summary(b: HealthBody): string[] {
 
 function loadOperatorConfig(requireKickCredentials = false): Config {
   const config = loadConfig(readEnvironment(), { requireKickCredentials });
-  registerSecret(config.database.password);
-  if (requireKickCredentials) registerSecret(config.kick.clientSecret);
+  for (const secret of secretValues(config)) registerSecret(secret);
   return config;
 }
 
@@ -687,7 +686,29 @@ export async function lookupStreamer(
   }
 }
 
-async function withSql<T>(config: Config, fn: (sql: Sql) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a one-connection database client and closes it afterwards,
+ * however `fn` ends. The database password is registered with
+ * `registerSecret` first, so no log line or error message can show it.
+ *
+ * @param fn what to do with the connection.
+ * @param config the configuration to connect with; by default it is read
+ *   from the environment (Kick credentials not required).
+ * @returns what `fn` returns.
+ * @throws {CliError} (exit 1) when the kickmon schema is missing (PostgreSQL
+ *   `42P01`), saying to run `kickmon db migrate`; `ConfigError` for a bad
+ *   configuration; otherwise whatever `fn` throws.
+ *
+ * @example
+ * ```ts
+ * const rows = await withDatabase((sql) => listStreamerViews(sql));
+ * ```
+ */
+export async function withDatabase<T>(
+  fn: (sql: Sql) => Promise<T>,
+  config: Config = loadOperatorConfig(false),
+): Promise<T> {
+  registerSecret(config.database.password);
   const sql = connectDatabase(config.database, { max: 1 });
   try {
     return await fn(sql);
@@ -727,7 +748,7 @@ export function registerStreamerCommands(streamers: Command, setExit: SetExit): 
       if (!r) {
         throw new CliError(`Kick has no channel "${checkSlug(username)}"`, EXIT.failure);
       }
-      const id = await withSql(config, async (sql) => {
+      const id = await withDatabase(async (sql) => {
         try {
           return await insertStreamer(sql, {
             username: r.slug,
@@ -753,7 +774,7 @@ export function registerStreamerCommands(streamers: Command, setExit: SetExit): 
           }
           throw e;
         }
-      });
+      }, config);
       console.log(
         `added ${r.slug} as #${id}: user id ${r.userId}, ${
           r.channelId !== null
@@ -770,7 +791,7 @@ export function registerStreamerCommands(streamers: Command, setExit: SetExit): 
     .action(async (username: string) => {
       const config = loadOperatorConfig(false);
       const slug = checkSlug(username);
-      const removed = await withSql(config, (sql) => deleteStreamer(sql, slug));
+      const removed = await withDatabase((sql) => deleteStreamer(sql, slug), config);
       if (!removed) throw new CliError(`no streamer named "${slug}" in the list`, EXIT.failure);
       console.log(`removed ${slug}`);
       setExit(EXIT.ok);

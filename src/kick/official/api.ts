@@ -13,7 +13,14 @@
 
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
-import { abortableSleep, backoffDelay, parseRetryAfter, type TokenSource } from "./oauth.ts";
+import {
+  abortableSleep,
+  backoffDelay,
+  errorText,
+  parseRetryAfter,
+  type TokenSource,
+  truncate,
+} from "./oauth.ts";
 
 const log = getLogger(["kickmon", "api"]);
 
@@ -874,12 +881,4 @@ function errorDetail(text: string): string {
     if (parts.length) return truncate(parts.join(": "), 200);
   } catch { /* not JSON */ }
   return `${text.length}-byte body`;
-}
-
-function truncate(s: string, n: number): string {
-  return s.length <= n ? s : `${s.slice(0, n)}…`;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }

@@ -14,6 +14,8 @@
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import type { Observation } from "../../core/types.ts";
+import { LogRateLimiter } from "../../log/logging.ts";
+import { errorText } from "./oauth.ts";
 
 const log = getLogger(["kickmon", "webhook"]);
 
@@ -326,6 +328,14 @@ const REQUIRED_HEADERS = [
 const IGNORED: ReadonlySet<WebhookOutcome> = new Set(["ignored_type", "ignored_version"]);
 
 /**
+ * Log lines about rejected requests allowed per outcome (and per kind of
+ * error) per minute: the webhook port faces the internet, and anyone can send
+ * it garbage. The counters ({@linkcode WebhookReceiverOptions.onOutcome},
+ * `stats()`) still count every request.
+ */
+const REJECT_LOG_PER_MINUTE = 5;
+
+/**
  * HTTP handler for Kick webhook deliveries (§4.8), for `Deno.serve`.
  *
  * Checks, in order, with the answer for each failure:
@@ -368,6 +378,7 @@ export class WebhookReceiver {
   /** message id → expiry (ms since epoch); insertion order = expiry order. */
   readonly #seen = new Map<string, number>();
   readonly #counts = new Map<WebhookOutcome, number>();
+  readonly #logLimit = new LogRateLimiter(REJECT_LOG_PER_MINUTE, 60_000);
   #key: Promise<CryptoKey> | undefined;
   #keyLoadedAt = -Infinity; // performance.now()
   #keyFailedAt = -Infinity; // performance.now()
@@ -444,7 +455,14 @@ export class WebhookReceiver {
       try {
         ok = await this.#verify({ messageId, timestamp, rawBody, signatureB64 });
       } catch (e) {
-        log.error("webhook public key unavailable: {error}", { error: errorText(e) });
+        const suppressed = this.#mayLog("key_error");
+        if (suppressed !== undefined) {
+          log.error("webhook public key unavailable: {error}{more}", {
+            error: errorText(e),
+            suppressed,
+            more: moreNote(suppressed),
+          });
+        }
         return this.#answer("key_unavailable", 503, messageId);
       }
       if (!ok) return this.#answer("bad_signature", 401, messageId);
@@ -494,7 +512,14 @@ export class WebhookReceiver {
       return this.#answer("accepted", 200, messageId);
     } catch (e) {
       // Body stream errors and the like: never let the handler throw.
-      log.error("webhook request failed: {error}", { error: errorText(e) });
+      const suppressed = this.#mayLog("request_error");
+      if (suppressed !== undefined) {
+        log.error("webhook request failed: {error}{more}", {
+          error: errorText(e),
+          suppressed,
+          more: moreNote(suppressed),
+        });
+      }
       return this.#answer("malformed_body", 400, undefined, errorText(e));
     }
   }
@@ -614,15 +639,32 @@ export class WebhookReceiver {
         detail: detail ? ` (${detail})` : "",
       });
     } else {
-      log.warn("webhook {messageId} rejected ({outcome}, HTTP {status}){detail}", {
-        messageId: messageId ?? "-",
-        outcome,
-        status,
-        detail: detail ? `: ${detail}` : "",
-      });
+      const suppressed = this.#mayLog(outcome);
+      if (suppressed !== undefined) {
+        log.warn("webhook {messageId} rejected ({outcome}, HTTP {status}){detail}{more}", {
+          messageId: messageId ?? "-",
+          outcome,
+          status,
+          detail: detail ? `: ${detail}` : "",
+          suppressed,
+          more: moreNote(suppressed),
+        });
+      }
     }
     if (status === 204) return new Response(null, { status, headers });
     return new Response(outcome, { status, headers: { "content-type": "text/plain", ...headers } });
+  }
+
+  /**
+   * Rate limit for lines an outsider can trigger at will (see
+   * {@linkcode REJECT_LOG_PER_MINUTE}): undefined when the line for `key` must
+   * be dropped, else how many were dropped for `key` in the window before.
+   */
+  #mayLog(key: string): number | undefined {
+    // Lines are only suppressed once a window's quota is used up, so the count
+    // read before allow() is what the previous window dropped (allow() resets it).
+    const suppressed = this.#logLimit.suppressed(key);
+    return this.#logLimit.allow(key) ? suppressed : undefined;
   }
 }
 
@@ -651,6 +693,11 @@ async function readCapped(req: Request, max: number): Promise<Uint8Array<ArrayBu
   return out;
 }
 
+/** Text appended to a rate-limited line that follows suppressed ones. */
+function moreNote(suppressed: number): string {
+  return suppressed > 0 ? ` (${suppressed} similar lines suppressed before this one)` : "";
+}
+
 function parseTime(v: string | null | undefined): number | undefined {
   if (!v) return undefined;
   const ms = Date.parse(v);
@@ -662,8 +709,4 @@ function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }

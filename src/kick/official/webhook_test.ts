@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import type { Observation } from "../../core/types.ts";
 import { World } from "../../simulator/world.ts";
 import { startApiServer } from "../../simulator/api_server.ts";
@@ -238,6 +239,37 @@ Deno.test("webhook receiver: rejections and their status codes", async () => {
   // A bad-signature attempt did not poison the dedupe set: the genuine delivery still goes through.
   assert.equal((await receiver.handle(realRequest())).status, 200);
   assert.equal(got.length, 1);
+});
+
+Deno.test("webhook receiver: rejection log lines are rate-limited per outcome; counters are not", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (r) => records.push(r) },
+    loggers: [
+      { category: ["kickmon"], lowestLevel: "debug", sinks: ["mem"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    const { receiver, outcomes } = realReceiver();
+    for (let i = 0; i < 12; i++) {
+      const req = realRequest({ headers: { "Kick-Event-Signature": "AAAA" } });
+      await (await receiver.handle(req)).body?.cancel();
+    }
+    for (let i = 0; i < 7; i++) {
+      const req = realRequest({ headers: { "Kick-Event-Message-Id": null } });
+      await (await receiver.handle(req)).body?.cancel();
+    }
+    assert.equal(outcomes.length, 19);
+    assert.deepEqual(receiver.stats().rejected, { bad_signature: 12, missing_headers: 7 });
+    const warned = (outcome: string) =>
+      records.filter((r) => r.level === "warning" && r.properties.outcome === outcome).length;
+    assert.equal(warned("bad_signature"), 5);
+    assert.equal(warned("missing_headers"), 5);
+  } finally {
+    await reset();
+  }
 });
 
 Deno.test("webhook receiver: 5-minute window on Kick-Event-Message-Timestamp → 401", async () => {

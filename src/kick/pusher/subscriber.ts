@@ -195,14 +195,14 @@ export interface PusherSubscriberHandlers {
   /** A shard reached `maxReconnectAttempts` consecutive failures and stopped retrying. */
   onGiveUp?(shard: number, attempts: number): void;
   /**
-   * A frame was dropped before pusher-js saw it (not a JSON object with a
-   * string `event`), or pusher-js threw while handling one. pusher-js would
-   * otherwise throw inside the socket's message handler, which ends the
-   * process (found by the fuzz test: a frame without `event`).
+   * A frame was dropped before pusher-js saw it (far too large), or
+   * pusher-js threw while handling one. pusher-js would otherwise throw
+   * inside the socket's message handler, which ends the process (found by
+   * the fuzz test: a frame without `event`).
    */
   onFrameRejected?(
     shard: number,
-    reason: "not_a_pusher_frame" | "client_error",
+    reason: "too_large" | "client_error",
     detail: string,
   ): void;
 }
@@ -1045,13 +1045,15 @@ export class PusherSubscriber {
   }
 }
 
+/** Longest frame handed to pusher-js, in UTF-16 code units (status frames are ~200). */
+const MAX_FRAME_CHARS = 256 * 1024;
+
 /**
  * Interposes on the `onmessage` handler pusher-js installs on its native
- * WebSocket: frames that are not a JSON object with a string `event`
- * (Pusher protocol: every message is `{"event": …, "data": …, "channel"?: …}`)
- * are dropped and reported, and an exception thrown by pusher-js while it
- * handles a frame is caught and reported instead of escaping the event
- * handler.
+ * WebSocket: a frame longer than {@linkcode MAX_FRAME_CHARS} is dropped and
+ * reported, and an exception thrown by pusher-js while it handles a frame
+ * (it throws on a frame without `event`, for one) is caught and reported
+ * instead of escaping the event handler.
  */
 function guardMessages(
   ws: WebSocket,
@@ -1069,24 +1071,16 @@ function guardMessages(
         return;
       }
       proto.set!.call(ws, (ev: MessageEvent) => {
-        if (typeof ev.data === "string") {
-          let ok = false;
-          try {
-            const f = JSON.parse(ev.data);
-            ok = typeof f === "object" && f !== null && !Array.isArray(f) &&
-              typeof f.event === "string" &&
-              (f.channel === undefined || f.channel === null || typeof f.channel === "string");
-          } catch {
-            ok = true; // invalid JSON: pusher-js reports it as a MessageParseError itself
-          }
-          if (!ok) {
-            onRejected?.(shard, "not_a_pusher_frame", ev.data.slice(0, 120));
-            return;
-          }
+        // A frame far beyond any status event is dropped before pusher-js parses it.
+        if (typeof ev.data === "string" && ev.data.length > MAX_FRAME_CHARS) {
+          onRejected?.(shard, "too_large", `${ev.data.length} characters`);
+          return;
         }
         try {
           fn.call(ws, ev);
         } catch (e) {
+          // pusher-js throws from inside its handler on some malformed frames
+          // (e.g. no "event"); uncaught, that would end the process.
           onRejected?.(shard, "client_error", e instanceof Error ? e.message : String(e));
         }
       });
