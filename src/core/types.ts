@@ -85,7 +85,11 @@ export interface StreamerRecord {
 export interface Transition {
   readonly streamerId: number;
   readonly status: "online" | "offline";
-  /** The status the core believed the row had; the database re-checks it. */
+  /**
+   * The status the core believed the row had when it decided. The committed
+   * history takes the previous status from the row itself
+   * (`CommittedTransition.previousStatus`), which can differ after a gap.
+   */
   readonly previousStatus: StreamerStatus;
   /** ms since epoch; compared with `status_observed_at` in the UPDATE itself. */
   readonly observedAt: number;
