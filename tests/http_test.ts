@@ -32,8 +32,12 @@ Deno.test({
     try {
       rig.sim.world.add({ userId: 11, slug: "healthy", channelId: 12 });
       const id = await rig.insert({ username: "healthy", userId: 11, channelId: 12 });
-      await waitFor(async () => (await get(health)).status === 200, { timeoutMs: 10_000 });
-      const ok = JSON.parse((await get(health)).body);
+      // Healthy once the new streamer's channel has its Pusher connection.
+      const ok = await waitFor(async () => {
+        const r = await get(health);
+        const b = JSON.parse(r.body);
+        return r.status === 200 && b.pusher.connections.length === 1 ? b : null;
+      }, { timeoutMs: 10_000 });
       assert.equal(ok.status, "healthy");
       assert.equal(ok.database.up, true);
       assert.equal(ok.pusher.connections[0].state, "connected");
