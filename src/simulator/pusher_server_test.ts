@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { waitFor as sharedWaitFor } from "../../tests/helpers/database.ts";
 import PusherWorker from "pusher-js/worker";
 import type Pusher from "pusher-js";
 import { World } from "./world.ts";
@@ -19,15 +20,9 @@ const FIXTURES = new URL("../../tests/fixtures/", import.meta.url);
 // helpers
 // ---------------------------------------------------------------------------
 
-async function waitFor(cond: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** The shared poller, with this file's positional arguments. */
+const waitFor = (cond: () => boolean, timeoutMs = 5000, what = "condition") =>
+  sharedWaitFor(cond, { timeoutMs, intervalMs: 10, message: what });
 
 interface Frame {
   event: string;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { captureLogs } from "../../../tests/helpers/logs.ts";
 import { World } from "../../simulator/world.ts";
 import { startApiServer } from "../../simulator/api_server.ts";
 import {
@@ -252,15 +252,8 @@ Deno.test("oauth: network error (nothing listening) → retryable OAuthError net
 });
 
 Deno.test("oauth: logs never contain the client secret or the token", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (r) => records.push(r) },
-    loggers: [
-      { category: ["kickmon"], lowestLevel: "debug", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
+  const logs = await captureLogs();
+  const records = logs.records;
   const { sim, provider } = setup();
   try {
     sim.failNext("/oauth/token", { status: 503, body: `echo ${SECRET}` });
@@ -278,7 +271,7 @@ Deno.test("oauth: logs never contain the client secret or the token", async () =
     assert.ok(text.includes(tokenFingerprint(token)));
   } finally {
     await sim.close();
-    await reset();
+    await logs.restore();
   }
 });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { captureLogs } from "../../../tests/helpers/logs.ts";
 import type { Observation } from "../../core/types.ts";
 import { World } from "../../simulator/world.ts";
 import { startApiServer } from "../../simulator/api_server.ts";
@@ -242,15 +242,8 @@ Deno.test("webhook receiver: rejections and their status codes", async () => {
 });
 
 Deno.test("webhook receiver: rejection log lines are rate-limited per outcome; counters are not", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (r) => records.push(r) },
-    loggers: [
-      { category: ["kickmon"], lowestLevel: "debug", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
+  const logs = await captureLogs();
+  const records = logs.records;
   try {
     const { receiver, outcomes } = realReceiver();
     for (let i = 0; i < 12; i++) {
@@ -268,7 +261,7 @@ Deno.test("webhook receiver: rejection log lines are rate-limited per outcome; c
     assert.equal(warned("bad_signature"), 5);
     assert.equal(warned("missing_headers"), 5);
   } finally {
-    await reset();
+    await logs.restore();
   }
 });
 

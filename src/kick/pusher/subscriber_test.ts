@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { waitFor as sharedWaitFor } from "../../../tests/helpers/database.ts";
 import { World } from "../../simulator/world.ts";
 import { type PusherServer, startPusherServer } from "../../simulator/pusher_server.ts";
 import { PusherSubscriber, type PusherSubscriberOptions } from "./subscriber.ts";
@@ -22,15 +23,9 @@ function pusherGlobals(): { instances: number; online: number; offline: number }
 
 const KEY = "32cbd69e4b950bf97679";
 
-async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** The shared poller, with this file's positional arguments. */
+const waitFor = (cond: () => boolean, timeoutMs = 5000, what = "condition") =>
+  sharedWaitFor(cond, { timeoutMs, intervalMs: 10, message: what });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
