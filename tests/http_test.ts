@@ -46,7 +46,14 @@ Deno.test({
       const down = await waitFor(async () => {
         const r = await get(health);
         return r.status === 503 ? JSON.parse(r.body) : null;
-      }, { timeoutMs: 8000, message: "503 after PostgreSQL stops" });
+      }, { timeoutMs: 8000, message: "503 after PostgreSQL stops" }).catch((e) => {
+        throw new Error(
+          `${e.message}; kickmon output:\n${rig.kickmon.lines.slice(-30).join("\n")}`,
+          {
+            cause: e,
+          },
+        );
+      });
       assert.equal(down.database.up, false);
       await cluster.pgStart();
       await waitFor(async () => (await get(health)).status === 200, {

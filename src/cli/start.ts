@@ -121,6 +121,18 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   Deno.addSignalListener("SIGTERM", onTerm);
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGHUP", onHup);
+  // A promise some library rejects without a handler would end the process
+  // (Deno's default) and drop the in-memory queue with it. Log it loudly, with
+  // its stack, and keep serving: the spool and reconciliation cover a
+  // component that went wrong, a dead process covers nothing.
+  const onUnhandled = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    const r = e.reason;
+    log.error("unhandled promise rejection (kept running): {error}", {
+      error: r instanceof Error ? `${r.message}\n${r.stack ?? ""}` : String(r),
+    });
+  };
+  globalThis.addEventListener("unhandledrejection", onUnhandled);
   const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
   let code: number = EXIT.ok;
   try {
@@ -161,6 +173,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGHUP", onHup);
+    globalThis.removeEventListener("unhandledrejection", onUnhandled);
     await monitor.stop();
     await Deno.remove(pidFile).catch(() => {});
     log.info("kickmon stopped");
