@@ -65,14 +65,19 @@ Deno.test({
       await cluster.pgStop();
       const outageStart = performance.now();
       await sleep(7000);
-      // The stream pauses 2 s; the monitor is killed and restarted meanwhile.
-      await pause(0);
+      // The stream pauses 2 s; the monitor is killed and restarted meanwhile. The
+      // kill comes half a second into the pause, so the frames delivered just before
+      // it were delivered to a running monitor (a frame still in the socket buffer
+      // of a SIGKILLed process was never delivered to one).
+      const pauseStart = performance.now();
+      await pause(500);
       await rig.restart({ kill: true });
       await rig.kickmon.waitForLine(/kickmon started: 20 streamers, 20 Pusher channels/, 10_000);
       await waitFor(() => rig.sim.pusher.subscribedChannels().length === N, {
         timeoutMs: 10_000,
         message: "restarted monitor resubscribed while the database is still down",
       });
+      await sleep(Math.max(0, 2000 - (performance.now() - pauseStart)));
       running = true;
       const stream2 = (async () => {
         while (running) {

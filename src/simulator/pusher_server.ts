@@ -24,6 +24,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { SimStreamer, World, WorldChange } from "./world.ts";
+import { WsFrameScanner } from "./ws_frame_scanner.ts";
 
 const log = getLogger(["kickmon", "simulator", "pusher"]);
 
@@ -70,6 +71,16 @@ export interface PusherServerOptions {
     sentMono: number,
     recipients: number,
   ) => void;
+  /**
+   * Called with each text frame (the raw Pusher JSON) once the TCP front has
+   * written all of it to a client's socket: the frame is then in the kernel's
+   * hands and reaches the client even if {@linkcode PusherServer.dropAll} cuts
+   * the connection next (an abrupt drop half-closes with FIN after the last
+   * forwarded byte, so nothing written is discarded by a reset). This is the
+   * delivery record tests compare with the database; `onFrameSent` counts
+   * frames handed to sockets, some of which a drop cuts off in flight.
+   */
+  readonly onFrameDelivered?: (text: string) => void;
 }
 
 /**
@@ -159,6 +170,8 @@ interface TcpPair {
   readonly client: Deno.TcpConn;
   readonly upstream: Deno.TcpConn;
   closed: boolean;
+  /** Cut abruptly: forward nothing more; half-close the client side once the last write ends. */
+  cut: boolean;
   done: Promise<void>;
 }
 
@@ -404,11 +417,28 @@ function startSync(opts: PusherServerOptions): PusherServer {
     } catch { /* already closed */ }
   };
 
+  /**
+   * Cuts a pair as a network failure would, but without a TCP reset (which
+   * would make the client's kernel discard bytes already delivered to it):
+   * stop forwarding, half-close towards the client after the last forwarded
+   * byte (the client sees EOF without a close frame: 1006), discard what the
+   * client still sends until it closes, and close for good after 5 s anyway.
+   */
+  const cutPair = (p: TcpPair): void => {
+    if (p.closed || p.cut) return;
+    p.cut = true;
+    try {
+      p.upstream.close(); // ends the server-to-client pump, which then half-closes
+    } catch { /* already closed */ }
+    const t = setTimeout(() => closePair(p), 5000);
+    p.done.finally(() => clearTimeout(t));
+  };
+
   /** Cuts a connection: abrupt (no close frame) without code, else pusher:error + close frame. */
   const drop = (c: Conn, code?: number, reason?: string): void => {
     if (code === undefined || !validCloseCode(code)) {
       const p = c.pairKey !== undefined ? pairs.get(c.pairKey) : undefined;
-      if (p) closePair(p);
+      if (p) cutPair(p);
       else {
         try {
           c.ws.close();
@@ -560,16 +590,48 @@ function startSync(opts: PusherServerOptions): PusherServer {
 
   // --- TCP front ----------------------------------------------------------
   const listener = Deno.listen({ hostname, port: opts.port ?? 0 });
-  const pump = async (from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> => {
+  /** Client to server: forwards until either side ends; after a cut, reads and discards until EOF. */
+  const pumpUp = async (p: TcpPair): Promise<void> => {
     const buf = new Uint8Array(64 * 1024);
     try {
       while (true) {
-        const n = await from.read(buf);
+        const n = await p.client.read(buf);
         if (n === null) break;
+        if (p.cut) continue;
         let off = 0;
-        while (off < n) off += await to.write(buf.subarray(off, n));
+        while (off < n) off += await p.upstream.write(buf.subarray(off, n));
       }
     } catch { /* closed under us */ }
+  };
+  /**
+   * Server to client: forwards, reporting each text frame once it is fully
+   * written (`onFrameDelivered`); after a cut, half-closes the client side.
+   */
+  const pumpDown = async (p: TcpPair): Promise<void> => {
+    const buf = new Uint8Array(64 * 1024);
+    const scanner = opts.onFrameDelivered ? new WsFrameScanner() : null;
+    try {
+      while (!p.cut) {
+        const n = await p.upstream.read(buf);
+        if (n === null || p.cut) break;
+        let off = 0;
+        while (off < n) off += await p.client.write(buf.subarray(off, n));
+        if (scanner) {
+          for (const text of scanner.push(buf.subarray(0, n))) {
+            try {
+              opts.onFrameDelivered!(text);
+            } catch (e) {
+              log.warn("pusher sim: onFrameDelivered threw: {error}", { error: String(e) });
+            }
+          }
+        }
+      }
+    } catch { /* closed under us */ }
+    if (p.cut) {
+      try {
+        await p.client.closeWrite();
+      } catch { /* already closed */ }
+    }
   };
   const accepting = (async () => {
     for (;;) {
@@ -596,14 +658,22 @@ function startSync(opts: PusherServerOptions): PusherServer {
         upstream.setNoDelay(true);
       } catch { /* best effort */ }
       const localPort = (upstream.localAddr as Deno.NetAddr).port;
-      const pair: TcpPair = { client, upstream, closed: false, done: Promise.resolve() };
+      const pair: TcpPair = {
+        client,
+        upstream,
+        closed: false,
+        cut: false,
+        done: Promise.resolve(),
+      };
       // Either direction ending (client gone, SIGKILLed, server closed) ends the pair at once:
       // waiting for the other direction would keep a dead client's subscriptions alive until
-      // the next write to it fails.
+      // the next write to it fails. A cut pair ends only when the client has closed its side.
       const end = () => closePair(pair);
       pair.done = Promise.all([
-        pump(client, upstream).finally(end),
-        pump(upstream, client).finally(end),
+        pumpUp(pair).finally(end),
+        pumpDown(pair).finally(() => {
+          if (!pair.cut) end();
+        }),
       ]).then(() => {
         pairs.delete(localPort);
       });

@@ -23,6 +23,8 @@ export interface SimulatorOptions {
   readonly tokenLifetimeSec?: number;
   /** Called for every frame the Pusher server sends (benchmark latency). */
   readonly onFrameSent?: PusherServerOptions["onFrameSent"];
+  /** Called for every text frame fully written to a client's socket (delivery record for tests). */
+  readonly onFrameDelivered?: PusherServerOptions["onFrameDelivered"];
 }
 
 /** A running simulator. */
@@ -65,6 +67,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     key: pusherKey,
     activityTimeoutSec: opts.activityTimeoutSec,
     onFrameSent: opts.onFrameSent,
+    onFrameDelivered: opts.onFrameDelivered,
   });
   const api = startApiServer({
     world,
