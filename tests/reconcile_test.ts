@@ -185,3 +185,38 @@ Deno.test("identity: KICK_UNOFFICIAL_CHANNEL_LOOKUP finds the channel id before 
     await rig.close();
   }
 });
+
+Deno.test("lost frames: a frame for a newer livestream records the stream boundary it proves", async () => {
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
+  try {
+    const s = rig.sim.world.add({ userId: 5101, slug: "lossy", channelId: 7101 });
+    const id = await rig.insert({
+      username: "lossy",
+      userId: 5101,
+      channelId: 7101,
+      status: "offline",
+    });
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7101") === 1, { timeoutMs: 3000 });
+    await rig.waitStatus(id, "offline");
+    rig.sim.world.setLive(s.userId, true);
+    await rig.waitStatus(id, "online");
+    const first = rig.sim.world.byUserId(s.userId)!.livestreamId;
+    // The StopStreamBroadcast of the first stream is lost; the next stream's frame arrives.
+    rig.sim.world.setLive(s.userId, false, { publish: false });
+    rig.sim.world.setLive(s.userId, true);
+    const second = rig.sim.world.byUserId(s.userId)!.livestreamId;
+    await waitFor(async () => (await rig.events(id)).length === 3, { timeoutMs: 5000 });
+    const ev = await rig.events(id);
+    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.details.livestream_id}`), [
+      `online/${first}`,
+      `offline/${first}`,
+      `online/${second}`,
+    ]);
+    assert.equal(ev[1].details.inferred, true);
+    assert.equal(ev[2].details.inferred, undefined);
+    assert.equal(ev[1].details.previous_status, "online");
+    assert.equal(await rig.status(id), "online");
+  } finally {
+    await rig.close();
+  }
+});

@@ -11,7 +11,15 @@
  *   streamer is stale (an API response for a request sent at T0 loses
  *   against a Pusher event received after T0); the database re-checks the
  *   same rule in the UPDATE itself;
- * - ids carried by a payload that the row lacks are reported for write-back.
+ * - ids carried by a payload that the row lacks are reported for write-back;
+ * - a Pusher frame naming a livestream newer than the one the core last saw
+ *   reveals frames lost in between (a frame in flight when its socket died is
+ *   never re-sent, kick-protocol.md §1.4): a `StreamerIsLive` for a new
+ *   livestream while the old one is believed live means the old one ended,
+ *   and a `StopStreamBroadcast` for a livestream never seen starting means it
+ *   started. Those transitions are inferred and committed first, marked
+ *   `details.inferred`. Livestream ids only ever grow (kick-protocol.md §3.1,
+ *   §3.2: 5274636 in 2023, 74489327 in 2025), so an older id infers nothing.
  *
  * @module
  */
@@ -29,6 +37,11 @@ export type Decision =
   | {
     readonly kind: "transition";
     readonly transition: Transition;
+    /**
+     * Transitions the observation proves were missed, to commit before
+     * `transition`, oldest first (see the module rules). Usually absent.
+     */
+    readonly inferred?: readonly Transition[];
     readonly learned?: LearnedIdentity;
   }
   | { readonly kind: "duplicate"; readonly streamerId: number; readonly learned?: LearnedIdentity }
@@ -49,6 +62,12 @@ interface Entry {
   lastObservedAt: number;
   /** Transitions decided but not yet committed or refused by the database. */
   pending: number;
+  /**
+   * Kick's livestream id that the belief is about (the live stream, or the
+   * one that ended), from the last Pusher frame; null when unknown or when the
+   * belief came from a source that names none.
+   */
+  livestreamId: number | null;
 }
 
 /** Counts of active streamers by believed status. */
@@ -115,6 +134,7 @@ export class StatusTracker {
       belief: record.status,
       lastObservedAt: record.statusObservedAt ?? 0,
       pending: 0,
+      livestreamId: null,
     };
     entry.record = record;
     entry.status = record.status;
@@ -167,22 +187,44 @@ export class StatusTracker {
       return { kind: "stale", streamerId: rec.id };
     }
     e.lastObservedAt = Math.max(e.lastObservedAt, obs.observedAt);
-    if (e.belief === obs.status) return { kind: "duplicate", streamerId: rec.id, learned };
-    const transition: Transition = {
-      streamerId: rec.id,
-      status: obs.status,
-      previousStatus: e.belief,
-      observedAt: obs.observedAt,
-      eventTime: obs.eventTime ?? obs.observedAt,
-      source: obs.source,
-      event: obs.event,
-      livestreamId: obs.livestreamId,
-      extra: obs.extra,
-      receivedMono: obs.receivedMono,
-    };
+    const inferred = this.#inferMissed(e, obs);
+    if (e.belief === obs.status) {
+      if (obs.livestreamId !== undefined && e.livestreamId === null) {
+        e.livestreamId = obs.livestreamId;
+      }
+      return { kind: "duplicate", streamerId: rec.id, learned };
+    }
+    const transition = transitionOf(rec.id, e.belief, obs);
     e.belief = obs.status;
+    e.livestreamId = obs.livestreamId ?? null;
     e.pending++;
-    return { kind: "transition", transition, learned };
+    return inferred.length
+      ? { kind: "transition", transition, inferred, learned }
+      : { kind: "transition", transition, learned };
+  }
+
+  /**
+   * The transitions a Pusher frame for a newer livestream proves were missed
+   * (module rules), applied to the belief. Empty when the frame names no
+   * livestream, the core knows none, or the frame's is not newer.
+   */
+  #inferMissed(e: Entry, obs: Observation): Transition[] {
+    const seen = e.livestreamId;
+    const next = obs.livestreamId;
+    if (next === undefined || seen === null || next <= seen) return [];
+    const out: Transition[] = [];
+    const infer = (status: "online" | "offline", livestreamId: number, why: string) => {
+      out.push(transitionOf(e.record.id, e.belief, obs, status, livestreamId, why));
+      e.belief = status;
+      e.pending++;
+    };
+    if (e.belief === "online") {
+      infer("offline", seen, `livestream ${next} began while ${seen} was believed live`);
+    }
+    if (obs.status === "offline" && e.belief === "offline") {
+      infer("online", next, `livestream ${next} ended without a start seen`);
+    }
+    return out;
   }
 
   #learn(rec: StreamerRecord, obs: Observation): LearnedIdentity | undefined {
@@ -228,6 +270,7 @@ export class StatusTracker {
     const e = this.#byId.get(t.streamerId);
     if (!e) return;
     e.belief = t.status;
+    e.livestreamId = t.livestreamId ?? null;
     e.pending++; // settled when the replay commits or is refused, like any transition
     e.lastObservedAt = Math.max(e.lastObservedAt, t.observedAt);
   }
@@ -292,6 +335,33 @@ export class StatusTracker {
   get size(): number {
     return this.#byId.size;
   }
+}
+
+/**
+ * A transition for streamer `streamerId` from `previousStatus`, built from an
+ * observation; `status`, `livestreamId` and `inferred` override it for a
+ * transition the observation implies rather than states.
+ */
+function transitionOf(
+  streamerId: number,
+  previousStatus: StreamerStatus,
+  obs: Observation,
+  status: "online" | "offline" = obs.status,
+  livestreamId: number | undefined = obs.livestreamId,
+  inferred?: string,
+): Transition {
+  return {
+    streamerId,
+    status,
+    previousStatus,
+    observedAt: obs.observedAt,
+    eventTime: obs.eventTime ?? obs.observedAt,
+    source: obs.source,
+    event: obs.event,
+    livestreamId,
+    extra: inferred === undefined ? obs.extra : { inferred: true, inferred_because: inferred },
+    receivedMono: inferred === undefined ? obs.receivedMono : undefined,
+  };
 }
 
 function view(e: Entry): StreamerRecord & { belief: StreamerStatus } {

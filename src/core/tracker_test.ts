@@ -101,3 +101,60 @@ Deno.test("tracker: a resync keeps a belief that is ahead of the database", () =
   assert.equal(t.size, 0);
   assert.equal(t.observe(live(20)).kind, "unknown_streamer");
 });
+
+const stop = (at: number, livestreamId: number): Observation => ({
+  source: "pusher",
+  key: { kind: "channel_id", channelId: 668 },
+  status: "offline",
+  observedAt: at,
+  event: "App\\Events\\StopStreamBroadcast",
+  livestreamId,
+});
+
+/** The statuses and livestream ids a decision commits, oldest first, with inferred ones marked. */
+function steps(d: ReturnType<StatusTracker["observe"]>): string[] {
+  if (d.kind !== "transition") return [d.kind];
+  return [...(d.inferred ?? []), d.transition].map((t) =>
+    `${t.status}:${t.livestreamId}${t.extra?.inferred ? "*" : ""}`
+  );
+}
+
+Deno.test("tracker: a frame for a newer livestream infers the frames lost before it", () => {
+  const t = new StatusTracker();
+  t.replaceAll([rec()]);
+  assert.deepEqual(steps(t.observe(live(1, { livestreamId: 10 }))), ["online:10"]);
+  // StopStreamBroadcast(10) lost: StreamerIsLive(11) proves 10 ended.
+  assert.deepEqual(steps(t.observe(live(2, { livestreamId: 11 }))), ["offline:10*", "online:11"]);
+  assert.deepEqual(steps(t.observe(stop(3, 11))), ["offline:11"]);
+  // StreamerIsLive(12) lost: its StopStreamBroadcast proves it started.
+  assert.deepEqual(steps(t.observe(stop(4, 12))), ["online:12*", "offline:12"]);
+  // Both frames of 13 lost and 14's stop seen while 14 was never seen: same rule.
+  assert.deepEqual(steps(t.observe(live(5, { livestreamId: 15 }))), ["online:15"]);
+  assert.deepEqual(steps(t.observe(stop(6, 16))), ["offline:15*", "online:16*", "offline:16"]);
+  // Repeats and older livestreams infer nothing.
+  assert.deepEqual(steps(t.observe(stop(7, 16))), ["duplicate"]);
+  assert.deepEqual(steps(t.observe(stop(8, 9))), ["duplicate"]);
+  const d = t.observe(live(9, { livestreamId: 17 }));
+  assert.equal(d.kind === "transition" && d.transition.previousStatus, "offline");
+  assert.equal(t.get(1)!.belief, "online");
+});
+
+Deno.test("tracker: no inference without a known livestream (start, or a source that names none)", () => {
+  const t = new StatusTracker();
+  t.replaceAll([rec({ status: "online" })]);
+  // Believed online from the row: which livestream is unknown, so 20 is just a repeat.
+  assert.deepEqual(steps(t.observe(live(1, { livestreamId: 20 }))), ["duplicate"]);
+  // ...but it teaches the livestream: a later one infers the stop of 20.
+  assert.deepEqual(steps(t.observe(live(2, { livestreamId: 21 }))), ["offline:20*", "online:21"]);
+  // Reconciliation (no livestream id) says offline, then online: the stream is unknown again.
+  const api = (at: number, status: "online" | "offline"): Observation => ({
+    source: "reconcile",
+    key: { kind: "broadcaster_user_id", userId: 676 },
+    status,
+    observedAt: at,
+    event: "GET /channels",
+  });
+  assert.deepEqual(steps(t.observe(api(3, "offline"))), ["offline:undefined"]);
+  assert.deepEqual(steps(t.observe(api(4, "online"))), ["online:undefined"]);
+  assert.deepEqual(steps(t.observe(stop(5, 30))), ["offline:30"]);
+});

@@ -28,6 +28,8 @@ export interface Metrics {
   readonly eventsIgnored: Counter<"reason" | "source">;
   /** Transitions committed, by new status and source. */
   readonly transitions: Counter<"status" | "source">;
+  /** Transitions inferred from a frame for a newer livestream (a lost frame), by status and source. */
+  readonly transitionsInferred: Counter<"status" | "source">;
   /** Receive-to-commit latency, seconds. */
   readonly eventToCommit: Histogram<"source">;
   /** Pusher reconnects by reason. */
@@ -148,6 +150,13 @@ export function createMetrics(c: MetricsCollectors): Metrics {
     transitions: new Counter({
       name: "kickmon_transitions_total",
       help: "Status transitions committed, by new status and source.",
+      labelNames: ["status", "source"],
+      registers,
+    }),
+    transitionsInferred: new Counter({
+      name: "kickmon_transitions_inferred_total",
+      help: "Transitions inferred from a Pusher frame for a newer livestream (a frame was lost), " +
+        "by status and source.",
       labelNames: ["status", "source"],
       registers,
     }),

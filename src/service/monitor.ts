@@ -427,6 +427,17 @@ export class Monitor {
     const d = this.tracker.observe(obs);
     switch (d.kind) {
       case "transition":
+        for (const t of d.inferred ?? []) {
+          this.metrics.transitionsInferred.inc({ status: t.status, source: t.source });
+          if (this.#logLimit.allow("inferred")) {
+            log.info("streamer {id}: missed {status} inferred: {why}", {
+              id: t.streamerId,
+              status: t.status,
+              why: String(t.extra?.inferred_because ?? ""),
+            });
+          }
+          this.writer.enqueue(t);
+        }
         this.writer.enqueue(d.transition);
         break;
       case "unknown_streamer":
