@@ -518,15 +518,30 @@ export class Monitor {
     };
   }
 
-  /** Pings the database now and records the result (for `/health`). */
-  async checkDatabase(): Promise<boolean> {
+  /**
+   * Pings the database now and records the result (for `/health`). A database
+   * that does not answer within `timeoutMs` (ms) counts as down: postgres.js
+   * queues a query while it waits out its reconnect backoff, and a health check
+   * must not report the last known state while that lasts.
+   *
+   * @returns true when the ping answered in time. Never throws.
+   */
+  async checkDatabase(timeoutMs = 2000): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)));
     try {
-      await pingDatabase(this.sql);
+      const r = await Promise.race([pingDatabase(this.sql).then(() => "ok" as const), late]);
+      if (r === "late") {
+        this.#setDb(false, new Error(`database did not answer within ${timeoutMs} ms`));
+        return false;
+      }
       this.#setDb(true);
       return true;
     } catch (e) {
       this.#setDb(false, e as Error);
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
