@@ -120,7 +120,9 @@ export interface PusherServer {
   publishRaw(channel: string | null, text: string): number;
   /**
    * Closes every connection. Without `code`: cut the TCP connection with no close
-   * frame (the client sees 1006, like a network failure). With `code` (1000 or
+   * frame (the client sees 1006, like a network failure): nothing more is forwarded,
+   * and the client side is half-closed after the last byte already forwarded, so
+   * frames reported by `onFrameDelivered` do reach the client. With `code` (1000 or
    * 3000–4999): a `pusher:error` frame `{code, message: reason}` for 4000–4999, then a
    * close frame with that code and reason. Returns the number of sockets dropped.
    */
