@@ -82,10 +82,12 @@ export async function main(args: readonly string[]): Promise<number> {
     .description("check that the database is reachable and the schema current")
     .action(async () => {
       await withDatabase(async (sql) => {
-        const { latencyMs, version } = await pingDatabase(sql);
+        const { latencyMs, version, tls } = await pingDatabase(sql);
         const pending = await pendingMigrations(sql);
         console.log(
-          `database ok: PostgreSQL ${version}, ${latencyMs.toFixed(1)} ms round trip, ${
+          `database ok: PostgreSQL ${version}, ${tls ?? "no TLS"}, ${
+            latencyMs.toFixed(1)
+          } ms round trip, ${
             pending.length ? `pending migrations: ${pending.join(", ")}` : "schema current"
           }`,
         );

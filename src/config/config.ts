@@ -40,6 +40,7 @@ export const CONFIG_VARIABLES = [
   "DATABASE_USER",
   "DATABASE_PASSWORD",
   "DATABASE_SSLMODE",
+  "DATABASE_SSLROOTCERT",
   "DATABASE_POOL_SIZE",
   "DATABASE_CONNECT_TIMEOUT",
   "MONITORING_RECONNECT_DELAY",
@@ -114,7 +115,16 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   DATABASE_NAME: { def: "kickmon", doc: "Database name." },
   DATABASE_USER: { def: "kickmon", doc: "Database user." },
   DATABASE_PASSWORD: { def: "", doc: "Database password. Secret." },
-  DATABASE_SSLMODE: { def: "disable", doc: "disable | require | verify-full." },
+  DATABASE_SSLMODE: {
+    def: "disable",
+    doc:
+      "`disable`, `require` (TLS, certificate not checked) or `verify-full` (TLS; CA and host name checked).",
+  },
+  DATABASE_SSLROOTCERT: {
+    def: "",
+    doc: "verify-full only: PEM file of the CA certificates to trust (libpq's sslrootcert); " +
+      "empty means the system's roots. The binary must be allowed to read it (KICKMON_READ_PATHS at build).",
+  },
   DATABASE_POOL_SIZE: { def: "5", doc: "Maximum PostgreSQL connections." },
   DATABASE_CONNECT_TIMEOUT: { def: "5", doc: "Connect timeout, seconds." },
   MONITORING_RECONNECT_DELAY: {
@@ -168,6 +178,10 @@ export interface DatabaseConfig {
   readonly user: string;
   readonly password: string;
   readonly sslmode: "disable" | "require" | "verify-full";
+  /** `DATABASE_SSLROOTCERT` (or `sslrootcert=` in the URL): path of the CA bundle, if set. */
+  readonly sslRootCertPath?: string;
+  /** The PEM text read from {@linkcode sslRootCertPath} at load time (verify-full only). */
+  readonly sslRootCert?: string;
   readonly poolSize: number;
   /** Seconds. */
   readonly connectTimeoutSec: number;
@@ -330,6 +344,7 @@ const schema = z.object({
   DATABASE_SSLMODE: z.enum(["disable", "require", "verify-full"], {
     error: "expected disable, require or verify-full",
   }),
+  DATABASE_SSLROOTCERT: z.string(),
   DATABASE_POOL_SIZE: int(2, 100),
   DATABASE_CONNECT_TIMEOUT: int(1, 300, "seconds"),
   MONITORING_RECONNECT_DELAY: int(10, 600_000, "milliseconds"),
@@ -426,7 +441,7 @@ export function loadConfig(
   const dbFromUrl = e.DATABASE_URL !== "" ? new URL(e.DATABASE_URL) : null;
   const database: DatabaseConfig = dbFromUrl
     ? {
-      url: e.DATABASE_URL,
+      url: withoutParams(e.DATABASE_URL, ["sslrootcert"]),
       host: decodeURIComponent(dbFromUrl.hostname) || "localhost",
       port: Number(dbFromUrl.port || 5432),
       name: decodeURIComponent(dbFromUrl.pathname.replace(/^\//, "")) || e.DATABASE_USER,
@@ -458,6 +473,10 @@ export function loadConfig(
       message: `sslmode=${database.sslmode} is not supported; use disable, require or verify-full`,
     }]);
   }
+  const rootCertPath = dbFromUrl?.searchParams.get("sslrootcert") || e.DATABASE_SSLROOTCERT;
+  const rootCert = rootCertPath
+    ? readRootCert(rootCertPath, database.sslmode, dbFromUrl?.searchParams.has("sslrootcert"))
+    : undefined;
   if (e.MONITORING_MAX_RECONNECT_DELAY < e.MONITORING_RECONNECT_DELAY) {
     throw new ConfigError([{
       variable: "MONITORING_MAX_RECONNECT_DELAY",
@@ -491,7 +510,9 @@ export function loadConfig(
         publicKeyPem: e.KICK_WEBHOOK_PUBLIC_KEY || null,
       },
     },
-    database,
+    database: rootCert === undefined
+      ? database
+      : { ...database, sslRootCertPath: rootCertPath, sslRootCert: rootCert },
     monitoring: {
       reconnectDelayMs: e.MONITORING_RECONNECT_DELAY,
       maxReconnectDelayMs: e.MONITORING_MAX_RECONNECT_DELAY,
@@ -518,6 +539,46 @@ export function loadConfig(
     },
     envFile: e.KICKMON_ENV_FILE || null,
   };
+}
+
+/**
+ * The URL without the given query parameters. kickmon handles them itself;
+ * postgres.js would send unknown ones to the server as run-time parameters,
+ * which the server refuses.
+ */
+function withoutParams(url: string, names: readonly string[]): string {
+  const u = new URL(url);
+  if (!names.some((n) => u.searchParams.has(n))) return url;
+  for (const n of names) u.searchParams.delete(n);
+  return u.toString();
+}
+
+/**
+ * Reads `DATABASE_SSLROOTCERT` (or the URL's `sslrootcert`) for verify-full.
+ *
+ * @returns the PEM text.
+ * @throws {ConfigError} naming the variable when sslmode is not verify-full,
+ *   the file cannot be read (missing, or not allowed by the permission flags),
+ *   or it holds no PEM certificate.
+ */
+function readRootCert(path: string, sslmode: string, fromUrl = false): string {
+  const variable = fromUrl ? "DATABASE_URL" : "DATABASE_SSLROOTCERT";
+  const fail = (message: string, cause?: unknown): never => {
+    throw new ConfigError([{ variable, message }], { cause });
+  };
+  if (sslmode !== "verify-full") {
+    fail(`a root certificate is only used with sslmode verify-full (sslmode is ${sslmode})`);
+  }
+  let pem = "";
+  try {
+    pem = Deno.readTextFileSync(path);
+  } catch (e) {
+    fail(`cannot read ${path}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`, e);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    fail(`${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  return pem;
 }
 
 /**

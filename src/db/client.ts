@@ -140,7 +140,6 @@ export interface ConnectOptions {
  * ```
  */
 export function connectDatabase(db: DatabaseConfig, options: ConnectOptions = {}): Sql {
-  const ssl = db.sslmode === "disable" ? false : db.sslmode;
   return postgres(db.url, {
     max: options.max ?? db.poolSize,
     connect_timeout: db.connectTimeoutSec,
@@ -148,28 +147,52 @@ export function connectDatabase(db: DatabaseConfig, options: ConnectOptions = {}
     max_lifetime: 60 * 60,
     // Seconds before reconnect attempt n: 0.1, 0.2, 0.4 … capped at 2 s.
     backoff: (attempt: number) => Math.min(2, 0.05 * 2 ** attempt),
-    ssl: ssl as "require" | "verify-full" | false,
+    ssl: sslOptions(db) as "require" | false,
     onnotice: options.onNotice ?? (() => {}),
     connection: { application_name: "kickmon" },
   }) as unknown as Sql;
 }
 
 /**
- * Round-trips `SELECT 1` and returns the server version.
+ * postgres.js `ssl` for `DATABASE_SSLMODE`: `disable` → no TLS; `require` →
+ * TLS without certificate checks; `verify-full` → TLS with the chain checked
+ * against `DATABASE_SSLROOTCERT` (else the system's roots) and the host name
+ * checked against the configured host. The host is passed explicitly: for an
+ * IP address postgres.js sends no server name, and the TLS layer would then
+ * check the certificate against "localhost" instead of that address.
+ */
+function sslOptions(db: DatabaseConfig): false | "require" | Record<string, unknown> {
+  if (db.sslmode === "disable") return false;
+  if (db.sslmode === "require") return "require";
+  return {
+    host: db.host,
+    rejectUnauthorized: true,
+    ...(db.sslRootCert !== undefined ? { ca: db.sslRootCert } : {}),
+  };
+}
+
+/**
+ * Round-trips one query and returns the server version and whether this
+ * connection is encrypted (`pg_stat_ssl` of the serving backend).
  *
- * @returns `{ latencyMs, version }` (latency in ms).
+ * @returns `{ latencyMs, version, tls }`: latency in ms; `tls` is the TLS
+ *   protocol version (e.g. `TLSv1.3`), or null for a plain connection.
  * @throws {DatabaseError} when the server cannot be reached or answers with an error.
  *
  * @example
  * ```ts
- * const { latencyMs } = await pingDatabase(sql);
+ * const { latencyMs, tls } = await pingDatabase(sql);
  * ```
  */
-export async function pingDatabase(sql: Sql): Promise<{ latencyMs: number; version: string }> {
+export async function pingDatabase(
+  sql: Sql,
+): Promise<{ latencyMs: number; version: string; tls: string | null }> {
   const t0 = performance.now();
   try {
-    const rows = await sql<{ v: string }[]>`SELECT current_setting('server_version') AS v`;
-    return { latencyMs: performance.now() - t0, version: rows[0].v };
+    const rows = await sql<{ v: string; tls: string | null }[]>`
+      SELECT current_setting('server_version') AS v,
+             (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl) AS tls`;
+    return { latencyMs: performance.now() - t0, version: rows[0].v, tls: rows[0].tls };
   } catch (e) {
     throw toDatabaseError(e, "database unreachable");
   }
