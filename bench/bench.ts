@@ -29,8 +29,10 @@
  * the floor), `--out` (JSON path), `--cpu-prof DIR`, `--seed`,
  * `--v8-flags a,b` (kickmon's V8 flags; default the shipped ones from
  * `scripts/v8_flags.ts`, `--v8-flags=` for none), `--kickmon-deno-args "…"`
- * (extra `deno run` arguments for kickmon). `BENCH_KICKMON_LOG=<file>` keeps
- * kickmon's output of the last scenario.
+ * (extra `deno run` arguments for kickmon), `--source` (run `main.ts`
+ * instead of the bundle the binary is compiled from, which is the default),
+ * `--cold` (measure the bundle's first start, before V8's code cache exists).
+ * `BENCH_KICKMON_LOG=<file>` keeps kickmon's output of the last scenario.
  *
  * @module
  */
@@ -40,6 +42,7 @@ import { type FloorResult, measureFloor } from "./floor.ts";
 import { runScenario, type ScenarioResult } from "./scenario.ts";
 import { fmtMs } from "./stats.ts";
 import { V8_FLAGS } from "../scripts/v8_flags.ts";
+import { buildBundle } from "../scripts/build.ts";
 
 /**
  * Parsed command line of the benchmark.
@@ -62,6 +65,17 @@ export interface BenchArgs {
   readonly seed: number;
   /** V8 flags for the kickmon process, comma-separated ("" = none). Default: the shipped {@linkcode V8_FLAGS}. */
   readonly v8Flags: string;
+  /**
+   * Run kickmon from `main.ts` (`--source`) instead of the default: the bundle
+   * that `deno task compile` compiles into the binary, built for the run.
+   */
+  readonly source: boolean;
+  /**
+   * Measure the first start of a new bundle (`--cold`: V8 compiles it from
+   * source and writes its code cache) instead of a later start (the default:
+   * one `kickmon --version` runs first, as any earlier start of the service would).
+   */
+  readonly cold: boolean;
   /** Extra `deno run` arguments for the kickmon process (space-separated on the command line). */
   readonly kickmonDenoArgs: string[];
 }
@@ -95,7 +109,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     "v8-flags",
     "kickmon-deno-args",
   ]);
-  const known = new Set([...valued, "quick", "full", "help"]);
+  const known = new Set([...valued, "quick", "full", "source", "cold", "help"]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith("--")) throw new Error(`unexpected argument ${a}`);
@@ -112,7 +126,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     console.log(
       "deno task bench [--quick | --full] [--n N[,N…]] [--rate R[,R…]] [--duration S]\n" +
         "                [--per-connection C] [--floor-iterations I] [--out FILE]\n" +
-        "                [--cpu-prof DIR] [--seed S]",
+        "                [--cpu-prof DIR] [--seed S] [--v8-flags A,B] [--source | --cold]\n" +
+        '                [--kickmon-deno-args "…"]',
     );
     Deno.exit(0);
   }
@@ -158,6 +173,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     cpuProfDir: flags.has("cpu-prof") ? String(flags.get("cpu-prof")) : undefined,
     seed: one("seed", 1),
     v8Flags: flags.has("v8-flags") ? String(flags.get("v8-flags")) : V8_FLAGS.join(","),
+    source: flags.has("source"),
+    cold: flags.has("cold"),
     kickmonDenoArgs: flags.has("kickmon-deno-args")
       ? String(flags.get("kickmon-deno-args")).split(" ").filter(Boolean)
       : [],
@@ -247,6 +264,27 @@ export function renderTable(rows: readonly Row[]): string {
   ].join("\n");
 }
 
+/**
+ * Starts `kickmon --version` from `entry` once with the given V8 flags, so
+ * that Deno writes the V8 code cache a later start uses (the cache is only
+ * valid for the same flags).
+ *
+ * @throws {Error} when that start fails.
+ */
+async function warmCodeCache(entry: string, v8Flags: string): Promise<void> {
+  const args = ["run", "-A", "--no-config"];
+  if (v8Flags) args.push(`--v8-flags=${v8Flags}`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...args, entry, "--version"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`kickmon --version failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
 async function main(): Promise<number> {
   let args: BenchArgs;
   try {
@@ -269,6 +307,21 @@ async function main(): Promise<number> {
     });
     adminUrl = cluster.url;
   } else note("bench: using BENCH_DATABASE_URL");
+  // What ships: the binary is compiled from this bundle with these V8 flags.
+  let entryDir: string | undefined;
+  let entry: string | undefined;
+  if (!args.source) {
+    entryDir = await Deno.makeTempDir({ prefix: "kickmon-bench-" });
+    entry = `${entryDir}/kickmon.js`;
+    note(`bench: building the bundle kickmon is compiled from (${entry})`);
+    await buildBundle(entry);
+    if (!args.cold) {
+      // Deno keeps a V8 code cache of a script from its first run and uses it on
+      // later ones; a service is started many times, so measure a later start.
+      note("bench: one start of `kickmon --version` first, so V8's code cache exists");
+      await warmCodeCache(entry, args.v8Flags);
+    }
+  }
   const stopCluster = () => cluster?.stopSync();
   globalThis.addEventListener("unload", stopCluster);
   const onSignal = () => {
@@ -322,6 +375,7 @@ async function main(): Promise<number> {
         }
         note(`bench: N=${n} R=${rate}/s D=${args.durationSec}s…`);
         const r = await runScenario({
+          entry,
           adminUrl,
           n,
           rate,
@@ -389,6 +443,9 @@ async function main(): Promise<number> {
       durationSec: args.durationSec,
       perConnection: args.perConnection,
       v8Flags: args.v8Flags,
+      kickmon: args.source
+        ? "main.ts (deno run)"
+        : "the bundle the binary is compiled from (deno run --no-config)",
       floor,
       scenarios: rows,
       skipped,
@@ -448,6 +505,7 @@ async function main(): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onSignal);
     globalThis.removeEventListener("unload", stopCluster);
     await cluster?.stop();
+    if (entryDir) await Deno.remove(entryDir, { recursive: true });
   }
 }
 

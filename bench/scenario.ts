@@ -50,6 +50,11 @@ export interface ScenarioOptions {
   readonly v8Flags?: string;
   /** Extra `deno run` arguments for kickmon (e.g. `--preload=probe.ts`). */
   readonly denoArgs?: readonly string[];
+  /**
+   * The kickmon script to run: a bundle built by `scripts/build.ts` (what the
+   * binary is compiled from; run with `--no-config`), or `main.ts` when unset.
+   */
+  readonly entry?: string;
   /** Write a V8 CPU profile of kickmon into this directory (`deno run --cpu-prof`). */
   readonly cpuProfDir?: string;
   /** Progress lines. */
@@ -319,12 +324,12 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
       MONITORING_RESYNC_INTERVAL: "86400",
       ...opts.env,
     };
-    const denoArgs = ["-A"];
+    const denoArgs = opts.entry ? ["-A", "--no-config"] : ["-A"];
     if (opts.v8Flags) denoArgs.push(`--v8-flags=${opts.v8Flags}`);
     denoArgs.push(...(opts.denoArgs ?? []));
     if (opts.cpuProfDir) denoArgs.push("--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`);
     const t0 = performance.now();
-    kickmon = spawnKickmon(["start"], env, { denoArgs });
+    kickmon = spawnKickmon(["start"], env, { denoArgs, entry: opts.entry });
     const k = kickmon;
     let exited = false;
     k.status.then(() => (exited = true));

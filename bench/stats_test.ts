@@ -49,6 +49,9 @@ Deno.test("bench args: modes, lists and errors", () => {
   const c = parseBenchArgs(["--n=10_000,2000", "--rate", "300", "--v8-flags="]);
   assert.deepEqual([c.ns, c.rates, c.mode, c.v8Flags], [[10000, 2000], [300], "custom", ""]);
   assert.ok(parseBenchArgs([]).v8Flags.includes("--max-semi-space-size"));
+  assert.equal(parseBenchArgs([]).source, false);
+  assert.equal(parseBenchArgs(["--source"]).source, true);
+  assert.equal(parseBenchArgs(["--cold"]).cold, true);
   assert.throws(() => parseBenchArgs(["--quick", "--full"]));
   assert.throws(() => parseBenchArgs(["--n", "0"]));
   assert.throws(() => parseBenchArgs(["--bogus"]));

@@ -55,6 +55,9 @@ Deno.test("systemd unit: the directives the brief requires", async () => {
   assert.equal(one("ExecReload"), "/bin/kill -HUP $MAINPID");
   assert.equal(one("EnvironmentFile"), "/etc/kickmon/kickmon.env");
   assert.equal(one("StateDirectory"), "kickmon");
+  // V8's code cache must outlive PrivateTmp= (see the unit's comment).
+  assert.equal(one("CacheDirectory"), "kickmon");
+  assert.ok(d.get("Environment")?.includes("TMPDIR=%C/kickmon"));
   assert.equal(one("Restart"), "always");
   assert.equal(one("KillSignal"), "SIGTERM");
   assert.equal(one("DynamicUser"), "yes");

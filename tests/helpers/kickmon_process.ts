@@ -57,11 +57,11 @@ export function baseEnv(): Record<string, string> {
 export function spawnKickmon(
   args: string[],
   env: Record<string, string>,
-  opts: { denoArgs?: string[]; echo?: boolean } = {},
+  opts: { denoArgs?: string[]; echo?: boolean; entry?: string } = {},
 ): KickmonProcess {
   return spawnProcess(
     Deno.execPath(),
-    ["run", ...(opts.denoArgs ?? ["-A"]), `${ROOT}main.ts`, ...args],
+    ["run", ...(opts.denoArgs ?? ["-A"]), opts.entry ?? `${ROOT}main.ts`, ...args],
     { ...baseEnv(), NO_COLOR: "1", ...env },
     { echo: opts.echo },
   );
