@@ -58,6 +58,7 @@ Deno.test("systemd unit: the directives the brief requires", async () => {
   // V8's code cache must outlive PrivateTmp= (see the unit's comment).
   assert.equal(one("CacheDirectory"), "kickmon");
   assert.ok(d.get("Environment")?.includes("TMPDIR=%C/kickmon"));
+  assert.equal(one("ExecStartPre"), `${BINARY} --version`);
   assert.equal(one("Restart"), "always");
   assert.equal(one("KillSignal"), "SIGTERM");
   assert.equal(one("DynamicUser"), "yes");
@@ -107,14 +108,14 @@ Deno.test({
           `unexpected verify output for the shipped unit: ${l}`,
         );
       }
-      // A copy whose ExecStart names an existing executable must be spotless.
+      // A copy whose commands name an existing executable must be spotless.
       const stub = `${dir}/kickmon`;
       await Deno.writeTextFile(stub, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
       const text = await Deno.readTextFile(UNIT);
       assert.ok(text.includes(`ExecStart=${BINARY} start`));
       await Deno.writeTextFile(
         `${dir}/kickmon.service`,
-        text.replace(`ExecStart=${BINARY} start`, `ExecStart=${stub} start`),
+        text.replaceAll(`=${BINARY} `, `=${stub} `),
       );
       const copy = (await analyze(["verify", `${dir}/kickmon.service`]))!;
       const lines = copy.out.split("\n").filter((l) => l.trim());
