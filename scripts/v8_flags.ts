@@ -21,11 +21,12 @@
  *   may grow 20 % before the next one (V8's default factor is up to 4×).
  * - `--lite-mode`: no optimizing compilers (V8's interpreter and baseline
  *   code only). Measured on the bundle the binary is compiled from, at
- *   N = 10,000 and 2,000 transitions/s: peak RSS 111 → 96–97 MB, CPU 36 →
- *   55 % of one core, p99 latency unchanged within run-to-run noise. kickmon
- *   mostly waits on sockets and PostgreSQL; at real-world rates (a few
- *   transitions per second) the CPU difference is a fraction of a percent,
- *   while the memory is saved on every deployment.
+ *   N = 10,000 and 2,000 transitions/s: peak RSS 111 → 96–99 MB, CPU 38 →
+ *   56 % of one core, p99 within the run-to-run noise (14.5 → 19.9 ms); at
+ *   5,000/s the CPU sets the tail (p99 38 → 103 ms). kickmon mostly waits on
+ *   sockets and PostgreSQL; at real-world rates (a few transitions per
+ *   second) the CPU difference is a fraction of a percent, while the memory
+ *   is saved on every deployment. Remove it for thousands of transitions/s.
  *
  * No hard heap limit is set (`--max-old-space-size`), so a larger list can
  * never make kickmon run out of heap because of these flags.
