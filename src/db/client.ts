@@ -165,7 +165,8 @@ function sslOptions(db: DatabaseConfig): false | "require" | Record<string, unkn
   if (db.sslmode === "disable") return false;
   if (db.sslmode === "require") return "require";
   return {
-    host: db.host,
+    // A multi-host URL (`h1,h2`) leaves the name to postgres.js, per host.
+    ...(db.host.includes(",") ? {} : { host: db.host }),
     rejectUnauthorized: true,
     ...(db.sslRootCert !== undefined ? { ca: db.sslRootCert } : {}),
   };
