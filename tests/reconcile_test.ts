@@ -220,3 +220,38 @@ Deno.test("lost frames: a frame for a newer livestream records the stream bounda
     await rig.close();
   }
 });
+
+Deno.test("lost frames after a restart: the last livestream is taken from history", async () => {
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
+  try {
+    const s = rig.sim.world.add({ userId: 5201, slug: "restarted", channelId: 7201 });
+    const id = await rig.insert({
+      username: "restarted",
+      userId: 5201,
+      channelId: 7201,
+      status: "offline",
+    });
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7201") === 1, { timeoutMs: 3000 });
+    rig.sim.world.setLive(s.userId, true);
+    await rig.waitStatus(id, "online");
+    const first = rig.sim.world.byUserId(s.userId)!.livestreamId;
+    await rig.restart();
+    await rig.kickmon.waitForLine(/livestream ids of 1 streamers taken from history/, 10_000);
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7201") === 1, { timeoutMs: 5000 });
+    // The first stream's stop is lost; the next stream's frame is the first frame
+    // this process sees for the streamer.
+    rig.sim.world.setLive(s.userId, false, { publish: false });
+    rig.sim.world.setLive(s.userId, true);
+    const second = rig.sim.world.byUserId(s.userId)!.livestreamId;
+    await waitFor(async () => (await rig.events(id)).length === 3, { timeoutMs: 5000 });
+    const ev = await rig.events(id);
+    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.details.livestream_id}`), [
+      `online/${first}`,
+      `offline/${first}`,
+      `online/${second}`,
+    ]);
+    assert.equal(ev[1].details.inferred, true);
+  } finally {
+    await rig.close();
+  }
+});

@@ -275,6 +275,29 @@ export class StatusTracker {
     e.lastObservedAt = Math.max(e.lastObservedAt, t.observedAt);
   }
 
+  /**
+   * Takes the livestream each streamer's belief is about from history (the
+   * database's last Pusher row, after a restart), so that the first frame for
+   * a newer livestream can still infer what was missed. Only fills streamers
+   * that know none yet, have nothing pending and whose belief is the same
+   * status.
+   *
+   * @param last streamer id → the status and livestream id of its last row.
+   * @returns how many streamers took one.
+   */
+  rememberLivestreams(
+    last: ReadonlyMap<number, { status: StreamerStatus; livestreamId: number }>,
+  ): number {
+    let n = 0;
+    for (const [id, l] of last) {
+      const e = this.#byId.get(id);
+      if (!e || e.livestreamId !== null || e.pending > 0 || e.belief !== l.status) continue;
+      e.livestreamId = l.livestreamId;
+      n++;
+    }
+    return n;
+  }
+
   /** Pusher channel ids of every active streamer that has one. */
   channelIds(): number[] {
     const out: number[] = [];

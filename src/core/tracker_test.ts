@@ -158,3 +158,19 @@ Deno.test("tracker: no inference without a known livestream (start, or a source 
   assert.deepEqual(steps(t.observe(api(4, "online"))), ["online:undefined"]);
   assert.deepEqual(steps(t.observe(stop(5, 30))), ["offline:30"]);
 });
+
+Deno.test("tracker: livestreams remembered from history enable inference after a restart", () => {
+  const t = new StatusTracker();
+  t.replaceAll([rec({ status: "online" }), rec({ id: 2, kickUserId: 2, kickChannelId: 2 })]);
+  const n = t.rememberLivestreams(
+    new Map([
+      [1, { status: "online" as const, livestreamId: 40 }],
+      [2, { status: "online" as const, livestreamId: 7 }], // belief is offline: not taken
+      [3, { status: "offline" as const, livestreamId: 9 }], // unknown streamer
+    ]),
+  );
+  assert.equal(n, 1);
+  assert.deepEqual(steps(t.observe(live(1, { livestreamId: 41 }))), ["offline:40*", "online:41"]);
+  // A streamer that already learned its livestream from a frame keeps it.
+  assert.equal(t.rememberLivestreams(new Map([[1, { status: "online", livestreamId: 3 }]])), 0);
+});

@@ -68,6 +68,45 @@ export async function listStreamers(sql: Sql): Promise<StreamerRecord[]> {
 }
 
 /**
+ * For each active streamer whose latest `status_events` row names a Kick
+ * livestream (`details.livestream_id`, Pusher rows) and agrees with
+ * `streamers.status`: that status and livestream id. Lets a restarted monitor
+ * infer a stream boundary from the first frame it sees (see the core's
+ * `StatusTracker.rememberLivestreams`). One index probe per streamer
+ * (`status_events_streamer_time_idx`).
+ *
+ * @returns streamer id → `{ status, livestreamId }`.
+ * @throws {DatabaseError} when the query fails.
+ *
+ * @example
+ * ```ts
+ * tracker.rememberLivestreams(await lastLivestreams(sql));
+ * ```
+ */
+export async function lastLivestreams(
+  sql: Sql,
+): Promise<Map<number, { status: "online" | "offline"; livestreamId: number }>> {
+  try {
+    const rows = await sql<{ id: number; status: "online" | "offline"; livestream_id: string }[]>`
+      SELECT s.id, s.status, e.details->>'livestream_id' AS livestream_id
+      FROM streamers s
+      CROSS JOIN LATERAL (
+        SELECT event_type, details FROM status_events
+        WHERE streamer_id = s.id
+        ORDER BY "timestamp" DESC, id DESC
+        LIMIT 1
+      ) e
+      WHERE s.is_active AND s.status IN ('online', 'offline') AND e.event_type = s.status
+        AND jsonb_typeof(e.details->'livestream_id') = 'number'`;
+    return new Map(
+      rows.map((r) => [r.id, { status: r.status, livestreamId: Number(r.livestream_id) }]),
+    );
+  } catch (e) {
+    throw toDatabaseError(e, "reading the last livestream of each streamer");
+  }
+}
+
+/**
  * Reads the streamers with these ids; absent ids (deleted rows) are missing from the result.
  *
  * @throws {DatabaseError} when the query fails.

@@ -16,7 +16,12 @@ import type { Observation, StreamerRecord } from "../core/types.ts";
 import { connectDatabase, isConnectionError, pingDatabase, type Sql } from "../db/client.ts";
 import { listenStreamerChanges } from "../db/listener.ts";
 import { migrate } from "../db/migrate.ts";
-import { getStreamers, listStreamers, writeIdentity } from "../db/streamers_repo.ts";
+import {
+  getStreamers,
+  lastLivestreams,
+  listStreamers,
+  writeIdentity,
+} from "../db/streamers_repo.ts";
 import { type CommitResult, StatusWriter } from "../db/status_writer.ts";
 import { parsePusherEvent } from "../kick/pusher/frames.ts";
 import { PusherSubscriber, type ShardSnapshot } from "../kick/pusher/subscriber.ts";
@@ -254,6 +259,13 @@ export class Monitor {
     });
     firstListen = false;
     await this.resync();
+    try {
+      const n = this.tracker.rememberLivestreams(await lastLivestreams(this.sql));
+      if (n) log.info("livestream ids of {count} streamers taken from history", { count: n });
+    } catch (e) {
+      // Only inference after a restart is lost; nothing else depends on it.
+      log.warn("cannot read the last livestream ids: {error}", { error: String(e) });
+    }
   }
 
   get #snapshotPath(): string {
