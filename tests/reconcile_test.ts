@@ -174,13 +174,23 @@ Deno.test("identity: KICK_UNOFFICIAL_CHANNEL_LOOKUP finds the channel id before 
     rig.sim.api.setUnofficialBlocked("html");
     rig.sim.world.add({ userId: 5656, slug: "blocked", channelId: 7878 });
     const b = await rig.insert({ username: "blocked" });
-    await waitFor(() => rig.kickmon.lines.some((l) => /unofficial lookup of blocked/.test(l)), {
+    await waitFor(() => rig.kickmon.lines.some((l) => /unofficial lookup of \W*blocked/.test(l)), {
       timeoutMs: 5000,
       message: "the blocked lookup is logged",
     });
     await rig.waitStatus(b, "offline", 5000); // still watched by reconciliation
     const [r] = await rig.sql`SELECT kick_channel_id FROM streamers WHERE id = ${b}`;
     assert.equal(r.kick_channel_id, null);
+    // Cloudflare lets requests through again: a later pass retries (backoff from
+    // the 1 s reconciliation interval), and the channel gets watched on Pusher.
+    const blockedRequests = rig.sim.api.requests("/api/v2/channels/blocked");
+    rig.sim.api.setUnofficialBlocked(false);
+    await waitFor(async () => {
+      const [x] = await rig.sql`SELECT kick_channel_id FROM streamers WHERE id = ${b}`;
+      return Number(x.kick_channel_id) === 7878;
+    }, { timeoutMs: 10_000, message: "channel id found by a retry after the block" });
+    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7878") === 1, { timeoutMs: 3000 });
+    assert.ok(blockedRequests >= 1, "the blocked lookup reached the simulator");
   } finally {
     await rig.close();
   }

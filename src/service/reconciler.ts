@@ -48,6 +48,28 @@ export interface ReconcileReport {
   readonly error?: string;
 }
 
+/** Longest wait between unofficial lookups of one streamer, ms (6 h). */
+export const UNOFFICIAL_RETRY_MAX_MS = 6 * 3600_000;
+
+/**
+ * Wait before the next unofficial channel lookup of a streamer after
+ * `failures` failed ones (kick.com/api/v2 sits behind Cloudflare, which blocks
+ * for a while and then lets through): one reconciliation interval, doubling
+ * per failure, capped at {@linkcode UNOFFICIAL_RETRY_MAX_MS}.
+ *
+ * @param failures failed lookups so far (≥ 1).
+ * @param intervalMs the reconciliation interval, ms.
+ * @returns ms.
+ *
+ * @example
+ * ```ts
+ * unofficialRetryDelayMs(3, 60_000); // 240000
+ * ```
+ */
+export function unofficialRetryDelayMs(failures: number, intervalMs: number): number {
+  return Math.min(UNOFFICIAL_RETRY_MAX_MS, intervalMs * 2 ** Math.min(30, failures - 1));
+}
+
 /**
  * Runs reconciliation and identity resolution for one monitor.
  *
@@ -71,7 +93,8 @@ export class Reconciler {
   #failures = 0;
   /** Ids covered by a successful pass (a new row triggers a pass at once). */
   #reconciled = new Set<number>();
-  #unofficialTried = new Set<number>();
+  /** Per streamer: unofficial lookups failed so far, and when the next is due (ms since epoch). */
+  readonly #unofficial = new Map<number, { failures: number; dueAt: number }>();
   readonly #limit = new LogRateLimiter(3, 60_000);
   /** The last completed pass. */
   last: ReconcileReport | null = null;
@@ -259,15 +282,32 @@ export class Reconciler {
     }
     if (this.#opts.unofficialChannelLookup) {
       for (const s of noChannel) {
-        if (s.kickChannelId !== null || s.username === null || this.#unofficialTried.has(s.id)) {
-          continue;
-        }
-        this.#unofficialTried.add(s.id);
+        if (s.kickChannelId !== null || s.username === null) continue;
+        const past = this.#unofficial.get(s.id);
+        if (past && Date.now() < past.dueAt) continue;
         try {
           const u = await this.#api.getUnofficialChannel(s.username);
+          this.#unofficial.delete(s.id);
           await this.#write(s.id, { kickChannelId: u.channelId, kickUserId: u.userId }, s.username);
         } catch (e) {
-          this.#warn(`unofficial lookup of ${s.username}`, e);
+          const failures = (past?.failures ?? 0) + 1;
+          const delayMs = unofficialRetryDelayMs(failures, this.#opts.intervalMs);
+          this.#unofficial.set(s.id, { failures, dueAt: Date.now() + delayMs });
+          const kind = e instanceof KickApiError ? e.kind : "error";
+          if (this.#limit.allow(`unofficial:${kind}`)) {
+            log.warn(
+              "unofficial lookup of {username} failed (attempt {failures}, next in {next} s): {error}",
+              {
+                username: s.username,
+                failures,
+                next: Math.round(delayMs / 1000),
+                error: e instanceof Error ? e.message : String(e),
+                kind,
+              },
+            );
+          }
+          // Blocked by Cloudflare: the others would be too. At most one request per pass.
+          if (kind === "blocked") break;
         }
       }
     }
