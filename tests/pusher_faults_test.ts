@@ -139,14 +139,7 @@ Deno.test("a connected but silent socket is replaced within activity timeout + p
     activityTimeoutSec: 2,
   });
   try {
-    rig.sim.world.add({ userId: 81_000, slug: "quiet", channelId: 82_000 });
-    const id = await rig.insert({
-      username: "quiet",
-      userId: 81_000,
-      channelId: 82_000,
-      status: "offline",
-    });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.82000") === 1, { timeoutMs: 5000 });
+    const { id } = await rig.watch({ userId: 81_000, slug: "quiet", channelId: 82_000 });
     const before = rig.sim.pusher.connectionsTotal;
     rig.sim.pusher.setSilent(true); // no pong, no frames: "connected but deaf"
     const t0 = performance.now();
@@ -169,9 +162,7 @@ Deno.test("a connected but silent socket is replaced within activity timeout + p
 Deno.test("4001 refusal: no second attempt within the minute; 4200: reconnect within a second", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
   try {
-    rig.sim.world.add({ userId: 91_000, slug: "closer", channelId: 92_000 });
-    await rig.insert({ username: "closer", userId: 91_000, channelId: 92_000 });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.92000") === 1, { timeoutMs: 5000 });
+    await rig.watch({ userId: 91_000, slug: "closer", channelId: 92_000, status: "unknown" });
 
     // 4200 "please reconnect immediately".
     const before = rig.sim.pusher.connectionsTotal;

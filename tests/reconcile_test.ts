@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/database.ts";
-import { startRig } from "./helpers/harness.ts";
+import { type Rig, startRig } from "./helpers/harness.ts";
+import type { SimStreamer } from "../src/simulator/world.ts";
 
 Deno.test("gap: transitions while no socket is up are corrected by reconciliation", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
@@ -49,14 +50,7 @@ Deno.test("gap: transitions while no socket is up are corrected by reconciliatio
 Deno.test("race: a reconciliation answer requested before a newer event cannot undo it", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
   try {
-    const s = rig.sim.world.add({ userId: 6001, slug: "racer", channelId: 8001 });
-    const id = await rig.insert({
-      username: "racer",
-      userId: 6001,
-      channelId: 8001,
-      status: "offline",
-    });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.8001") === 1, { timeoutMs: 3000 });
+    const { streamer: s, id } = await rig.watch({ userId: 6001, slug: "racer", channelId: 8001 });
     // Hold the next /channels answer: it is computed now (offline) and released later.
     const held = rig.sim.api.holdNext("/public/v1/channels");
     await held.reached;
@@ -196,32 +190,35 @@ Deno.test("identity: KICK_UNOFFICIAL_CHANNEL_LOOKUP finds the channel id before 
   }
 });
 
+/**
+ * Withholds the StopStreamBroadcast of a live streamer's stream and sends the
+ * next stream's StreamerIsLive; waits for the third history row.
+ *
+ * @returns the history and the two livestream ids.
+ */
+async function loseStopThenGoLiveAgain(rig: Rig, s: SimStreamer, id: number) {
+  const first = s.livestreamId;
+  rig.sim.world.setLive(s.userId, false, { publish: false });
+  rig.sim.world.setLive(s.userId, true);
+  const second = s.livestreamId;
+  await waitFor(async () => (await rig.events(id)).length === 3, { timeoutMs: 5000 });
+  const ev = await rig.events(id);
+  assert.deepEqual(ev.map((e) => `${e.event_type}/${e.details.livestream_id}`), [
+    `online/${first}`,
+    `offline/${first}`,
+    `online/${second}`,
+  ]);
+  return ev;
+}
+
 Deno.test("lost frames: a frame for a newer livestream records the stream boundary it proves", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
   try {
-    const s = rig.sim.world.add({ userId: 5101, slug: "lossy", channelId: 7101 });
-    const id = await rig.insert({
-      username: "lossy",
-      userId: 5101,
-      channelId: 7101,
-      status: "offline",
-    });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7101") === 1, { timeoutMs: 3000 });
+    const { streamer: s, id } = await rig.watch({ userId: 5101, slug: "lossy", channelId: 7101 });
     await rig.waitStatus(id, "offline");
     rig.sim.world.setLive(s.userId, true);
     await rig.waitStatus(id, "online");
-    const first = rig.sim.world.byUserId(s.userId)!.livestreamId;
-    // The StopStreamBroadcast of the first stream is lost; the next stream's frame arrives.
-    rig.sim.world.setLive(s.userId, false, { publish: false });
-    rig.sim.world.setLive(s.userId, true);
-    const second = rig.sim.world.byUserId(s.userId)!.livestreamId;
-    await waitFor(async () => (await rig.events(id)).length === 3, { timeoutMs: 5000 });
-    const ev = await rig.events(id);
-    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.details.livestream_id}`), [
-      `online/${first}`,
-      `offline/${first}`,
-      `online/${second}`,
-    ]);
+    const ev = await loseStopThenGoLiveAgain(rig, s, id);
     assert.equal(ev[1].details.inferred, true);
     assert.equal(ev[2].details.inferred, undefined);
     assert.equal(ev[1].details.previous_status, "online");
@@ -234,32 +231,18 @@ Deno.test("lost frames: a frame for a newer livestream records the stream bounda
 Deno.test("lost frames after a restart: the last livestream is taken from history", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
   try {
-    const s = rig.sim.world.add({ userId: 5201, slug: "restarted", channelId: 7201 });
-    const id = await rig.insert({
-      username: "restarted",
+    const { streamer: s, id } = await rig.watch({
       userId: 5201,
+      slug: "restarted",
       channelId: 7201,
-      status: "offline",
     });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7201") === 1, { timeoutMs: 3000 });
     rig.sim.world.setLive(s.userId, true);
     await rig.waitStatus(id, "online");
-    const first = rig.sim.world.byUserId(s.userId)!.livestreamId;
     await rig.restart();
     await rig.kickmon.waitForLine(/livestream ids of 1 streamers taken from history/, 10_000);
     await waitFor(() => rig.sim.pusher.subscriberCount("channel.7201") === 1, { timeoutMs: 5000 });
-    // The first stream's stop is lost; the next stream's frame is the first frame
-    // this process sees for the streamer.
-    rig.sim.world.setLive(s.userId, false, { publish: false });
-    rig.sim.world.setLive(s.userId, true);
-    const second = rig.sim.world.byUserId(s.userId)!.livestreamId;
-    await waitFor(async () => (await rig.events(id)).length === 3, { timeoutMs: 5000 });
-    const ev = await rig.events(id);
-    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.details.livestream_id}`), [
-      `online/${first}`,
-      `offline/${first}`,
-      `online/${second}`,
-    ]);
+    // The first frame this process sees for the streamer is the next stream's.
+    const ev = await loseStopThenGoLiveAgain(rig, s, id);
     assert.equal(ev[1].details.inferred, true);
   } finally {
     await rig.close();

@@ -48,16 +48,7 @@ function rng(seed: number) {
 Deno.test("fuzz: 10,000 random and mutated frames: no crash, no row written", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
   try {
-    rig.sim.world.add({ userId: 900, slug: "fuzzed", channelId: 2587387 });
-    const id = await rig.insert({
-      username: "fuzzed",
-      userId: 900,
-      channelId: 2587387,
-      status: "offline",
-    });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.2587387") === 1, {
-      timeoutMs: 5000,
-    });
+    const { id } = await rig.watch({ userId: 900, slug: "fuzzed", channelId: 2587387 });
     const fixture = JSON.parse(
       await Deno.readTextFile(new URL("./fixtures/streamer-is-live-1.json", import.meta.url)),
     ).pusher_frame;

@@ -10,6 +10,7 @@ import {
   type SimulatorOptions,
   startSimulator,
 } from "../../src/simulator/simulator.ts";
+import type { SimStreamer } from "../../src/simulator/world.ts";
 import { createTestDatabase, waitFor } from "./database.ts";
 import { type KickmonProcess, spawnKickmon } from "./kickmon_process.ts";
 
@@ -31,6 +32,17 @@ export interface Rig {
       status?: string;
     },
   ): Promise<number>;
+  /**
+   * Adds a streamer to the simulated world and its row (username = slug, both
+   * ids, `status`, default "offline"), then waits until kickmon has subscribed
+   * to its Pusher channel.
+   *
+   * @returns the world's streamer and the row id.
+   */
+  watch(
+    s: { userId: number; slug: string; channelId: number; status?: string },
+    timeoutMs?: number,
+  ): Promise<{ streamer: SimStreamer; id: number }>;
   /** The row's status. */
   status(id: number): Promise<string>;
   /** Waits until the row has `status`. */
@@ -91,6 +103,20 @@ export async function startRig(
         VALUES (${s.username ?? null}, ${s.userId ?? null}, ${s.channelId ?? null},
                 ${s.status ?? "unknown"}) RETURNING id`;
       return r.id;
+    },
+    watch: async (w, timeoutMs = 5000) => {
+      const streamer = sim.world.add({ userId: w.userId, slug: w.slug, channelId: w.channelId });
+      const id = await rig.insert({
+        username: w.slug,
+        userId: w.userId,
+        channelId: w.channelId,
+        status: w.status ?? "offline",
+      });
+      await waitFor(() => sim.pusher.subscriberCount(`channel.${w.channelId}`) === 1, {
+        timeoutMs,
+        message: `subscribed to channel.${w.channelId}`,
+      });
+      return { streamer, id };
     },
     status: async (id) => (await sql`SELECT status FROM streamers WHERE id = ${id}`)[0]?.status,
     waitStatus: async (id, status, timeoutMs = 5000) => {
