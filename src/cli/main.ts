@@ -13,7 +13,7 @@ import {
   redactedConfig,
   redactUrlPassword,
 } from "../config/config.ts";
-import { pingDatabase } from "../db/client.ts";
+import { connectionTls, pingDatabase } from "../db/client.ts";
 import { migrate, pendingMigrations } from "../db/migrate.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { registerDemoCommand } from "./demo_command.ts";
@@ -82,7 +82,8 @@ export async function main(args: readonly string[]): Promise<number> {
     .description("check that the database is reachable and the schema current")
     .action(async () => {
       await withDatabase(async (sql) => {
-        const { latencyMs, version, tls } = await pingDatabase(sql);
+        const { latencyMs, version } = await pingDatabase(sql);
+        const tls = await connectionTls(sql);
         const pending = await pendingMigrations(sql);
         console.log(
           `database ok: PostgreSQL ${version}, ${tls ?? "no TLS"}, ${

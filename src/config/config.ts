@@ -178,9 +178,10 @@ export interface DatabaseConfig {
   readonly user: string;
   readonly password: string;
   readonly sslmode: "disable" | "require" | "verify-full";
-  /** `DATABASE_SSLROOTCERT` (or `sslrootcert=` in the URL): path of the CA bundle, if set. */
-  readonly sslRootCertPath?: string;
-  /** The PEM text read from {@linkcode sslRootCertPath} at load time (verify-full only). */
+  /**
+   * PEM text of the CA bundle named by `DATABASE_SSLROOTCERT` (or `sslrootcert=`
+   * in the URL), read at load time; verify-full only.
+   */
   readonly sslRootCert?: string;
   readonly poolSize: number;
   /** Seconds. */
@@ -510,9 +511,7 @@ export function loadConfig(
         publicKeyPem: e.KICK_WEBHOOK_PUBLIC_KEY || null,
       },
     },
-    database: rootCert === undefined
-      ? database
-      : { ...database, sslRootCertPath: rootCertPath, sslRootCert: rootCert },
+    database: rootCert === undefined ? database : { ...database, sslRootCert: rootCert },
     monitoring: {
       reconnectDelayMs: e.MONITORING_RECONNECT_DELAY,
       maxReconnectDelayMs: e.MONITORING_MAX_RECONNECT_DELAY,

@@ -173,27 +173,43 @@ function sslOptions(db: DatabaseConfig): false | "require" | Record<string, unkn
 }
 
 /**
- * Round-trips one query and returns the server version and whether this
- * connection is encrypted (`pg_stat_ssl` of the serving backend).
+ * Whether the connection serving this query is encrypted, from
+ * `pg_stat_ssl` of its backend (for `kickmon db health`).
  *
- * @returns `{ latencyMs, version, tls }`: latency in ms; `tls` is the TLS
- *   protocol version (e.g. `TLSv1.3`), or null for a plain connection.
+ * @returns the TLS protocol version (e.g. `TLSv1.3`), or null for a plain connection.
+ * @throws {DatabaseError} when the query fails.
+ *
+ * @example
+ * ```ts
+ * console.log((await connectionTls(sql)) ?? "no TLS");
+ * ```
+ */
+export async function connectionTls(sql: Sql): Promise<string | null> {
+  try {
+    const rows = await sql<{ version: string }[]>`
+      SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl`;
+    return rows[0]?.version ?? null;
+  } catch (e) {
+    throw toDatabaseError(e, "reading the connection's TLS state");
+  }
+}
+
+/**
+ * Round-trips one query and returns the server version.
+ *
+ * @returns `{ latencyMs, version }` (latency in ms).
  * @throws {DatabaseError} when the server cannot be reached or answers with an error.
  *
  * @example
  * ```ts
- * const { latencyMs, tls } = await pingDatabase(sql);
+ * const { latencyMs } = await pingDatabase(sql);
  * ```
  */
-export async function pingDatabase(
-  sql: Sql,
-): Promise<{ latencyMs: number; version: string; tls: string | null }> {
+export async function pingDatabase(sql: Sql): Promise<{ latencyMs: number; version: string }> {
   const t0 = performance.now();
   try {
-    const rows = await sql<{ v: string; tls: string | null }[]>`
-      SELECT current_setting('server_version') AS v,
-             (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl) AS tls`;
-    return { latencyMs: performance.now() - t0, version: rows[0].v, tls: rows[0].tls };
+    const rows = await sql<{ v: string }[]>`SELECT current_setting('server_version') AS v`;
+    return { latencyMs: performance.now() - t0, version: rows[0].v };
   } catch (e) {
     throw toDatabaseError(e, "database unreachable");
   }
