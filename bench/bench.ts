@@ -39,7 +39,8 @@
 import postgres from "postgres";
 import { startThrowawayCluster, type ThrowawayCluster } from "../src/devtools/pg_cluster.ts";
 import { type FloorResult, measureFloor } from "./floor.ts";
-import { runScenario, type ScenarioResult } from "./scenario.ts";
+import { kickmonDenoArgs, runScenario, type ScenarioResult } from "./scenario.ts";
+import { spawnKickmon } from "../tests/helpers/kickmon_process.ts";
 import { fmtMs } from "./stats.ts";
 import { V8_FLAGS } from "../scripts/v8_flags.ts";
 import { buildBundle } from "../scripts/build.ts";
@@ -272,17 +273,9 @@ export function renderTable(rows: readonly Row[]): string {
  * @throws {Error} when that start fails.
  */
 async function warmCodeCache(entry: string, v8Flags: string): Promise<void> {
-  const args = ["run", "-A", "--no-config"];
-  if (v8Flags) args.push(`--v8-flags=${v8Flags}`);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...args, entry, "--version"],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`kickmon --version failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
+  const p = spawnKickmon(["--version"], {}, { denoArgs: kickmonDenoArgs(entry, v8Flags), entry });
+  const status = await p.status;
+  if (!status.success) throw new Error(`kickmon --version failed: ${p.lines.join("\n")}`);
 }
 
 async function main(): Promise<number> {

@@ -174,6 +174,27 @@ const mb = (bytes: number | null | undefined) =>
   bytes === null || bytes === undefined ? null : Math.round(bytes / 1e5) / 10;
 
 /**
+ * The `deno run` permission and V8 arguments for kickmon: a bundle (`entry`)
+ * runs with `--no-config` as the compiled binary would; `main.ts` (no
+ * `entry`) with the project's config. A V8 code cache is only valid for the
+ * same V8 flags, so a warm-up start must use exactly these.
+ *
+ * @param entry the bundle to run, or undefined for `main.ts`.
+ * @param v8Flags comma-separated V8 flags, "" or undefined for none.
+ * @returns a fresh array the caller may extend.
+ *
+ * @example
+ * ```ts
+ * kickmonDenoArgs("/tmp/k/kickmon.js", "--lite-mode"); // ["-A", "--no-config", "--v8-flags=--lite-mode"]
+ * ```
+ */
+export function kickmonDenoArgs(entry?: string, v8Flags?: string): string[] {
+  const args = entry ? ["-A", "--no-config"] : ["-A"];
+  if (v8Flags) args.push(`--v8-flags=${v8Flags}`);
+  return args;
+}
+
+/**
  * Runs one scenario end to end and tears everything down (database, kickmon,
  * simulator), even on failure. Never sends traffic anywhere but 127.0.0.1.
  *
@@ -324,8 +345,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
       MONITORING_RESYNC_INTERVAL: "86400",
       ...opts.env,
     };
-    const denoArgs = opts.entry ? ["-A", "--no-config"] : ["-A"];
-    if (opts.v8Flags) denoArgs.push(`--v8-flags=${opts.v8Flags}`);
+    const denoArgs = kickmonDenoArgs(opts.entry, opts.v8Flags);
     denoArgs.push(...(opts.denoArgs ?? []));
     if (opts.cpuProfDir) denoArgs.push("--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`);
     const t0 = performance.now();
