@@ -79,6 +79,8 @@ export interface BenchArgs {
   readonly cold: boolean;
   /** Extra `deno run` arguments for the kickmon process (space-separated on the command line). */
   readonly kickmonDenoArgs: string[];
+  /** `MONITORING_LIST_FOLLOW` for kickmon (`--list-follow`): LISTEN on the trigger, or poll. */
+  readonly listFollow: "trigger" | "poll";
 }
 
 const FULL_NS = [1_000, 10_000, 50_000];
@@ -96,6 +98,12 @@ const ROOT = new URL("../", import.meta.url).pathname;
  * parseBenchArgs(["--n", "1000,10000", "--rate=500"]).ns; // [1000, 10000]
  * ```
  */
+function listFollowArg(v: string | true | undefined): "trigger" | "poll" {
+  if (v === undefined) return "trigger";
+  if (v === "trigger" || v === "poll") return v;
+  throw new Error("--list-follow: trigger or poll");
+}
+
 export function parseBenchArgs(argv: string[]): BenchArgs {
   const flags = new Map<string, string | true>();
   const valued = new Set([
@@ -109,6 +117,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     "seed",
     "v8-flags",
     "kickmon-deno-args",
+    "list-follow",
   ]);
   const known = new Set([...valued, "quick", "full", "source", "cold", "help"]);
   for (let i = 0; i < argv.length; i++) {
@@ -128,7 +137,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       "deno task bench [--quick | --full] [--n N[,N…]] [--rate R[,R…]] [--duration S]\n" +
         "                [--per-connection C] [--floor-iterations I] [--out FILE]\n" +
         "                [--cpu-prof DIR] [--seed S] [--v8-flags A,B] [--source | --cold]\n" +
-        '                [--kickmon-deno-args "…"]',
+        '                [--kickmon-deno-args "…"] [--list-follow trigger|poll]',
     );
     Deno.exit(0);
   }
@@ -179,6 +188,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     kickmonDenoArgs: flags.has("kickmon-deno-args")
       ? String(flags.get("kickmon-deno-args")).split(" ").filter(Boolean)
       : [],
+    listFollow: listFollowArg(flags.get("list-follow")),
   };
 }
 
@@ -354,6 +364,13 @@ async function main(): Promise<number> {
           fmtMs(floor.tx.p99)
         } ms; one statement p50 ${fmtMs(floor.stmt.p50)} ms, p99 ${fmtMs(floor.stmt.p99)} ms`,
       );
+      note(
+        `bench: list poll (count and hash of ${floor.rows} rows) p50 ${
+          fmtMs(floor.listPoll.p50)
+        } ms, p99 ${fmtMs(floor.listPoll.p99)} ms: ${
+          ((floor.listPoll.p50 ?? 0) / 10).toFixed(2)
+        } % of one server core at the default 1 s interval`,
+      );
     }
 
     const rows: Row[] = [];
@@ -379,6 +396,7 @@ async function main(): Promise<number> {
           cpuProfDir: args.cpuProfDir,
           v8Flags: args.v8Flags,
           denoArgs: args.kickmonDenoArgs,
+          env: { MONITORING_LIST_FOLLOW: args.listFollow },
           seed: args.seed,
           log: note,
         });
@@ -422,8 +440,8 @@ async function main(): Promise<number> {
           "connection of the bench process. NOTIFY is delivered only after commit, so this is an " +
           "upper bound of frame-to-commit; it includes the listener's own receive delay.",
         floor: "plain postgres.js client (max 1), one transition at a time: BEGIN; the same " +
-          "guarded UPDATE streamers; INSERT status_events; COMMIT (4 round trips, 1 WAL flush). " +
-          "'stmt' is the same UPDATE+INSERT as one statement (1 round trip).",
+          "guarded UPDATE streamers; INSERT status_events; UPDATE kickmon.streamer_state; COMMIT " +
+          "(5 round trips, 1 WAL flush). 'stmt' is the same writes as one statement (1 round trip).",
         load:
           "Poisson arrivals; each frame flips a uniformly chosen streamer (a real transition); " +
           "frames due within one timer tick (~1-2 ms) go out together.",

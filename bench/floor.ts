@@ -6,17 +6,19 @@
  * Two variants are timed on the same database:
  *
  * - **`tx`** (the headline floor): `BEGIN; UPDATE streamers …; INSERT INTO
- *   status_events …; COMMIT` — the same UPDATE (same guards) and INSERT that
- *   kickmon's writer runs, as separate statements in one transaction
- *   (4 round trips, 1 WAL flush).
- * - **`stmt`**: the same UPDATE and INSERT fused into one statement
- *   (a data-modifying CTE, implicit transaction: 1 round trip, 1 WAL flush),
- *   which is the shape kickmon's writer uses; shown for reference.
+ *   status_events …; UPDATE kickmon.streamer_state …; COMMIT` — the same
+ *   guarded UPDATE (its newer-observation guard in kickmon's schema), INSERT
+ *   and state write that kickmon's writer makes, as separate statements in
+ *   one transaction (5 round trips, 1 WAL flush).
+ * - **`stmt`**: the same writes fused into one statement (a data-modifying
+ *   CTE, implicit transaction: 1 round trip, 1 WAL flush), close to the shape
+ *   of kickmon's `kickmon.commit_transitions`; shown for reference.
  *
  * @module
  */
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.ts";
+import { listFingerprint } from "../src/db/streamers_repo.ts";
 import type { Sql } from "../src/db/client.ts";
 import { type LatencySummary, summarize, xorshift } from "./stats.ts";
 
@@ -40,6 +42,12 @@ export interface FloorResult {
   readonly tx: LatencySummary;
   /** The same UPDATE + INSERT as one statement (kickmon's shape, without NOTIFY). */
   readonly stmt: LatencySummary;
+  /**
+   * One poll of the list follower (`listFingerprint`: count and hash of the
+   * followed columns of every row), what a database without the list trigger
+   * costs per `MONITORING_LIST_POLL_INTERVAL`.
+   */
+  readonly listPoll: LatencySummary;
 }
 
 /** Options of {@linkcode measureFloor}. */
@@ -81,11 +89,18 @@ export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
   url.pathname = `/${name}`;
   const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
   try {
-    await migrate(sql as unknown as Sql);
+    await migrate(sql as unknown as Sql, { appSchema: "public" });
     const ids = (await sql<{ id: number }[]>`
-      INSERT INTO streamers (username, kick_user_id, kick_channel_id, status)
-      SELECT 'floor_' || g, 1000000 + g, 5000000 + g, 'offline' FROM generate_series(1, ${rows}) g
-      RETURNING id`).map((r) => r.id);
+      WITH s AS (
+        INSERT INTO streamers (username, kick_user_id, status)
+        SELECT 'floor_' || g, (1000000 + g)::text, 'offline' FROM generate_series(1, ${rows}) g
+        RETURNING id, username, kick_user_id
+      ), k AS (
+        INSERT INTO kickmon.streamer_state
+          (streamer_id, source_username, source_kick_user_id, kick_channel_id)
+        SELECT id, username, kick_user_id, 4000000 + kick_user_id::bigint FROM s
+      )
+      SELECT id FROM s`).map((r) => r.id);
     const status = new Map<number, "online" | "offline">(ids.map((id) => [id, "offline"]));
     const rand = xorshift(7);
 
@@ -103,20 +118,28 @@ export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
       return { id, prev, to, now, details };
     };
 
+    // The same guarded writes kickmon makes (migrations/kickmon_001_state.sql),
+    // without the row lock, the NOTIFY and the batching.
     const viaTx = async () => {
       const t = next();
       await sql.begin(async (tx) => {
-        await tx`
+        const [u] = await tx`
           UPDATE streamers s SET status = ${t.to}, last_status_update = ${t.now},
-            status_observed_at = ${t.now},
             last_seen_online = CASE WHEN ${t.to} = 'online' THEN ${t.now}::timestamptz
-                                    ELSE s.last_seen_online END
-          WHERE s.id = ${t.id} AND s.is_active AND s.status IS DISTINCT FROM ${t.to}
-            AND (s.status_observed_at IS NULL OR s.status_observed_at <= ${t.now})`;
+                                    ELSE s.last_seen_online END,
+            updated_at = now()
+          FROM kickmon.streamer_state k
+          WHERE s.id = ${t.id} AND k.streamer_id = s.id AND s.is_active
+            AND s.status IS DISTINCT FROM ${t.to}
+            AND (k.status_observed_at IS NULL OR k.status_observed_at <= ${t.now})
+          RETURNING s.id`;
+        if (!u) return;
         await tx`
-          INSERT INTO status_events
-            (streamer_id, event_type, previous_status, "timestamp", observed_at, details)
-          VALUES (${t.id}, ${t.to}, ${t.prev}, ${t.now}, ${t.now}, ${sql.json(t.details)})`;
+          INSERT INTO status_events (streamer_id, event_type, "timestamp", details)
+          VALUES (${t.id}, ${t.to}, ${t.now}, ${sql.json(t.details)})`;
+        await tx`
+          UPDATE kickmon.streamer_state SET status_observed_at = ${t.now}
+          WHERE streamer_id = ${t.id}`;
       });
     };
     const viaStmt = async () => {
@@ -124,16 +147,20 @@ export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
       await sql`
         WITH upd AS (
           UPDATE streamers s SET status = ${t.to}, last_status_update = ${t.now},
-            status_observed_at = ${t.now},
             last_seen_online = CASE WHEN ${t.to} = 'online' THEN ${t.now}::timestamptz
-                                    ELSE s.last_seen_online END
-          WHERE s.id = ${t.id} AND s.is_active AND s.status IS DISTINCT FROM ${t.to}
-            AND (s.status_observed_at IS NULL OR s.status_observed_at <= ${t.now})
+                                    ELSE s.last_seen_online END,
+            updated_at = now()
+          FROM kickmon.streamer_state k
+          WHERE s.id = ${t.id} AND k.streamer_id = s.id AND s.is_active
+            AND s.status IS DISTINCT FROM ${t.to}
+            AND (k.status_observed_at IS NULL OR k.status_observed_at <= ${t.now})
           RETURNING s.id
+        ), st AS (
+          UPDATE kickmon.streamer_state k SET status_observed_at = ${t.now}
+          FROM upd WHERE k.streamer_id = upd.id
         )
-        INSERT INTO status_events
-          (streamer_id, event_type, previous_status, "timestamp", observed_at, details)
-        SELECT id, ${t.to}, ${t.prev}, ${t.now}, ${t.now}, ${sql.json(t.details)} FROM upd`;
+        INSERT INTO status_events (streamer_id, event_type, "timestamp", details)
+        SELECT id, ${t.to}, ${t.now}, ${sql.json(t.details)} FROM upd`;
     };
 
     const time = async (fn: () => Promise<void>): Promise<LatencySummary> => {
@@ -149,7 +176,10 @@ export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
     };
     const tx = await time(viaTx);
     const stmt = await time(viaStmt);
-    return { iterations, warmup, rows, tx, stmt };
+    const listPoll = await time(async () => {
+      await listFingerprint(sql as unknown as Sql);
+    });
+    return { iterations, warmup, rows, tx, stmt, listPoll };
   } finally {
     await sql.end({ timeout: 2 });
     await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});

@@ -59,12 +59,13 @@ Deno.test("cli: db migrate, db health and streamers list against a real database
     const env = { DATABASE_URL: db.url };
     const m1 = await runKickmon(["db", "migrate"], env);
     assert.equal(m1.code, 0, m1.stderr);
-    assert.match(m1.stdout, /applied: 001_initial_schema/);
+    assert.match(m1.stdout, /applied: schema, tables, 001_state, list_trigger/);
     const m2 = await runKickmon(["db", "migrate"], env);
     assert.match(m2.stdout, /up to date/);
     const h = await runKickmon(["db", "health"], env);
     assert.equal(h.code, 0, h.stderr);
-    assert.match(h.stdout, /schema current/);
+    assert.match(h.stdout, /^database ok/m);
+    assert.match(h.stdout, /list changes: LISTEN/);
     const l = await runKickmon(["streamers", "list", "--json"], env);
     assert.equal(l.code, 0, l.stderr);
     assert.deepEqual(JSON.parse(l.stdout), []);

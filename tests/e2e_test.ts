@@ -2,6 +2,8 @@
  * End to end: a real `kickmon start` process, the Kick simulator and a real
  * PostgreSQL server, driven with the real captured Kick frames.
  */
+import type { Sql } from "../src/db/client.ts";
+import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { startSimulator } from "../src/simulator/simulator.ts";
@@ -35,9 +37,14 @@ Deno.test("e2e: streamer list -> Pusher frames -> status rows, in real time", as
   });
   try {
     await kickmon.waitForLine(/kickmon started/, 20_000);
-    const [row] = await sql<{ id: number }[]>`
-      INSERT INTO streamers (username, kick_user_id, kick_channel_id, status)
-      VALUES ('fourhead', ${s.userId}, 2587387, 'offline') RETURNING id`;
+    const row = {
+      id: await insertStreamer(sql as unknown as Sql, {
+        username: "fourhead",
+        kickUserId: s.userId,
+        kickChannelId: 2587387,
+        status: "offline",
+      }),
+    };
     await waitFor(() => sim.pusher.subscriberCount("channel.2587387") === 1, {
       timeoutMs: 2000,
       message: "subscribed to channel.2587387 within 2 s of the INSERT",
@@ -80,11 +87,10 @@ Deno.test("e2e: streamer list -> Pusher frames -> status rows, in real time", as
     const events = await sql<
       {
         event_type: string;
-        previous_status: string;
         details: Record<string, unknown>;
         timestamp: Date;
       }[]
-    >`SELECT event_type, previous_status, details, "timestamp" FROM status_events
+    >`SELECT event_type, details, "timestamp" FROM status_events
       WHERE streamer_id = ${row.id} ORDER BY id`;
     assert.deepEqual(events.map((e) => e.event_type), ["online", "offline"]);
     assert.equal(events[0].details.source, "pusher");
@@ -98,8 +104,12 @@ Deno.test("e2e: streamer list -> Pusher frames -> status rows, in real time", as
 
     // A streamer inserted while running is subscribed without restart; a deleted one is dropped.
     const s2 = sim.world.add({ userId: 9_100_002, slug: "xqc-sim", channelId: 668 });
-    await sql`INSERT INTO streamers (username, kick_user_id, kick_channel_id, status)
-              VALUES ('xqc-sim', ${s2.userId}, 668, 'offline')`;
+    await insertStreamer(sql as unknown as Sql, {
+      username: "xqc-sim",
+      kickUserId: s2.userId,
+      kickChannelId: 668,
+      status: "offline",
+    });
     await waitFor(() => sim.pusher.subscriberCount("channel.668") === 1, {
       timeoutMs: 2000,
       message: "new streamer subscribed within 2 s",

@@ -6,6 +6,7 @@
  *
  * Needs tmux (CI installs it); those tests are ignored, saying so, without it.
  */
+import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { Sql } from "../src/db/client.ts";
@@ -169,10 +170,14 @@ async function setup(slug: string, ids: { userId: number; channelId: number }) {
   const sim = await startSimulator();
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 2, onnotice: () => {} });
-  await migrate(sql as unknown as Sql);
+  await migrate(sql as unknown as Sql, { appSchema: "public" });
   const s = sim.world.add({ userId: ids.userId, slug, channelId: ids.channelId });
-  await sql`INSERT INTO streamers (username, kick_user_id, kick_channel_id, status)
-            VALUES (${slug}, ${ids.userId}, ${ids.channelId}, 'offline')`;
+  await insertStreamer(sql as unknown as Sql, {
+    username: slug,
+    kickUserId: ids.userId,
+    kickChannelId: ids.channelId,
+    status: "offline",
+  });
   const stateDir = await Deno.makeTempDir({ prefix: "kickmon-view-state-" });
   const env = {
     ...sim.env(),
@@ -371,8 +376,8 @@ Deno.test("demo: refuses a DATABASE_URL whose streamers table has rows (exit 1)"
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
   try {
-    await migrate(sql as unknown as Sql);
-    await sql`INSERT INTO streamers (username) VALUES ('somebody_real')`;
+    await migrate(sql as unknown as Sql, { appSchema: "public" });
+    await sql`INSERT INTO streamers (username, kick_user_id) VALUES ('somebody_real', '1')`;
     const p = spawn([...DEMO_ENTRY, "--no-view"], { DATABASE_URL: db.url });
     const status = await p.done;
     assert.equal(status.code, 1);

@@ -69,21 +69,21 @@ Deno.test("race: a reconciliation answer requested before a newer event cannot u
 Deno.test("identity: a streamer inserted with only a username is resolved and subscribed", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
   try {
+    // This other system lists some streamers by username only (its kick_user_id allows NULL).
+    await rig.sql`ALTER TABLE streamers ALTER COLUMN kick_user_id DROP NOT NULL`;
     const s = rig.sim.world.add({ userId: 4242, slug: "onlyname", channelId: 9393 });
     const id = await rig.insert({ username: "OnlyName" });
     await waitFor(async () => {
-      const [r] = await rig.sql`SELECT kick_user_id FROM streamers WHERE id = ${id}`;
-      return r.kick_user_id !== null && Number(r.kick_user_id) === 4242;
-    }, { timeoutMs: 5000, message: "kick_user_id written back" });
+      return (await rig.identity(id)).kickUserId === 4242;
+    }, { timeoutMs: 5000, message: "kick_user_id resolved into kickmon's schema" });
     await rig.waitStatus(id, "offline", 5000); // reconciled
     assert.equal(rig.sim.pusher.subscriberCount("channel.9393"), 0, "channel id not known yet");
     // Goes live while kickmon cannot hear it on Pusher: /livestreams reveals the channel id.
     rig.sim.world.setLive(s.userId, true, { publish: false });
     await rig.waitStatus(id, "online", 5000);
     await waitFor(async () => {
-      const [r] = await rig.sql`SELECT kick_channel_id FROM streamers WHERE id = ${id}`;
-      return Number(r.kick_channel_id) === 9393;
-    }, { timeoutMs: 5000, message: "kick_channel_id written back" });
+      return (await rig.identity(id)).kickChannelId === 9393;
+    }, { timeoutMs: 5000, message: "kick_channel_id learned" });
     await waitFor(() => rig.sim.pusher.subscriberCount("channel.9393") === 1, {
       timeoutMs: 3000,
       message: "subscribed on Pusher once the channel id is known",
@@ -99,8 +99,7 @@ Deno.test("identity: a streamer inserted with only a username is resolved and su
     // An unknown username stays visible as unresolved.
     const bad = await rig.insert({ username: "nobody-here" });
     await waitFor(async () => {
-      const [r] = await rig.sql`SELECT resolve_error FROM streamers WHERE id = ${bad}`;
-      return typeof r.resolve_error === "string" && r.resolve_error.includes("nobody-here");
+      return (await rig.identity(bad)).resolveError?.includes("nobody-here") === true;
     }, { timeoutMs: 5000, message: "resolve_error recorded" });
   } finally {
     await rig.close();
@@ -156,12 +155,12 @@ Deno.test("identity: KICK_UNOFFICIAL_CHANNEL_LOOKUP finds the channel id before 
     KICK_UNOFFICIAL_CHANNEL_LOOKUP: "true",
   });
   try {
+    await rig.sql`ALTER TABLE streamers ALTER COLUMN kick_user_id DROP NOT NULL`;
     rig.sim.world.add({ userId: 1212, slug: "earlybird", channelId: 3434 });
     const id = await rig.insert({ username: "earlybird" });
     await waitFor(async () => {
-      const [r] = await rig
-        .sql`SELECT kick_channel_id, kick_user_id FROM streamers WHERE id = ${id}`;
-      return Number(r.kick_channel_id) === 3434 && Number(r.kick_user_id) === 1212;
+      const r = await rig.identity(id);
+      return r.kickChannelId === 3434 && r.kickUserId === 1212;
     }, { timeoutMs: 5000, message: "channel id from kick.com/api/v2 while offline" });
     await waitFor(() => rig.sim.pusher.subscriberCount("channel.3434") === 1, { timeoutMs: 3000 });
 
@@ -173,15 +172,13 @@ Deno.test("identity: KICK_UNOFFICIAL_CHANNEL_LOOKUP finds the channel id before 
       message: "the blocked lookup is logged",
     });
     await rig.waitStatus(b, "offline", 5000); // still watched by reconciliation
-    const [r] = await rig.sql`SELECT kick_channel_id FROM streamers WHERE id = ${b}`;
-    assert.equal(r.kick_channel_id, null);
+    assert.equal((await rig.identity(b)).kickChannelId, null);
     // Cloudflare lets requests through again: a later pass retries (backoff from
     // the 1 s reconciliation interval), and the channel gets watched on Pusher.
     const blockedRequests = rig.sim.api.requests("/api/v2/channels/blocked");
     rig.sim.api.setUnofficialBlocked(false);
     await waitFor(async () => {
-      const [x] = await rig.sql`SELECT kick_channel_id FROM streamers WHERE id = ${b}`;
-      return Number(x.kick_channel_id) === 7878;
+      return (await rig.identity(b)).kickChannelId === 7878;
     }, { timeoutMs: 10_000, message: "channel id found by a retry after the block" });
     await waitFor(() => rig.sim.pusher.subscriberCount("channel.7878") === 1, { timeoutMs: 3000 });
     assert.ok(blockedRequests >= 1, "the blocked lookup reached the simulator");

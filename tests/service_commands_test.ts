@@ -9,6 +9,8 @@
  *
  * @module
  */
+import type { Sql } from "../src/db/client.ts";
+import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { Command, CommanderError } from "commander";
@@ -148,8 +150,11 @@ Deno.test("service commands: status, stop and restart a running kickmon", async 
   try {
     assert.equal((await runKickmon(["db", "migrate"], env)).code, 0);
     const s = sim.world.add({ userId: 101, slug: "alpha", channelId: 1001 });
-    await sql`INSERT INTO streamers (username, kick_user_id, kick_channel_id)
-              VALUES (${s.slug}, ${s.userId}, ${s.channelId})`;
+    await insertStreamer(sql as unknown as Sql, {
+      username: s.slug,
+      kickUserId: s.userId,
+      kickChannelId: s.channelId,
+    });
 
     await t.step("status before start: 3 (not running)", async () => {
       const r = await cli(["status"], env);
@@ -256,9 +261,9 @@ Deno.test("service commands: streamers add, test, remove through the official AP
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
   const row = async (username: string) =>
     (await sql<{ kick_user_id: string | null; kick_channel_id: string | null }[]>`
-      SELECT kick_user_id, kick_channel_id FROM streamers WHERE lower(username) = lower(${username})`)[
-      0
-    ];
+      SELECT s.kick_user_id, k.kick_channel_id::text AS kick_channel_id
+      FROM streamers s LEFT JOIN kickmon.streamer_state k ON k.streamer_id = s.id
+      WHERE lower(s.username) = lower(${username})`)[0];
   try {
     assert.equal((await runKickmon(["db", "migrate"], env)).code, 0);
     sim.world.add({ userId: 2570626, slug: "bossmanjack", channelId: 2515504, live: true });

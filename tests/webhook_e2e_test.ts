@@ -2,6 +2,8 @@
  * Issue 3: Kick's official webhooks as a second real-time source, through a
  * real `kickmon start` process.
  */
+import type { Sql } from "../src/db/client.ts";
+import { deleteStreamers } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import { WebhookSender } from "../src/simulator/webhook_sender.ts";
 import { freePort, waitFor } from "./helpers/database.ts";
@@ -60,7 +62,7 @@ Deno.test("webhooks: signed deliveries write; tampered, foreign-key, stale and r
     ]);
 
     // A streamer leaving the table loses its subscription.
-    await rig.sql`DELETE FROM streamers WHERE id = ${id}`;
+    await deleteStreamers(rig.sql as unknown as Sql, { ids: [id] });
     await waitFor(
       () => !rig.sim.api.subscriptions().some((x) => x.broadcaster_user_id === 4809577),
       { timeoutMs: 5000, message: "webhook subscription removed" },

@@ -11,6 +11,7 @@
  * @module
  */
 import { ConfigError } from "../config/config.ts";
+import { SchemaError } from "../db/inspect.ts";
 import { redactSecrets } from "../log/logging.ts";
 
 /** Process exit codes (documented in `--help` and the README). */
@@ -43,6 +44,10 @@ export class CliError extends Error {
 export function reportError(e: unknown): number {
   if (e instanceof ConfigError) {
     console.error(redactSecrets(e.message));
+    return EXIT.usage;
+  }
+  if (e instanceof SchemaError) {
+    console.error(`kickmon: ${redactSecrets(e.message)}`);
     return EXIT.usage;
   }
   if (e instanceof CliError) {

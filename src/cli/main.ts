@@ -13,9 +13,8 @@ import {
   redactedConfig,
   redactUrlPassword,
 } from "../config/config.ts";
-import { connectionTls, pingDatabase } from "../db/client.ts";
-import { migrate, pendingMigrations } from "../db/migrate.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
+import { registerDbCommands } from "./db_commands.ts";
 import { registerDemoCommand } from "./demo_command.ts";
 import {
   registerDbBackup,
@@ -72,29 +71,7 @@ export async function main(args: readonly string[]): Promise<number> {
     });
 
   const db = program.command("db").description("database commands");
-  db.command("migrate")
-    .description("create or upgrade the schema (idempotent; advisory-locked)")
-    .action(async () => {
-      const applied = await withDatabase((sql) => migrate(sql));
-      console.log(applied.length ? `applied: ${applied.join(", ")}` : "schema is up to date");
-    });
-  db.command("health")
-    .description("check that the database is reachable and the schema current")
-    .action(async () => {
-      await withDatabase(async (sql) => {
-        const { latencyMs, version } = await pingDatabase(sql);
-        const tls = await connectionTls(sql);
-        const pending = await pendingMigrations(sql);
-        console.log(
-          `database ok: PostgreSQL ${version}, ${tls ?? "no TLS"}, ${
-            latencyMs.toFixed(1)
-          } ms round trip, ${
-            pending.length ? `pending migrations: ${pending.join(", ")}` : "schema current"
-          }`,
-        );
-        if (pending.length) code = EXIT.failure;
-      });
-    });
+  registerDbCommands(db, (c) => (code = c));
 
   const cfg = program.command("config").description("configuration commands");
   cfg.command("show")
@@ -128,15 +105,25 @@ export async function main(args: readonly string[]): Promise<number> {
         console.log(JSON.stringify(rows, null, 2));
         return;
       }
-      const header = ["ID", "USERNAME", "USER_ID", "CHANNEL_ID", "STATUS", "ACTIVE", "LAST_CHANGE"];
+      const header = [
+        "ID",
+        "USERNAME",
+        "USER_ID",
+        "CHANNEL_ID",
+        "STATUS",
+        "ACTIVE",
+        "LAST_CHANGE",
+        "PROBLEM",
+      ];
       const lines = rows.map((r) => [
         String(r.id),
         r.username ?? "-",
         r.kickUserId?.toString() ?? "-",
-        r.kickChannelId?.toString() ?? (r.resolveError ? "unresolved" : "-"),
+        r.kickChannelId?.toString() ?? "-",
         r.status,
         r.isActive ? "yes" : "no",
         r.lastStatusUpdate ?? "-",
+        r.resolveError ?? "",
       ]);
       const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
       for (const l of [header, ...lines]) {

@@ -36,7 +36,7 @@
 import type { Command } from "commander";
 import { type Config, loadConfig, readEnvironment, secretValues } from "../config/config.ts";
 import { connectDatabase, DatabaseError, type Sql } from "../db/client.ts";
-import { deleteStreamer, insertStreamer, listStreamerViews } from "../db/streamers_repo.ts";
+import { deleteStreamers, insertStreamer, listStreamerViews } from "../db/streamers_repo.ts";
 import { KickApiError } from "../kick/official/api.ts";
 import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth.ts";
 import { registerSecret } from "../log/logging.ts";
@@ -329,7 +329,18 @@ function summary(b: HealthBody): string[] {
   ];
 }
 
-function loadOperatorConfig(requireKickCredentials = false): Config {
+/**
+ * Loads the configuration for a CLI command and registers its secrets for redaction.
+ *
+ * @param requireKickCredentials whether `KICK_CLIENT_ID`/`KICK_CLIENT_SECRET` must be set.
+ * @throws {ConfigError} naming each bad variable.
+ *
+ * @example
+ * ```ts
+ * const config = loadOperatorConfig(false);
+ * ```
+ */
+export function loadOperatorConfig(requireKickCredentials = false): Config {
   const config = loadConfig(readEnvironment(), { requireKickCredentials });
   for (const secret of secretValues(config)) registerSecret(secret);
   return config;
@@ -713,10 +724,19 @@ export async function withDatabase<T>(
   try {
     return await fn(sql);
   } catch (e) {
-    if (e instanceof DatabaseError && e.code === "42P01") {
+    if (e instanceof DatabaseError && (e.code === "42P01" || e.code === "3F000")) {
       throw new CliError(
-        "the database has no kickmon schema yet: run 'kickmon db migrate' first",
-        EXIT.failure,
+        `${e.message}: the database is not set up for kickmon yet; run 'kickmon db migrate' ` +
+          "('kickmon db health' says what is missing)",
+        EXIT.usage,
+        { cause: e },
+      );
+    }
+    if (e instanceof DatabaseError && e.code === "42501") {
+      throw new CliError(
+        `${e.message}: kickmon's database role lacks a privilege; 'kickmon db health' names it ` +
+          "and prints the GRANT that fixes it",
+        EXIT.usage,
         { cause: e },
       );
     }
@@ -791,7 +811,7 @@ export function registerStreamerCommands(streamers: Command, setExit: SetExit): 
     .action(async (username: string) => {
       const config = loadOperatorConfig(false);
       const slug = checkSlug(username);
-      const removed = await withDatabase((sql) => deleteStreamer(sql, slug), config);
+      const removed = await withDatabase((sql) => deleteStreamers(sql, { username: slug }), config);
       if (!removed) throw new CliError(`no streamer named "${slug}" in the list`, EXIT.failure);
       console.log(`removed ${slug}`);
       setExit(EXIT.ok);

@@ -17,6 +17,7 @@ import { InvalidCredentialsError } from "../kick/official/oauth.ts";
 import { Monitor } from "../service/monitor.ts";
 import { OfficialApiPlugin } from "../service/official.ts";
 import { HttpPlugin } from "../http/server.ts";
+import { SchemaError } from "../db/inspect.ts";
 import { EXIT } from "./errors.ts";
 
 const log = getLogger(["kickmon", "cli"]);
@@ -156,19 +157,22 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
         log.fatal("{error}; exiting so that the supervisor restarts kickmon", {
           error: reason.message,
         });
-        code = EXIT.failure;
+        code = reason instanceof SchemaError ? EXIT.usage : EXIT.failure;
       } else {
         log.info("{reason}: shutting down", { reason });
       }
     } else if (first instanceof Error) {
       log.fatal("{error}", { error: first.message });
-      code = EXIT.failure;
+      code = first instanceof SchemaError ? EXIT.usage : EXIT.failure;
     } else {
       log.info("{reason} during start-up: shutting down", { reason: first });
     }
   } catch (e) {
     log.fatal("kickmon failed: {error}", { error: e instanceof Error ? e.message : String(e) });
-    code = e instanceof InvalidCredentialsError ? EXIT.usage : EXIT.failure;
+    // A missing privilege, column or schema is the operator's to fix (exit 2), like bad credentials.
+    code = e instanceof InvalidCredentialsError || e instanceof SchemaError
+      ? EXIT.usage
+      : EXIT.failure;
   } finally {
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);

@@ -43,12 +43,15 @@ export const CONFIG_VARIABLES = [
   "DATABASE_SSLROOTCERT",
   "DATABASE_POOL_SIZE",
   "DATABASE_CONNECT_TIMEOUT",
+  "DATABASE_SCHEMA",
   "MONITORING_RECONNECT_DELAY",
   "MONITORING_MAX_RECONNECT_DELAY",
   "MONITORING_MAX_RECONNECT_ATTEMPTS",
   "MONITORING_RECONCILE_INTERVAL",
   "MONITORING_RESYNC_INTERVAL",
   "MONITORING_SHUTDOWN_TIMEOUT",
+  "MONITORING_LIST_FOLLOW",
+  "MONITORING_LIST_POLL_INTERVAL",
   "SYSTEM_LOG_LEVEL",
   "SYSTEM_JSON_LOGGING",
   "SYSTEM_STATE_DIRECTORY",
@@ -127,6 +130,10 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   },
   DATABASE_POOL_SIZE: { def: "5", doc: "Maximum PostgreSQL connections." },
   DATABASE_CONNECT_TIMEOUT: { def: "5", doc: "Connect timeout, seconds." },
+  DATABASE_SCHEMA: {
+    def: "public",
+    doc: "Schema of the streamers and status_events tables (kickmon's own data is in `kickmon`).",
+  },
   MONITORING_RECONNECT_DELAY: {
     def: "1000",
     doc: "Base reconnect backoff, ms (exponential, full jitter).",
@@ -147,6 +154,14 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   MONITORING_SHUTDOWN_TIMEOUT: {
     def: "10",
     doc: "Seconds to flush pending writes on SIGTERM/SIGINT.",
+  },
+  MONITORING_LIST_FOLLOW: {
+    def: "auto",
+    doc: "How list changes are seen: trigger (LISTEN), poll, or auto (trigger when installed).",
+  },
+  MONITORING_LIST_POLL_INTERVAL: {
+    def: "1000",
+    doc: "ms between checks of the streamers table when the list is polled.",
   },
   SYSTEM_LOG_LEVEL: { def: "info", doc: "trace | debug | info | warning | error | fatal." },
   SYSTEM_JSON_LOGGING: { def: "true", doc: "JSON lines on stdout (false: plain text)." },
@@ -186,6 +201,8 @@ export interface DatabaseConfig {
   readonly poolSize: number;
   /** Seconds. */
   readonly connectTimeoutSec: number;
+  /** Schema of the other system's tables (`DATABASE_SCHEMA`, default `public`). */
+  readonly schema: string;
 }
 
 /** The typed configuration. Durations carry their unit in the name. */
@@ -226,6 +243,10 @@ export interface Config {
     readonly reconcileIntervalMs: number;
     readonly resyncIntervalMs: number;
     readonly shutdownTimeoutMs: number;
+    /** How list changes are followed (`MONITORING_LIST_FOLLOW`). */
+    readonly listFollow: "auto" | "trigger" | "poll";
+    /** ms. */
+    readonly listPollIntervalMs: number;
   };
   readonly system: {
     readonly logLevel: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
@@ -348,12 +369,17 @@ const schema = z.object({
   DATABASE_SSLROOTCERT: z.string(),
   DATABASE_POOL_SIZE: int(2, 100),
   DATABASE_CONNECT_TIMEOUT: int(1, 300, "seconds"),
+  DATABASE_SCHEMA: z.string().trim().min(1).max(63, { error: "at most 63 bytes" }),
   MONITORING_RECONNECT_DELAY: int(10, 600_000, "milliseconds"),
   MONITORING_MAX_RECONNECT_DELAY: int(100, 3_600_000, "milliseconds"),
   MONITORING_MAX_RECONNECT_ATTEMPTS: int(0, 1_000_000),
   MONITORING_RECONCILE_INTERVAL: int(1, 86_400, "seconds"),
   MONITORING_RESYNC_INTERVAL: int(1, 86_400, "seconds"),
   MONITORING_SHUTDOWN_TIMEOUT: int(1, 600, "seconds"),
+  MONITORING_LIST_FOLLOW: z.string().trim().toLowerCase().pipe(
+    z.enum(["auto", "trigger", "poll"], { error: "expected auto, trigger or poll" }),
+  ),
+  MONITORING_LIST_POLL_INTERVAL: int(100, 3_600_000, "milliseconds"),
   SYSTEM_LOG_LEVEL: z.string().trim().toLowerCase().transform((v) => v === "warn" ? "warning" : v)
     .pipe(z.enum(["trace", "debug", "info", "warning", "error", "fatal"], {
       error: "expected trace, debug, info, warning, error or fatal",
@@ -452,6 +478,7 @@ export function loadConfig(
         e.DATABASE_SSLMODE,
       poolSize: e.DATABASE_POOL_SIZE,
       connectTimeoutSec: e.DATABASE_CONNECT_TIMEOUT,
+      schema: e.DATABASE_SCHEMA,
     }
     : {
       url: `postgres://${encodeURIComponent(e.DATABASE_USER)}${
@@ -467,6 +494,7 @@ export function loadConfig(
       sslmode: e.DATABASE_SSLMODE,
       poolSize: e.DATABASE_POOL_SIZE,
       connectTimeoutSec: e.DATABASE_CONNECT_TIMEOUT,
+      schema: e.DATABASE_SCHEMA,
     };
   if (!["disable", "require", "verify-full"].includes(database.sslmode)) {
     throw new ConfigError([{
@@ -519,6 +547,8 @@ export function loadConfig(
       reconcileIntervalMs: e.MONITORING_RECONCILE_INTERVAL * 1000,
       resyncIntervalMs: e.MONITORING_RESYNC_INTERVAL * 1000,
       shutdownTimeoutMs: e.MONITORING_SHUTDOWN_TIMEOUT * 1000,
+      listFollow: e.MONITORING_LIST_FOLLOW,
+      listPollIntervalMs: e.MONITORING_LIST_POLL_INTERVAL,
     },
     system: {
       logLevel: e.SYSTEM_LOG_LEVEL,

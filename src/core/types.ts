@@ -66,16 +66,32 @@ export interface Observation {
   readonly receivedMono?: number;
 }
 
-/** A row of the `streamers` table as the monitor sees it. */
+/**
+ * A streamer as the monitor sees it: the other system's `streamers` row
+ * combined with what kickmon learned about it (kept in kickmon's schema).
+ */
 export interface StreamerRecord {
   readonly id: number;
+  /** The channel slug: the row's `username`, else the one kickmon resolved. */
   readonly username: string | null;
+  /** The row's `kick_user_id` when it is a Kick user id, else the one kickmon resolved. */
   readonly kickUserId: number | null;
+  /** The Pusher channel id kickmon learned (or the operator gave), or null. */
   readonly kickChannelId: number | null;
   readonly status: StreamerStatus;
+  /**
+   * `streamers.is_active`, and false as well when the row cannot be
+   * monitored (its `kick_user_id` is not a Kick user id): such rows are skipped.
+   */
   readonly isActive: boolean;
-  /** `streamers.status_observed_at` in ms since epoch, or null. */
+  /** When kickmon observed the current status, ms since epoch, or null. */
   readonly statusObservedAt: number | null;
+  /**
+   * The row's own `username` and `kick_user_id` (as text), which identity
+   * learned from them is tied to: when the other system changes either, what
+   * was learned is dropped and the row is resolved again.
+   */
+  readonly listed?: { readonly username: string | null; readonly kickUserId: string | null };
 }
 
 /**
@@ -91,7 +107,7 @@ export interface Transition {
    * (`CommittedTransition.previousStatus`), which can differ after a gap.
    */
   readonly previousStatus: StreamerStatus;
-  /** ms since epoch; compared with `status_observed_at` in the UPDATE itself. */
+  /** ms since epoch; compared with the stored observation time by the writer's guard. */
   readonly observedAt: number;
   /** ms since epoch: `status_events.timestamp` (Kick's time, else observedAt). */
   readonly eventTime: number;

@@ -149,8 +149,22 @@ export function connectDatabase(db: DatabaseConfig, options: ConnectOptions = {}
     backoff: (attempt: number) => Math.min(2, 0.05 * 2 ** attempt),
     ssl: sslOptions(db) as "require" | false,
     onnotice: options.onNotice ?? (() => {}),
-    connection: { application_name: "kickmon" },
+    // Unqualified names (streamers, status_events) are the other system's
+    // tables in DATABASE_SCHEMA; kickmon's own objects are always qualified.
+    connection: { application_name: "kickmon", search_path: quoteIdent(db.schema) },
   }) as unknown as Sql;
+}
+
+/**
+ * Quotes a PostgreSQL identifier (`my schema` → `"my schema"`).
+ *
+ * @example
+ * ```ts
+ * quoteIdent('we"ird'); // "\"we\"\"ird\""
+ * ```
+ */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /**

@@ -1,14 +1,21 @@
 /**
- * Follows the `streamers` list: LISTEN on the `kickmon_streamers` channel
- * (sent by the trigger in migrations/001) and report each change. postgres.js
- * re-LISTENs after a reconnect, but NOTIFYs sent meanwhile are lost, so every
- * (re)connect is reported too and the caller does a full resync.
+ * Follows the `streamers` list, one of two ways:
+ *
+ * - **trigger** ({@linkcode listenStreamerChanges}): LISTEN on the
+ *   `kickmon_streamers` channel (sent by the optional trigger of
+ *   migrations/list_trigger.sql) and report each change. postgres.js
+ *   re-LISTENs after a reconnect, but NOTIFYs sent meanwhile are lost, so
+ *   every (re)connect is reported too and the caller does a full resync.
+ * - **poll** ({@linkcode pollStreamerList}): for a table kickmon may not put
+ *   a trigger on, compare a fingerprint of the followed columns every
+ *   interval and report when it changed.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import type { Sql } from "./client.ts";
+import { listFingerprint } from "./streamers_repo.ts";
 
 const log = getLogger(["kickmon", "db", "listener"]);
 
@@ -66,4 +73,55 @@ export async function listenStreamerChanges(
     handlers.onChange(parsed);
   }, () => handlers.onListen());
   return () => sub.unlisten();
+}
+
+/**
+ * Polls the list: every `intervalMs` (ms) one fingerprint query
+ * ({@linkcode listFingerprint}: count and hash of the followed columns,
+ * computed on the server); `onChanged` runs when it differs from the last
+ * one seen. The first poll only records the fingerprint (the caller has just
+ * read the list). A failed poll is logged at most once per outage and
+ * retried at the next tick; the first poll that answers after one reports a
+ * change whenever the list moved meanwhile. Polls never overlap.
+ *
+ * @returns a function that stops polling.
+ *
+ * @example
+ * ```ts
+ * const stop = pollStreamerList(sql, 1000, () => monitor.resync());
+ * stop();
+ * ```
+ */
+export function pollStreamerList(
+  sql: Sql,
+  intervalMs: number,
+  onChanged: () => void,
+): () => void {
+  let last: string | null = null;
+  let failing = false;
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const tick = async () => {
+    try {
+      const f = await listFingerprint(sql);
+      if (failing) log.info("streamer list poll answers again");
+      failing = false;
+      if (last !== null && f !== last && !stopped) onChanged();
+      last = f;
+    } catch (e) {
+      if (!failing) {
+        log.warn("streamer list poll failed (retrying every {ms} ms): {error}", {
+          ms: intervalMs,
+          error: String(e),
+        });
+      }
+      failing = true;
+    }
+    if (!stopped) timer = setTimeout(tick, intervalMs);
+  };
+  void tick();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }

@@ -1,7 +1,9 @@
 /**
- * Commits status transitions: `UPDATE streamers` + `INSERT status_events` +
- * `pg_notify('kickmon_status', …)` in one statement, with group commit and a
- * durable spool for database outages.
+ * Commits status transitions: `UPDATE streamers` (the specification's
+ * columns only) + `INSERT status_events` + kickmon's own state +
+ * `pg_notify('kickmon_status', …)` in one call of
+ * `kickmon.commit_transitions`, with group commit and a durable spool for
+ * database outages.
  *
  * - **Group commit**: when idle, a transition is written at once (one
  *   statement, no timer). While a write is in flight, new transitions
@@ -10,7 +12,7 @@
  * - **Guards in the database**: a row changes only when its status differs
  *   (`IS DISTINCT FROM`, so duplicates write nothing), the streamer is
  *   active, and no newer observation is already committed
- *   (`status_observed_at <= observed_at`). The last guard also makes spool
+ *   (`kickmon.streamer_state.status_observed_at <= observed_at`). The last guard also makes spool
  *   replay idempotent.
  * - **Outages**: when PostgreSQL is unreachable, every queued transition is
  *   appended to a spool file (JSON lines, fsynced) and kept in memory; the
@@ -24,7 +26,6 @@ import { getLogger } from "@logtape/logtape";
 import type { Transition } from "../core/types.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import { isDataError, type Sql, toDatabaseError } from "./client.ts";
-import { STATUS_CHANNEL } from "./listener.ts";
 
 const log = getLogger(["kickmon", "db", "writer"]);
 
@@ -73,42 +74,16 @@ export async function commitTransitions(
   const observed = batch.map((t) => new Date(t.observedAt).toISOString());
   const eventTimes = batch.map((t) => new Date(t.eventTime).toISOString());
   const details = batch.map(detailsOf);
+  const livestreams = batch.map((t) => t.livestreamId ?? null);
   let rows: { ord: string; event_id: string; previous_status: string }[];
   try {
+    // kickmon.commit_transitions (migrations/kickmon_001_state.sql): the
+    // guarded UPDATE of streamers, the status_events rows, kickmon's state and
+    // the NOTIFY, in one round trip.
     rows = await sql`
-      WITH input AS (
-        SELECT * FROM unnest(${ids}::int[], ${statuses}::text[], ${observed}::timestamptz[],
-                             ${eventTimes}::timestamptz[], ${details}::text[]::jsonb[])
-          WITH ORDINALITY AS t(streamer_id, status, observed_at, event_time, details, ord)
-      ), upd AS (
-        UPDATE streamers s SET
-          status = i.status,
-          last_status_update = i.event_time,
-          status_observed_at = i.observed_at,
-          last_seen_online = CASE WHEN i.status = 'online' THEN i.event_time
-                                  ELSE s.last_seen_online END
-        FROM input i JOIN streamers old ON old.id = i.streamer_id
-        WHERE s.id = i.streamer_id
-          AND s.is_active
-          AND s.status IS DISTINCT FROM i.status
-          AND (s.status_observed_at IS NULL OR s.status_observed_at <= i.observed_at)
-        RETURNING s.id, s.username, s.status, old.status AS previous_status,
-                  i.event_time, i.observed_at, i.details, i.ord
-      ), ins AS (
-        INSERT INTO status_events
-          (streamer_id, event_type, previous_status, "timestamp", observed_at, details)
-        SELECT id, status, previous_status, event_time, observed_at,
-               details || jsonb_build_object('previous_status', previous_status)
-        FROM upd ORDER BY ord
-        RETURNING id, streamer_id
-      )
-      SELECT u.ord, ins.id AS event_id, u.previous_status,
-             pg_notify(${STATUS_CHANNEL}, json_build_object(
-               'streamer_id', u.id, 'username', u.username, 'status', u.status,
-               'previous_status', u.previous_status, 'source', u.details->>'source',
-               'timestamp', u.event_time, 'event_id', ins.id)::text) AS notified
-      FROM upd u JOIN ins ON ins.streamer_id = u.id
-      ORDER BY u.ord`;
+      SELECT ord, event_id, previous_status FROM kickmon.commit_transitions(
+        ${ids}::int[], ${statuses}::text[], ${observed}::timestamptz[],
+        ${eventTimes}::timestamptz[], ${details}::text[]::jsonb[], ${livestreams}::bigint[])`;
   } catch (e) {
     throw toDatabaseError(e, "committing status transitions");
   }

@@ -3,14 +3,18 @@ import postgres from "postgres";
 import { createTestDatabase } from "../../tests/helpers/database.ts";
 import type { Transition } from "../core/types.ts";
 import type { Sql } from "./client.ts";
-import { migrate, pendingMigrations } from "./migrate.ts";
+import { inspectDatabase } from "./inspect.ts";
+import { migrate, pendingSteps } from "./migrate.ts";
 import { commitTransitions, splitRounds, StatusWriter } from "./status_writer.ts";
+import { insertStreamer } from "./streamers_repo.ts";
+
+const APP = { appSchema: "public" };
 
 async function withDb(fn: (sql: Sql) => Promise<void>) {
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 3, onnotice: () => {} }) as unknown as Sql;
   try {
-    await migrate(sql);
+    await migrate(sql, APP);
     await fn(sql);
   } finally {
     await sql.end({ timeout: 1 });
@@ -31,20 +35,21 @@ const tr = (streamerId: number, status: "online" | "offline", at: number): Trans
 
 Deno.test("migrate is idempotent and records what ran", async () => {
   await withDb(async (sql) => {
-    assert.deepEqual(await migrate(sql), []);
-    assert.deepEqual(await pendingMigrations(sql), []);
-    const [{ n }] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM schema_migrations`;
+    assert.deepEqual(await migrate(sql, APP), []);
+    assert.deepEqual(pendingSteps(await inspectDatabase(sql, "public"), APP), []);
+    const [{ n }] = await sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM kickmon.schema_migrations`;
     assert.equal(n, 1);
     // two concurrent migrations serialise on the advisory lock
-    const [a, b] = await Promise.all([migrate(sql), migrate(sql)]);
+    const [a, b] = await Promise.all([migrate(sql, APP), migrate(sql, APP)]);
     assert.deepEqual([...a, ...b], []);
   });
 });
 
 Deno.test("commitTransitions writes a transition once, with history and NOTIFY", async () => {
   await withDb(async (sql) => {
-    const [{ id }] = await sql<{ id: number }[]>`
-      INSERT INTO streamers (username, kick_channel_id) VALUES ('xqc', 668) RETURNING id`;
+    const id = await insertStreamer(sql, { username: "xqc", kickUserId: 676, kickChannelId: 668 });
     const notes: string[] = [];
     const sub = await sql.listen("kickmon_status", (p) => notes.push(p));
     const r1 = await commitTransitions(sql, [tr(id, "online", 1_000_000)]);
@@ -82,7 +87,8 @@ Deno.test("commitTransitions writes a transition once, with history and NOTIFY",
 Deno.test("commitTransitions refuses inactive and deleted streamers", async () => {
   await withDb(async (sql) => {
     const [{ id }] = await sql<{ id: number }[]>`
-      INSERT INTO streamers (username, is_active) VALUES ('gone', false) RETURNING id`;
+      INSERT INTO streamers (username, kick_user_id, is_active) VALUES ('gone', '9', false)
+      RETURNING id`;
     const r = await commitTransitions(sql, [tr(id, "online", 1), tr(id + 1000, "online", 1)]);
     assert.equal(r.committed.length, 0);
     assert.equal(r.rejected.length, 2);
@@ -98,9 +104,7 @@ Deno.test("StatusWriter commits a burst in order, several per streamer", async (
   await withDb(async (sql) => {
     const ids: number[] = [];
     for (let i = 0; i < 20; i++) {
-      const [{ id }] = await sql<{ id: number }[]>`
-        INSERT INTO streamers (username) VALUES (${"s" + i}) RETURNING id`;
-      ids.push(id);
+      ids.push(await insertStreamer(sql, { username: "s" + i, kickUserId: 100 + i }));
     }
     const writer = new StatusWriter(sql, { spoolPath: null });
     let t = 1_000;
@@ -126,9 +130,8 @@ Deno.test("StatusWriter spools during an outage and replays after a crash", asyn
   const spoolPath = `${dir}/spool.jsonl`;
   const admin = postgres(db.url, { max: 1, onnotice: () => {} }) as unknown as Sql;
   try {
-    await migrate(admin);
-    const [{ id }] = await admin<{ id: number }[]>`
-      INSERT INTO streamers (username) VALUES ('spooled') RETURNING id`;
+    await migrate(admin, APP);
+    const id = await insertStreamer(admin, { username: "spooled", kickUserId: 77 });
     // A client pointed at a closed port: every write is a connection error.
     const dead = postgres("postgres://postgres@127.0.0.1:1/none", {
       max: 1,
@@ -175,15 +178,13 @@ Deno.test("StatusWriter spools during an outage and replays after a crash", asyn
 Deno.test("StatusWriter drops only a transition the database refuses as invalid data", async () => {
   await withDb(async (sql) => {
     const ids: number[] = [];
-    for (const u of ["a", "b", "c"]) {
-      const [{ id }] = await sql<{ id: number }[]>`
-        INSERT INTO streamers (username) VALUES (${u}) RETURNING id`;
-      ids.push(id);
+    for (const [i, u] of ["a", "b", "c"].entries()) {
+      ids.push(await insertStreamer(sql, { username: u, kickUserId: 10 + i }));
     }
     const writer = new StatusWriter(sql, { spoolPath: null });
     writer.enqueue(tr(ids[0], "online", 10));
-    // A status the CHECK constraint refuses (SQLSTATE 23514): bad data, not an outage.
-    writer.enqueue({ ...tr(ids[1], "online", 11), status: "bogus" as "online" });
+    // A status longer than VARCHAR(50) (SQLSTATE 22001): bad data, not an outage.
+    writer.enqueue({ ...tr(ids[1], "online", 11), status: "x".repeat(60) as "online" });
     writer.enqueue(tr(ids[2], "online", 12));
     assert.ok(await writer.flush(5000));
     assert.equal(writer.stats.droppedTotal, 1);

@@ -14,12 +14,14 @@ import type { Config } from "../config/config.ts";
 import { type Decision, StatusTracker } from "../core/tracker.ts";
 import type { Observation, StreamerRecord } from "../core/types.ts";
 import { connectDatabase, isConnectionError, pingDatabase, type Sql } from "../db/client.ts";
-import { listenStreamerChanges } from "../db/listener.ts";
+import { inspectDatabase } from "../db/inspect.ts";
+import { listenStreamerChanges, pollStreamerList } from "../db/listener.ts";
 import { migrate } from "../db/migrate.ts";
 import {
   getStreamers,
   lastLivestreams,
   listStreamers,
+  syncStreamerState,
   writeIdentity,
 } from "../db/streamers_repo.ts";
 import { type CommitResult, StatusWriter } from "../db/status_writer.ts";
@@ -74,6 +76,8 @@ export class Monitor {
   readonly onListChanged: Array<() => void> = [];
   /** Called with every committed transition (live view). */
   readonly onTransition: Array<(r: CommitResult) => void> = [];
+  /** How list changes are followed, once the database was reached. */
+  listFollow: "trigger" | "poll" | null = null;
   /** Token state reporter (set by the official-API plugin). */
   tokenState: () => string = () => "not used";
 
@@ -239,25 +243,54 @@ export class Monitor {
     });
   }
 
-  /** Migrates, LISTENs for list changes and loads the list. */
+  /**
+   * Migrates, starts following the list (LISTEN when the list trigger is
+   * installed, else polling; `MONITORING_LIST_FOLLOW`) and loads the list.
+   *
+   * @throws {SchemaError} when a privilege, column or schema kickmon needs is missing.
+   */
   async #connectDatabase(): Promise<void> {
-    const applied = await migrate(this.sql);
+    const { schema } = this.config.database;
+    const follow = this.config.monitoring.listFollow;
+    const applied = await migrate(this.sql, {
+      appSchema: schema,
+      installTrigger: follow === "trigger",
+    });
     if (applied.length) log.info("applied migrations {applied}", { applied });
     this.#setDb(true);
-    let firstListen = true;
-    this.#stopListening = await listenStreamerChanges(this.sql, {
-      // Coalesced: a bulk INSERT (or our own id write-backs) arrives as one
-      // NOTIFY per row; re-read them together, not row by row.
-      onChange: (c) => this.#queueReload(c.id),
-      // postgres.js calls onListen after every (re)LISTEN, the first time before
-      // `listenStreamerChanges` resolves: that one is covered by the resync just
-      // below (reading the list twice at start doubled the start-up garbage).
-      onListen: () => {
-        if (firstListen) firstListen = false;
-        else this.resync();
-      },
+    const trigger = follow === "trigger" ||
+      (follow === "auto" && (await inspectDatabase(this.sql, schema)).listTrigger);
+    this.listFollow = trigger ? "trigger" : "poll";
+    if (trigger) {
+      let firstListen = true;
+      const stop = await listenStreamerChanges(this.sql, {
+        // Coalesced: a bulk INSERT arrives as one NOTIFY per row; re-read them
+        // together, not row by row.
+        onChange: (c) => this.#queueReload(c.id),
+        // postgres.js calls onListen after every (re)LISTEN, the first time before
+        // `listenStreamerChanges` resolves: that one is covered by the resync just
+        // below (reading the list twice at start doubled the start-up garbage).
+        onListen: () => {
+          if (firstListen) firstListen = false;
+          else this.resync();
+        },
+      });
+      firstListen = false;
+      this.#stopListening = stop;
+    } else {
+      const stop = pollStreamerList(
+        this.sql,
+        this.config.monitoring.listPollIntervalMs,
+        () => this.resync(),
+      );
+      this.#stopListening = () => Promise.resolve(stop());
+    }
+    log.info("following the streamer list by {how}", {
+      how: trigger
+        ? "LISTEN (list trigger installed)"
+        : `polling every ${this.config.monitoring.listPollIntervalMs} ms (no list trigger; ` +
+          "'kickmon db migrate --install-trigger' to LISTEN instead)",
     });
-    firstListen = false;
     await this.resync();
     try {
       const n = this.tracker.rememberLivestreams(await lastLivestreams(this.sql));
@@ -347,6 +380,8 @@ export class Monitor {
       do {
         this.#resyncAgain = false;
         try {
+          // Drop what was learned for rows the other system changed or deleted first.
+          await syncStreamerState(this.sql);
           const rows = await listStreamers(this.sql);
           const changed = this.tracker.replaceAll(rows) || !this.#listLoaded;
           this.#listLoaded = true;
@@ -364,6 +399,14 @@ export class Monitor {
       } while (this.#resyncAgain && !this.#stopped);
     })().finally(() => (this.#resyncing = null));
     return this.#resyncing;
+  }
+
+  /**
+   * Re-reads one streamer soon (coalesced with others within 50 ms), e.g.
+   * after kickmon learned its channel id.
+   */
+  refreshStreamer(id: number): void {
+    this.#queueReload(id);
   }
 
   #queueReload(id: number): void {
@@ -476,8 +519,10 @@ export class Monitor {
         streamerId: l.streamerId,
         kickChannelId: l.kickChannelId,
         kickUserId: l.kickUserId,
+        listed: this.tracker.get(l.streamerId)?.listed,
       }).then((changed) => {
         if (changed) {
+          this.#queueReload(l.streamerId);
           log.info("learned ids for streamer {id}: channel {ch}, user {user}", {
             id: l.streamerId,
             ch: l.kickChannelId ?? "-",

@@ -91,8 +91,8 @@ export class Reconciler {
   #stopped = false;
   #pauseUntil = 0;
   #failures = 0;
-  /** Ids covered by a successful pass (a new row triggers a pass at once). */
-  #reconciled = new Set<number>();
+  /** Row id → the broadcaster user id a successful pass covered (a new row, or one whose id changed, triggers a pass at once). */
+  #reconciled = new Map<number, number>();
   /** Per streamer: unofficial lookups failed so far, and when the next is due (ms since epoch). */
   readonly #unofficial = new Map<number, { failures: number; dueAt: number }>();
   readonly #limit = new LogRateLimiter(3, 60_000);
@@ -133,7 +133,9 @@ export class Reconciler {
     let needed = false;
     this.#monitor.tracker.forEachActive((s) => {
       if (
-        !needed && (s.kickUserId === null || s.username === null || !this.#reconciled.has(s.id))
+        !needed &&
+        (s.kickUserId === null || s.username === null ||
+          this.#reconciled.get(s.id) !== s.kickUserId)
       ) {
         needed = true;
       }
@@ -204,7 +206,7 @@ export class Reconciler {
           ids: missing.slice(0, 20),
         });
       }
-      for (const s of byUser.values()) this.#reconciled.add(s.id);
+      for (const s of byUser.values()) this.#reconciled.set(s.id, s.kickUserId!);
       this.#failures = 0;
       m.metrics.reconciliations.inc({ outcome: "ok" });
       this.#report(reason, checked, transitions);
@@ -254,7 +256,7 @@ export class Reconciler {
       for (const s of bySlug) {
         const c = map.get(s.username!.toLowerCase());
         await this.#write(
-          s.id,
+          s,
           c
             ? { kickUserId: c.broadcasterUserId, resolveError: null }
             : { resolveError: `no Kick channel with slug '${s.username}'` },
@@ -270,7 +272,7 @@ export class Reconciler {
       for (const s of byId) {
         const c = map.get(s.kickUserId!);
         await this.#write(
-          s.id,
+          s,
           c
             ? { username: c.slug, resolveError: null }
             : { resolveError: `no Kick channel for broadcaster user id ${s.kickUserId}` },
@@ -288,7 +290,7 @@ export class Reconciler {
         try {
           const u = await this.#api.getUnofficialChannel(s.username);
           this.#unofficial.delete(s.id);
-          await this.#write(s.id, { kickChannelId: u.channelId, kickUserId: u.userId }, s.username);
+          await this.#write(s, { kickChannelId: u.channelId, kickUserId: u.userId }, s.username);
         } catch (e) {
           const failures = (past?.failures ?? 0) + 1;
           const delayMs = unofficialRetryDelayMs(failures, this.#opts.intervalMs);
@@ -314,7 +316,7 @@ export class Reconciler {
   }
 
   async #write(
-    id: number,
+    s: StreamerRecord,
     u: {
       kickUserId?: number;
       username?: string;
@@ -324,8 +326,15 @@ export class Reconciler {
     label: string,
   ): Promise<void> {
     try {
-      const changed = await writeIdentity(this.#monitor.sql, { streamerId: id, ...u });
+      const id = s.id;
+      const changed = await writeIdentity(this.#monitor.sql, {
+        streamerId: id,
+        listed: s.listed,
+        ...u,
+      });
       if (changed) {
+        // Learned ids live in kickmon's schema, which no list trigger or poll watches.
+        this.#monitor.refreshStreamer(id);
         if (u.resolveError) {
           log.warn("streamer {label} (id {id}) cannot be resolved: {why}", {
             label,
@@ -338,7 +347,7 @@ export class Reconciler {
       }
     } catch (e) {
       log.warn("writing resolved ids for streamer {id} failed: {error}", {
-        id,
+        id: s.id,
         error: String(e),
       });
     }

@@ -27,7 +27,7 @@ import { EXIT } from "../cli/errors.ts";
 import { runStart } from "../cli/start.ts";
 import { connectDatabase, type Sql } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
-import { countStreamers, insertStreamer } from "../db/streamers_repo.ts";
+import { countStreamers, deleteStreamers, insertStreamer } from "../db/streamers_repo.ts";
 import {
   isPgServerInstalled,
   startThrowawayCluster,
@@ -195,7 +195,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     });
     sql = connectDatabase(config.database, { max: 2 });
     try {
-      await migrate(sql);
+      await migrate(sql, { appSchema: config.database.schema });
       const n = await countStreamers(sql);
       if (n > 0) {
         throw new DemoError(
@@ -279,7 +279,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       if (!cluster && inserted.length) {
         await step(
           "removing the demo streamers",
-          () => sql!`DELETE FROM streamers WHERE id = ANY(${inserted}::int[])`,
+          () => deleteStreamers(sql!, { ids: inserted }),
         );
       }
       await step("closing the database", () => sql!.end({ timeout: 2 }));

@@ -11,6 +11,8 @@ import {
   startSimulator,
 } from "../../src/simulator/simulator.ts";
 import type { SimStreamer } from "../../src/simulator/world.ts";
+import type { Sql } from "../../src/db/client.ts";
+import { insertStreamer } from "../../src/db/streamers_repo.ts";
 import { createTestDatabase, waitFor } from "./database.ts";
 import { type KickmonProcess, spawnKickmon } from "./kickmon_process.ts";
 
@@ -45,6 +47,12 @@ export interface Rig {
   ): Promise<{ streamer: SimStreamer; id: number }>;
   /** The row's status. */
   status(id: number): Promise<string>;
+  /** What kickmon learned about a row (kickmon.streamer_state), numbers as numbers. */
+  identity(id: number): Promise<{
+    kickUserId: number | null;
+    kickChannelId: number | null;
+    resolveError: string | null;
+  }>;
   /** Waits until the row has `status`. */
   waitStatus(id: number, status: string, timeoutMs?: number): Promise<void>;
   /** status_events rows of a streamer in order. */
@@ -98,11 +106,14 @@ export async function startRig(
     env: fullEnv,
     kickmon: await start(),
     insert: async (s) => {
-      const [r] = await sql<{ id: number }[]>`
-        INSERT INTO streamers (username, kick_user_id, kick_channel_id, status)
-        VALUES (${s.username ?? null}, ${s.userId ?? null}, ${s.channelId ?? null},
-                ${s.status ?? "unknown"}) RETURNING id`;
-      return r.id;
+      // The other system's row (a blank id is resolved by kickmon) and, when
+      // given, the channel id in kickmon's schema, as `streamers add` writes them.
+      return await insertStreamer(sql as unknown as Sql, {
+        username: s.username,
+        kickUserId: s.userId,
+        kickChannelId: s.channelId,
+        status: s.status,
+      });
     },
     watch: async (w, timeoutMs = 5000) => {
       const streamer = sim.world.add({ userId: w.userId, slug: w.slug, channelId: w.channelId });
@@ -119,6 +130,22 @@ export async function startRig(
       return { streamer, id };
     },
     status: async (id) => (await sql`SELECT status FROM streamers WHERE id = ${id}`)[0]?.status,
+    identity: async (id) => {
+      const [r] = await sql<
+        {
+          kick_user_id: string | null;
+          kick_channel_id: string | null;
+          resolve_error: string | null;
+        }[]
+      >`SELECT kick_user_id, kick_channel_id, resolve_error FROM kickmon.streamer_state
+        WHERE streamer_id = ${id}`;
+      const n = (v: string | null | undefined) => v == null ? null : Number(v);
+      return {
+        kickUserId: n(r?.kick_user_id),
+        kickChannelId: n(r?.kick_channel_id),
+        resolveError: r?.resolve_error ?? null,
+      };
+    },
     waitStatus: async (id, status, timeoutMs = 5000) => {
       await waitFor(async () => (await rig.status(id)) === status, {
         timeoutMs,
