@@ -10,12 +10,12 @@ import { insertStreamer } from "./streamers_repo.ts";
 
 const APP = { appSchema: "public" };
 
-async function withDb(fn: (sql: Sql) => Promise<void>) {
+async function withDb(fn: (sql: Sql, url: string) => Promise<void>) {
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 3, onnotice: () => {} }) as unknown as Sql;
   try {
     await migrate(sql, APP);
-    await fn(sql);
+    await fn(sql, db.url);
   } finally {
     await sql.end({ timeout: 1 });
     await db.drop();
@@ -194,5 +194,44 @@ Deno.test("StatusWriter drops only a transition the database refuses as invalid 
     >`SELECT streamer_id FROM status_events ORDER BY id`;
     assert.deepEqual(rows.map((r) => r.streamer_id), [ids[0], ids[2]]);
     await writer.close(100);
+  });
+});
+
+Deno.test("instances committing the same transitions at once write each state change once", async () => {
+  await withDb(async (sql, url) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push(await insertStreamer(sql, { username: `race${i}`, kickUserId: 500 + i }));
+    }
+    const others = [1, 2].map(() =>
+      postgres(url, { max: 1, onnotice: () => {} }) as unknown as Sql
+    );
+    try {
+      // Three "instances" heard the same 150 frames per streamer and commit
+      // them concurrently, each in its own streamer order.
+      const steps = 150;
+      const batches = Array.from(
+        { length: steps },
+        (_, k) => ids.map((id) => tr(id, k % 2 === 0 ? "online" : "offline", 1_000 + k * 10)),
+      );
+      await Promise.all([sql, ...others].map(async (client, w) => {
+        for (const b of batches) {
+          await commitTransitions(client, w === 1 ? [...b].reverse() : b);
+        }
+      }));
+      for (const id of ids) {
+        const rows = await sql<{ event_type: string }[]>`
+          SELECT event_type FROM status_events WHERE streamer_id = ${id} ORDER BY id`;
+        const seq = rows.map((r) => r.event_type);
+        for (let i = 1; i < seq.length; i++) {
+          assert.notEqual(seq[i], seq[i - 1], `streamer ${id}: row ${i} repeats a state`);
+        }
+        assert.equal(seq.length, steps, `streamer ${id}: every transition exactly once`);
+        const [{ status }] = await sql`SELECT status FROM streamers WHERE id = ${id}`;
+        assert.equal(status, "offline");
+      }
+    } finally {
+      for (const o of others) await o.end({ timeout: 1 });
+    }
   });
 });
