@@ -67,7 +67,9 @@ BEGIN
         WHERE s.id = i.streamer_id
           AND s.is_active
           AND s.status IS DISTINCT FROM i.status
-          AND (k.status_observed_at IS NULL OR k.status_observed_at <= i.observed_at)
+          AND (k.status_observed_at IS NULL OR k.status_observed_at <= i.observed_at
+               -- a stored time in the future (a clock that ran ahead) is not trusted
+               OR k.status_observed_at > now() + interval '5 minutes')
         RETURNING s.id, s.username::text AS username, s.kick_user_id::text AS kick_user_id,
                   s.status::text AS status, old.status::text AS previous_status,
                   i.event_time, i.observed_at, i.details, i.livestream_id, i.ord

@@ -161,7 +161,7 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
     await t.step("db migrate, config validate, streamers list", async () => {
       const m = await runToEnd(["db", "migrate"]);
       assert.equal(m.code, 0, m.out);
-      assert.match(m.out, /applied: schema, tables, 001_state, list_trigger/);
+      assert.match(m.out, /applied: schema, tables, 001_state, 002_webhook_messages, list_trigger/);
       const v = await runToEnd(["config", "validate"]);
       assert.equal(v.code, 0, v.out);
       assert.match(v.out, /configuration ok/);

@@ -59,7 +59,10 @@ Deno.test("cli: db migrate, db health and streamers list against a real database
     const env = { DATABASE_URL: db.url };
     const m1 = await runKickmon(["db", "migrate"], env);
     assert.equal(m1.code, 0, m1.stderr);
-    assert.match(m1.stdout, /applied: schema, tables, 001_state, list_trigger/);
+    assert.match(
+      m1.stdout,
+      /applied: schema, tables, 001_state, 002_webhook_messages, list_trigger/,
+    );
     const m2 = await runKickmon(["db", "migrate"], env);
     assert.match(m2.stdout, /up to date/);
     const h = await runKickmon(["db", "health"], env);

@@ -4,9 +4,10 @@
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { startThrowawayCluster } from "../src/devtools/pg_cluster.ts";
-import { freePort, waitFor } from "./helpers/database.ts";
+import { startSimulator } from "../src/simulator/simulator.ts";
+import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
-import { spawnKickmon } from "./helpers/kickmon_process.ts";
+import { baseEnv, spawnKickmon, spawnProcess } from "./helpers/kickmon_process.ts";
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
@@ -182,4 +183,65 @@ Deno.test("an OAuth outage backs off and shows in /health, then recovers", async
   } finally {
     await rig.close();
   }
+});
+
+Deno.test({
+  name: "/health survives running out of file handles, and bad paths get 400 without internals",
+  ignore: !Deno.statSync("/usr/bin/prlimit").isFile,
+  fn: async () => {
+    const sim = await startSimulator();
+    const db = await createTestDatabase();
+    const port = freePort();
+    const ROOT = new URL("../", import.meta.url).pathname;
+    // A hard limit Deno cannot raise: the health server hits EMFILE first.
+    const p = spawnProcess("/usr/bin/prlimit", [
+      "--nofile=192:192",
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "start",
+    ], {
+      ...baseEnv(),
+      NO_COLOR: "1",
+      ...sim.env(),
+      DATABASE_URL: db.url,
+      SYSTEM_STATE_DIRECTORY: await Deno.makeTempDir(),
+      HEALTH_CHECK_ENABLED: "true",
+      HEALTH_CHECK_LISTEN: `127.0.0.1:${port}`,
+    });
+    const conns: Deno.Conn[] = [];
+    try {
+      await p.waitForLine(/kickmon started/, 30_000);
+      const base = `http://127.0.0.1:${port}`;
+      assert.equal((await get(`${base}/streamers/%E0%A4%A/status`)).status, 400);
+      const nul = await get(`${base}/streamers/a%00b/status`);
+      assert.equal(nul.status, 400);
+      assert.doesNotMatch(nul.body, /postgres|invalid byte|syntax/i);
+      // A flood of idle connections (a slowloris) exhausts the file handles.
+      for (let i = 0; i < 400; i++) {
+        try {
+          conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+        } catch {
+          break;
+        }
+      }
+      await p.waitForLine(/health endpoint stopped/, 10_000);
+      for (const c of conns.splice(0)) c.close();
+      await waitFor(async () => {
+        try {
+          return (await get(`${base}/health`)).status === 200;
+        } catch {
+          return false;
+        }
+      }, { timeoutMs: 20_000, message: "/health answers again" });
+      assert.equal(await p.stop(), 0);
+    } finally {
+      for (const c of conns) c.close();
+      p.kill("SIGKILL");
+      await p.status;
+      await db.drop();
+      await sim.close();
+    }
+  },
 });

@@ -3,7 +3,7 @@
  * dropped sockets, a connected-but-silent socket, refusals and "reconnect now".
  */
 import assert from "node:assert/strict";
-import { waitFor } from "./helpers/database.ts";
+import { freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -191,6 +191,38 @@ Deno.test("4001 refusal: no second attempt within the minute; 4200: reconnect wi
       timeoutMs: 1000,
       message: "an error naming the likely cause (the Pusher key)",
     });
+  } finally {
+    await rig.close();
+  }
+});
+
+Deno.test("refused subscriptions are retried with backoff, counted and shown in /health", async () => {
+  const healthPort = freePort();
+  const rig = await startRig({
+    MONITORING_RECONCILE_INTERVAL: "3600",
+    HEALTH_CHECK_ENABLED: "true",
+    HEALTH_CHECK_LISTEN: `127.0.0.1:${healthPort}`,
+  });
+  try {
+    rig.sim.pusher.refuseSubscriptions("channel.72001", 3, "subscription_error");
+    rig.sim.pusher.refuseSubscriptions("channel.72002", 2, "pusher_error");
+    const a = await rig.watch({ userId: 71_001, slug: "refused1", channelId: 72_001 }, 30_000);
+    const b = await rig.watch({ userId: 71_002, slug: "refused2", channelId: 72_002 }, 30_000);
+    const h = await (await fetch(`http://127.0.0.1:${healthPort}/health`)).json();
+    const retries = h.pusher.connections.reduce(
+      (n: number, c: { subscription_retries: number }) => n + c.subscription_retries,
+      0,
+    );
+    assert.ok(retries >= 5, `retries counted in /health: ${retries}`);
+    const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    assert.match(metrics, /kickmon_pusher_subscription_retries_total \d+/);
+    rig.sim.world.setLive(a.streamer.userId, true);
+    rig.sim.world.setLive(b.streamer.userId, true);
+    await rig.waitStatus(a.id, "online", 3000);
+    await rig.waitStatus(b.id, "online", 3000);
+  } catch (e) {
+    console.log(rig.kickmon.lines.filter((l) => /subscri|pusher/.test(l)).slice(-12).join("\n"));
+    throw e;
   } finally {
     await rig.close();
   }

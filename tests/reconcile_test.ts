@@ -245,3 +245,35 @@ Deno.test("lost frames after a restart: the last livestream is taken from histor
     await rig.close();
   }
 });
+
+Deno.test("API faults: one malformed /channels element is skipped, not its batch of 50", async () => {
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
+  try {
+    const a = await rig.watch({ userId: 3301, slug: "brokenrow", channelId: 3401 });
+    const b = await rig.watch({ userId: 3302, slug: "goodrow", channelId: 3402 });
+    await rig.waitStatus(a.id, "offline", 5000);
+    await rig.waitStatus(b.id, "offline", 5000);
+    rig.sim.world.setLive(3301, true, { publish: false });
+    rig.sim.world.setLive(3302, true, { publish: false });
+    rig.sim.api.failNext("/public/v1/channels", {
+      status: 200,
+      body: JSON.stringify({
+        data: [
+          { broadcaster_user_id: 3301, slug: "brokenrow", stream: null },
+          { broadcaster_user_id: 3302, slug: "goodrow", stream: { is_live: true } },
+        ],
+        message: "OK",
+      }),
+    });
+    // A new row makes kickmon reconcile at once; that pass gets the answer above.
+    rig.sim.world.add({ userId: 3303, slug: "newrow", channelId: 3403 });
+    await rig.insert({ username: "newrow", userId: 3303, channelId: 3403 });
+    await rig.waitStatus(b.id, "online", 5000);
+    assert.equal(await rig.status(a.id), "offline", "the malformed element says nothing");
+    await waitFor(() => rig.kickmon.lines.some((l) => /skipped a malformed element/.test(l)), {
+      timeoutMs: 2000,
+    });
+  } finally {
+    await rig.close();
+  }
+});

@@ -71,3 +71,66 @@ Deno.test("webhooks: signed deliveries write; tampered, foreign-key, stale and r
     await rig.close();
   }
 });
+
+/** RFC 3339 in whole seconds, as Kick sends `Kick-Event-Message-Timestamp`. */
+const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+
+Deno.test("webhooks: a late delivery loses against a newer Pusher event; a replay after a restart is a duplicate", async () => {
+  const port = freePort();
+  const healthPort = freePort();
+  const rig = await startRig({
+    KICK_WEBHOOK_ENABLED: "true",
+    KICK_WEBHOOK_LISTEN: `127.0.0.1:${port}`,
+    HEALTH_CHECK_ENABLED: "true",
+    HEALTH_CHECK_LISTEN: `127.0.0.1:${healthPort}`,
+    MONITORING_RECONCILE_INTERVAL: "3600",
+  });
+  const url = `http://127.0.0.1:${port}/webhooks/kick`;
+  try {
+    const { streamer: s, id } = await rig.watch({
+      userId: 4809578,
+      slug: "latecomer",
+      channelId: 4700002,
+    });
+    await waitFor(
+      () => rig.sim.api.subscriptions().some((x) => x.broadcaster_user_id === s.userId),
+      { timeoutMs: 5000, message: "webhook subscription created" },
+    );
+    rig.sim.world.setLive(s.userId, true);
+    await rig.waitStatus(id, "online");
+    rig.sim.world.setLive(s.userId, false);
+    await rig.waitStatus(id, "offline");
+    // Kick sent this "live" two minutes ago; it arrives only now (a retry).
+    const late = await rig.sim.webhooks.deliver(url, {
+      kind: "live",
+      streamer: { ...s, live: true, startedAt: rfc3339(Date.now() - 180_000) },
+    }, { timestamp: rfc3339(Date.now() - 120_000) });
+    assert.equal(late.status, 200);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await rig.status(id), "offline", "the late webhook does not undo the newer state");
+
+    // Accepted now, then replayed verbatim after a restart: one row.
+    rig.sim.world.setLive(s.userId, true, { publish: false }); // the API agrees after the restart
+    const fresh = { kind: "live" as const, streamer: { ...s, live: true } };
+    const ts = rfc3339(Date.now());
+    const first = await rig.sim.webhooks.deliver(url, fresh, { timestamp: ts });
+    assert.equal(first.status, 200);
+    await rig.waitStatus(id, "online", 3000);
+    await rig.restart();
+    const replay = await rig.sim.webhooks.deliver(url, fresh, {
+      messageId: first.messageId,
+      timestamp: ts,
+    });
+    assert.equal(replay.status, 200);
+    const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    assert.match(metrics, /kickmon_webhook_deliveries_total\{outcome="duplicate"\} 1/);
+    const ev = await rig.events(id);
+    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.source}`), [
+      "online/pusher",
+      "offline/pusher",
+      "online/webhook",
+    ]);
+  } finally {
+    await rig.close();
+  }
+});

@@ -134,6 +134,16 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     });
   };
   globalThis.addEventListener("unhandledrejection", onUnhandled);
+  // Likewise an exception thrown out of a timer or callback: no such throw may
+  // end the process (e.g. a write that fails with ENOSPC in some library).
+  const onUncaught = (e: ErrorEvent) => {
+    e.preventDefault();
+    const r = e.error;
+    log.error("uncaught exception (kept running): {error}", {
+      error: r instanceof Error ? `${r.message}\n${r.stack ?? ""}` : String(r ?? e.message),
+    });
+  };
+  globalThis.addEventListener("error", onUncaught);
   const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
   let code: number = EXIT.ok;
   try {
@@ -178,6 +188,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGHUP", onHup);
     globalThis.removeEventListener("unhandledrejection", onUnhandled);
+    globalThis.removeEventListener("error", onUncaught);
     await monitor.stop();
     await Deno.remove(pidFile).catch(() => {});
     log.info("kickmon stopped");

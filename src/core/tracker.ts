@@ -373,18 +373,57 @@ function transitionOf(
   livestreamId: number | undefined = obs.livestreamId,
   inferred?: string,
 ): Transition {
+  const trusted = plausibleEventTime(obs.eventTime, obs.observedAt);
+  const extra = inferred === undefined ? obs.extra : { inferred: true, inferred_because: inferred };
   return {
     streamerId,
     status,
     previousStatus,
     observedAt: obs.observedAt,
-    eventTime: obs.eventTime ?? obs.observedAt,
+    eventTime: trusted ?? obs.observedAt,
     source: obs.source,
     event: obs.event,
     livestreamId,
-    extra: inferred === undefined ? obs.extra : { inferred: true, inferred_because: inferred },
+    extra: trusted === undefined && obs.eventTime !== undefined
+      ? { ...extra, event_time_untrusted: untrustedText(obs.eventTime) }
+      : extra,
     receivedMono: inferred === undefined ? obs.receivedMono : undefined,
   };
+}
+
+function untrustedText(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
+/** Kick launched in December 2022: an event time before 2022 is not Kick's. ms since epoch. */
+export const KICK_EPOCH_MS = Date.UTC(2022, 0, 1);
+/** How far in the future (after receipt) an event time may lie, ms (5 min of clock skew). */
+export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+
+/**
+ * Kick's time for an event when it is plausible: not before
+ * {@linkcode KICK_EPOCH_MS}, not more than {@linkcode MAX_FUTURE_SKEW_MS}
+ * after `observedAt`. An implausible one (year 9999, 1970, 0100) is not
+ * stored as `status_events.timestamp`; the receipt time is, and the
+ * original goes into `details.event_time_untrusted`.
+ *
+ * @param eventTime ms since epoch, or undefined.
+ * @param observedAt ms since epoch.
+ * @returns `eventTime`, or undefined when absent or implausible.
+ *
+ * @example
+ * ```ts
+ * plausibleEventTime(Date.UTC(9999, 0, 1), Date.now()); // undefined
+ * ```
+ */
+export function plausibleEventTime(
+  eventTime: number | undefined,
+  observedAt: number,
+): number | undefined {
+  if (eventTime === undefined || !Number.isFinite(eventTime)) return undefined;
+  if (eventTime < KICK_EPOCH_MS || eventTime > observedAt + MAX_FUTURE_SKEW_MS) return undefined;
+  return eventTime;
 }
 
 function view(e: Entry): StreamerRecord & { belief: StreamerStatus } {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { StatusTracker } from "./tracker.ts";
+import { plausibleEventTime, StatusTracker } from "./tracker.ts";
 import type { Observation, StreamerRecord } from "./types.ts";
 
 const rec = (over: Partial<StreamerRecord> = {}): StreamerRecord => ({
@@ -25,13 +25,14 @@ const live = (at: number, over: Partial<Observation> = {}): Observation => ({
 Deno.test("tracker: a change is a transition, a repeat is a duplicate", () => {
   const t = new StatusTracker();
   t.replaceAll([rec()]);
-  const d1 = t.observe(live(1000, { eventTime: 900, livestreamId: 5 }));
+  const at = Date.UTC(2025, 8, 14, 16, 11, 19);
+  const d1 = t.observe(live(at, { eventTime: at - 100, livestreamId: 5 }));
   assert.equal(d1.kind, "transition");
   if (d1.kind !== "transition") return;
   assert.equal(d1.transition.previousStatus, "offline");
-  assert.equal(d1.transition.eventTime, 900);
+  assert.equal(d1.transition.eventTime, at - 100, "Kick's own time of the event");
   assert.equal(d1.transition.livestreamId, 5);
-  assert.equal(t.observe(live(2000)).kind, "duplicate");
+  assert.equal(t.observe(live(at + 1000)).kind, "duplicate");
 });
 
 Deno.test("tracker: events for unknown or inactive streamers are refused", () => {
@@ -173,4 +174,14 @@ Deno.test("tracker: livestreams remembered from history enable inference after a
   assert.deepEqual(steps(t.observe(live(1, { livestreamId: 41 }))), ["offline:40*", "online:41"]);
   // A streamer that already learned its livestream from a frame keeps it.
   assert.equal(t.rememberLivestreams(new Map([[1, { status: "online", livestreamId: 3 }]])), 0);
+});
+
+Deno.test("plausibleEventTime: before Kick existed or far in the future is not Kick's time", () => {
+  const now = Date.UTC(2026, 11, 1);
+  assert.equal(plausibleEventTime(Date.UTC(2025, 8, 14), now), Date.UTC(2025, 8, 14));
+  assert.equal(plausibleEventTime(now + 60_000, now), now + 60_000, "a minute of clock skew");
+  for (const bad of [Date.UTC(9999, 11, 31), 0, Date.UTC(100, 0, 1), now + 10 * 60_000, NaN]) {
+    assert.equal(plausibleEventTime(bad, now), undefined, String(bad));
+  }
+  assert.equal(plausibleEventTime(undefined, now), undefined);
 });

@@ -21,6 +21,7 @@
  */
 import appTables from "../../migrations/app_tables.sql" with { type: "text" };
 import kickmon001 from "../../migrations/kickmon_001_state.sql" with { type: "text" };
+import kickmon002 from "../../migrations/kickmon_002_webhook_messages.sql" with { type: "text" };
 import listTrigger from "../../migrations/list_trigger.sql" with { type: "text" };
 import upgrade010 from "../../migrations/upgrade_from_0.1.0.sql" with { type: "text" };
 import { type Sql, toDatabaseError } from "./client.ts";
@@ -42,6 +43,7 @@ export interface Migration {
 /** kickmon's own migrations, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: "001_state", sql: kickmon001 },
+  { version: "002_webhook_messages", sql: kickmon002 },
 ];
 
 /** Key of the advisory lock that serialises migrations across instances. */

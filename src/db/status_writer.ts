@@ -127,8 +127,27 @@ export function splitRounds(queue: readonly Transition[]): Transition[][] {
 export interface StatusWriterOptions {
   /** Spool file path (JSON lines). Null disables durability (tests of the writer alone). */
   readonly spoolPath: string | null;
-  /** Spool size bound, bytes. Beyond it, transitions coalesce per streamer in memory. */
+  /**
+   * Spool size bound, bytes. Reaching it, the spool is rewritten from the
+   * queue; still over half of it, each streamer's pending transitions
+   * collapse to the net one (see {@linkcode StatusWriter}). Default 64 MiB.
+   */
   readonly spoolMaxBytes?: number;
+  /**
+   * Most transitions of one streamer waiting in the queue (≥ 2) while the
+   * database is up. One more collapses the last two into the newest (the
+   * history row says so). Bounds memory under any frame rate and keeps a
+   * noisy channel from delaying the others by more than one commit (a commit
+   * has at most this many rounds). During an outage the spool keeps
+   * everything up to its own bound instead. Default 16.
+   */
+  readonly maxPendingPerStreamer?: number;
+  /**
+   * Most transitions in the queue (memory bound, whatever the frame rate).
+   * Reaching it, each streamer's pending transitions collapse to the net one
+   * until the queue has drained. Default 100000.
+   */
+  readonly maxQueue?: number;
   /** Largest number of transitions per statement. Default 1000. */
   readonly maxBatch?: number;
   /** Retry backoff while the database is unreachable: base and cap, ms. Default 250 / 5000. */
@@ -138,6 +157,11 @@ export interface StatusWriterOptions {
   readonly onCommit?: (result: CommitResult) => void;
   /** Called when the database goes down (`false`) or comes back (`true`). */
   readonly onDatabaseState?: (up: boolean, error?: Error) => void;
+  /**
+   * Called with transitions taken out of the queue without being written
+   * (collapsed: a newer transition of the same streamer carries the net state).
+   */
+  readonly onCollapsed?: (dropped: readonly Transition[]) => void;
 }
 
 /** Counters exposed as metrics. */
@@ -148,8 +172,19 @@ export interface WriterStats {
   spoolBytes: number;
   committedTotal: number;
   rejectedTotal: number;
-  /** Transitions merged away because the spool hit its bound. */
-  coalescedTotal: number;
+  /**
+   * Transitions never written because a newer one of the same streamer
+   * superseded them (too many pending for one streamer, or the spool bound).
+   */
+  collapsedTotal: number;
+  /** Transitions in the queue that the spool file holds (fsynced), while spooling. */
+  spoolTransitions: number;
+  /** The last spool write error (e.g. ENOSPC), null once a write succeeded again. */
+  spoolError: string | null;
+  /** Failed spool writes (each retried). */
+  spoolWriteErrorsTotal: number;
+  /** The spool or queue bound was reached: each streamer keeps only its net transition. */
+  spoolCompacted: boolean;
   /** Transitions the database refused as invalid data (SQLSTATE class 22/23), dropped. */
   droppedTotal: number;
   statementsTotal: number;
@@ -183,6 +218,17 @@ export class StatusWriter {
   /** Spool lines waiting for the next append + fsync (one per few ms, not per event). */
   #spoolBuffer: Transition[] = [];
   #spoolTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The spool file does not hold exactly the queue (a failed write, a collapse): rewrite it. */
+  #spoolDirty = false;
+  /** performance.now() of the last whole rewrite of the spool. */
+  #lastRewrite = -Infinity;
+  /** Transitions per streamer in the queue. */
+  readonly #perStreamer = new Map<number, number>();
+  /** Per-streamer cap in force: the option, or 2 once the spool or queue bound was reached. */
+  #cap: number;
+  /** Why the cap is 2, for the history rows. */
+  #capWhy = "";
+
   #closed = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | null = null;
@@ -193,7 +239,11 @@ export class StatusWriter {
     spoolBytes: 0,
     committedTotal: 0,
     rejectedTotal: 0,
-    coalescedTotal: 0,
+    collapsedTotal: 0,
+    spoolTransitions: 0,
+    spoolError: null,
+    spoolWriteErrorsTotal: 0,
+    spoolCompacted: false,
     droppedTotal: 0,
     statementsTotal: 0,
     databaseUp: true,
@@ -202,6 +252,7 @@ export class StatusWriter {
   constructor(sql: Sql, opts: StatusWriterOptions) {
     this.#sql = sql;
     this.#opts = opts;
+    this.#cap = this.#normalCap;
   }
 
   /**
@@ -237,7 +288,9 @@ export class StatusWriter {
         path,
       });
       this.#queue = [...loaded, ...this.#queue];
+      for (const t of loaded) this.#count(t.streamerId, 1);
       this.stats.queueDepth = this.#queue.length;
+      this.stats.spoolTransitions = loaded.length;
       this.#started = false; // until start(): the caller first takes them into account
       // Keep the file: its content stays valid until the queue drains.
       this.#spool = await Deno.open(path, { append: true, create: true });
@@ -253,19 +306,108 @@ export class StatusWriter {
     this.#kick();
   }
 
-  /** Queues a transition; it is committed as soon as the database allows. */
+  /**
+   * Queues a transition; it is committed as soon as the database allows.
+   * While the database is down it is also appended to the spool (fsynced
+   * within ~5 ms). A streamer already holding its cap of pending transitions
+   * has its last two collapsed into this one (`details.collapsed`).
+   *
+   * @throws {Error} after {@linkcode close}.
+   */
   enqueue(t: Transition): void {
     if (this.#closed) throw new Error("status writer is closed");
-    if (this.#spooling) {
-      if (this.stats.spoolBytes >= (this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024)) {
-        this.#coalesce(t);
-        return;
-      }
-      this.#bufferSpool(t);
+    const next = this.#collapse(t);
+    this.#queue.push(next);
+    this.#count(next.streamerId, 1);
+    if (this.#queue.length >= (this.#opts.maxQueue ?? 100_000) && !this.stats.spoolCompacted) {
+      log.error(
+        "{count} transitions waiting to be written: each streamer now keeps only its net " +
+          "transition until the queue has drained",
+        { count: this.#queue.length },
+      );
+      this.#compactToNet("the write queue reached its bound");
+      this.#spoolDirty ||= this.#spooling;
     }
-    this.#queue.push(t);
     this.stats.queueDepth = this.#queue.length;
+    if (this.#spooling) this.#bufferSpool(next);
     this.#kick();
+  }
+
+  get #normalCap(): number {
+    return Math.max(2, this.#opts.maxPendingPerStreamer ?? 16);
+  }
+
+  #count(streamerId: number, delta: number): void {
+    const n = (this.#perStreamer.get(streamerId) ?? 0) + delta;
+    if (n > 0) this.#perStreamer.set(streamerId, n);
+    else this.#perStreamer.delete(streamerId);
+  }
+
+  /**
+   * Applies the per-streamer cap to a new transition. Pending transitions of
+   * one streamer alternate, so two consecutive ones are a flip and back:
+   * removing the last two and appending `t` keeps the net state, the newest
+   * time and livestream, and the first transitions of the burst.
+   *
+   * @returns what to append: `t`, marked when something collapsed.
+   */
+  #collapse(t: Transition): Transition {
+    const id = t.streamerId;
+    // During an outage the spool (and its bound) keeps everything instead.
+    if (this.#spooling && !this.stats.spoolCompacted) return t;
+    if ((this.#perStreamer.get(id) ?? 0) < this.#cap) return t;
+    // The last pending ones of this streamer, never the batch in flight.
+    const at: number[] = [];
+    for (let i = this.#queue.length - 1; i >= this.#inflight && at.length < 2; i--) {
+      if (this.#queue[i].streamerId === id) at.push(i);
+    }
+    if (at.length < 2) return t;
+    const removed = at.map((i) => this.#queue[i]);
+    for (const i of at) this.#queue.splice(i, 1); // descending: indices stay valid
+    this.#count(id, -removed.length);
+    this.#spoolDirty ||= this.#spooling; // the file still holds them
+    const carried = removed.reduce((n, r) => n + Number(r.extra?.collapsed ?? 0), 0);
+    const dropped = removed;
+    this.stats.collapsedTotal += dropped.length;
+    this.#notifyCollapsed(dropped);
+    if (this.#limit.allow("collapsed")) {
+      log.warn(
+        "streamer {id}: {count} pending transitions collapsed into the newest ({why}); " +
+          "the history row carries details.collapsed",
+        {
+          id,
+          count: dropped.length,
+          why: this.stats.spoolCompacted ? this.#capWhy : `more than ${this.#cap} pending`,
+        },
+      );
+    }
+    return {
+      ...t,
+      extra: {
+        ...t.extra,
+        collapsed: carried + Number(t.extra?.collapsed ?? 0) + 2,
+        collapsed_because: this.stats.spoolCompacted
+          ? this.#capWhy
+          : `more than ${this.#cap} transitions of this streamer waited for one commit`,
+      },
+    };
+  }
+
+  #notifyCollapsed(dropped: readonly Transition[]): void {
+    try {
+      this.#opts.onCollapsed?.(dropped);
+    } catch (e) {
+      log.error("onCollapsed hook failed: {error}", { error: String(e) });
+    }
+  }
+
+  /**
+   * Age of the oldest uncommitted transition, ms since it was observed
+   * (0 when the queue is empty).
+   */
+  lagMs(): number {
+    const t = this.#queue[0];
+    return t ? Math.max(0, Date.now() - t.observedAt) : 0;
   }
 
   /** Number of transitions not yet committed. */
@@ -306,8 +448,15 @@ export class StatusWriter {
       // Not yet spooled (the database was slow, not down): persist before exit.
       this.#startSpooling();
     }
-    this.#flushSpool();
+    // The spool left for the next start holds exactly the queue.
+    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
+    if (
+      !ok && this.#spooling && (this.#spoolDirty || this.stats.spoolBytes > max || !this.#spool)
+    ) {
+      this.#rewriteSpool();
+    } else this.#flushSpool();
     this.#closed = true;
+    clearTimeout(this.#spoolTimer);
     clearTimeout(this.#retryTimer);
     this.#wake?.();
     this.#spool?.close();
@@ -318,6 +467,8 @@ export class StatusWriter {
   /** Once the queue is empty: truncate the spool and wake `flush()` callers. */
   #afterProgress(): void {
     if (this.#queue.length > 0) return;
+    this.#cap = this.#normalCap;
+    this.stats.spoolCompacted = false;
     this.#stopSpooling();
     const waiters = this.#drained;
     this.#drained = [];
@@ -360,27 +511,6 @@ export class StatusWriter {
     return "done";
   }
 
-  #coalesce(t: Transition): void {
-    // Spool full: keep only the latest pending transition per streamer in
-    // memory, never touching the batch whose statement is in flight.
-    const i = this.#queue.findLastIndex((q) => q.streamerId === t.streamerId);
-    if (i >= this.#inflight && i === this.#queue.length - 1) {
-      const replaced = this.#queue[i];
-      this.#queue[i] = t;
-      this.#report({ committed: [], rejected: [replaced] });
-    } else {
-      this.#queue.push(t);
-    }
-    this.stats.coalescedTotal++;
-    this.stats.queueDepth = this.#queue.length;
-    if (this.#limit.allow("spool-full")) {
-      log.error(
-        "spool full ({bytes} bytes): transitions coalesce per streamer until the database returns",
-        { bytes: this.stats.spoolBytes },
-      );
-    }
-  }
-
   #bufferSpool(t: Transition): void {
     this.#spoolBuffer.push(t);
     // One append + fsync for everything that arrives within a few ms, so a
@@ -388,50 +518,216 @@ export class StatusWriter {
     this.#spoolTimer ??= setTimeout(() => this.#flushSpool(), 5);
   }
 
+  /**
+   * Appends what is buffered (or rewrites the whole spool when it no longer
+   * matches the queue or reached its bound). Never throws: a failed write
+   * (ENOSPC, EIO …) is logged, shown in the stats and retried every second;
+   * the transitions stay queued in memory meanwhile, bounded by the
+   * per-streamer cap.
+   */
   #flushSpool(): void {
     clearTimeout(this.#spoolTimer);
     this.#spoolTimer = undefined;
-    if (this.#spoolBuffer.length === 0) return;
+    if (!this.#spooling) return;
+    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
+    const stale = this.#spoolDirty || this.stats.spoolBytes >= max || !this.#spool;
+    // A whole rewrite at most once a second (a flood of collapses would
+    // otherwise rewrite the file every few ms); appends go on meanwhile.
+    const wait = this.#lastRewrite + 1000 - performance.now();
+    if (stale && (wait <= 0 || !this.#spool)) {
+      if (wait <= 0) this.#rewriteSpool();
+      else this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
+      return;
+    }
+    if (stale) this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
+    if (this.#spoolBuffer.length === 0 || !this.#spool) return;
     const ts = this.#spoolBuffer;
     this.#spoolBuffer = [];
-    this.#appendSpool(ts);
+    try {
+      this.stats.spoolBytes += this.#writeLines(this.#spool, ts);
+      this.stats.spoolTransitions += ts.length;
+      this.#spoolOk();
+    } catch (e) {
+      this.#spoolFailed(e); // a partly written append: rewrite the whole file next time
+    }
   }
 
-  #appendSpool(ts: readonly Transition[]): void {
-    if (!this.#spool || ts.length === 0) return;
+  /** Serialises and appends transitions, fsynced. @returns bytes written. */
+  #writeLines(file: Deno.FsFile, ts: readonly Transition[]): number {
+    if (ts.length === 0) return 0;
     // receivedMono is a performance.now() of this process: meaningless after a restart.
     const lines = ts.map(({ receivedMono: _m, ...rest }) => JSON.stringify(rest));
     const data = new TextEncoder().encode(lines.join("\n") + "\n");
     let off = 0;
-    while (off < data.length) off += this.#spool.writeSync(data.subarray(off));
-    this.#spool.syncDataSync();
-    this.stats.spoolBytes += data.length;
+    while (off < data.length) off += file.writeSync(data.subarray(off));
+    file.syncDataSync();
+    return data.length;
+  }
+
+  /**
+   * Replaces the spool with exactly the queue (written to a temporary file,
+   * fsynced, renamed over the old one). When the result is still over half
+   * the bound, each streamer's pending transitions first collapse to the net
+   * one (cap 2 for the rest of the outage); a spool that holds only net
+   * transitions is kept whatever its size, and that is logged.
+   */
+  #rewriteSpool(): void {
+    const path = this.#opts.spoolPath;
+    if (!path) return;
+    this.#lastRewrite = performance.now();
+    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
+    clearTimeout(this.#spoolTimer);
+    this.#spoolTimer = undefined;
+    this.#spoolBuffer = [];
+    const tmp = `${path}.tmp`;
+    let file: Deno.FsFile | null = null;
+    try {
+      try {
+        this.#spool?.close();
+      } catch { /* already closed */ }
+      this.#spool = null;
+      const write = () => {
+        file?.close();
+        file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+        return this.#writeLines(file, this.#queue);
+      };
+      let bytes = write();
+      if (bytes >= max / 2 && !this.stats.spoolCompacted) {
+        this.#compactToNet();
+        bytes = write();
+        log.error(
+          "spool reached SYSTEM_SPOOL_MAX_BYTES ({max} bytes): each streamer now keeps only its " +
+            "net transition until the database returns ({count} transitions, {bytes} bytes kept)",
+          { max, count: this.#queue.length, bytes },
+        );
+      }
+      if (bytes > max && this.#limit.allow("spool-over")) {
+        log.error(
+          "spool holds one net transition per streamer and is still {bytes} bytes, over " +
+            "SYSTEM_SPOOL_MAX_BYTES ({max}); kept whole: raise the bound",
+          { bytes, max },
+        );
+      }
+      Deno.renameSync(tmp, path);
+      this.#spool = file;
+      file = null;
+      this.stats.spoolBytes = bytes;
+      this.stats.spoolTransitions = this.#queue.length;
+      this.#spoolDirty = false;
+      this.#spoolOk();
+    } catch (e) {
+      try {
+        (file as Deno.FsFile | null)?.close();
+      } catch { /* gone */ }
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never made */ }
+      this.#spoolFailed(e);
+    }
+  }
+
+  /**
+   * Cap 2: every streamer's pending (not in flight) transitions collapse to
+   * the net one, or, for a run that ends where it started, to its last flip
+   * and back (so every collapsed transition is still counted in a row).
+   */
+  #compactToNet(why = "the outage spool reached SYSTEM_SPOOL_MAX_BYTES"): void {
+    this.#cap = 2;
+    this.#capWhy = why;
+    this.stats.spoolCompacted = true;
+    const tail = this.#queue.slice(this.#inflight);
+    const lists = new Map<number, Transition[]>();
+    for (const t of tail) {
+      const l = lists.get(t.streamerId);
+      if (l) l.push(t);
+      else lists.set(t.streamerId, [t]);
+    }
+    const c = (t: Transition) => Number(t.extra?.collapsed ?? 0);
+    const mark = (t: Transition, collapsed: number): Transition => ({
+      ...t,
+      extra: { ...t.extra, collapsed, collapsed_because: why },
+    });
+    // Pending transitions of a streamer alternate: an odd run ends in the
+    // state of its newest transition, an even one where it started.
+    const kept = new Map<number, Transition[]>();
+    const dropped: Transition[] = [];
+    for (const [id, l] of lists) {
+      const k = l.length;
+      if (k <= 2) {
+        kept.set(id, l);
+        continue;
+      }
+      const sum = l.reduce((n, t) => n + c(t), 0);
+      if (k % 2 === 1) {
+        kept.set(id, [mark(l[k - 1], sum + k - 1)]);
+        dropped.push(...l.slice(0, -1));
+      } else {
+        kept.set(id, [mark(l[k - 2], sum - c(l[k - 1]) + k - 2), l[k - 1]]);
+        dropped.push(...l.slice(0, -2));
+      }
+    }
+    const out = this.#queue.slice(0, this.#inflight);
+    for (const t of tail) {
+      const l = lists.get(t.streamerId)!;
+      if (t === l[l.length - 1]) out.push(...kept.get(t.streamerId)!);
+    }
+    this.#queue = out;
+    this.#perStreamer.clear();
+    for (const t of out) this.#count(t.streamerId, 1);
+    this.stats.queueDepth = out.length;
+    this.stats.collapsedTotal += dropped.length;
+    if (dropped.length) this.#notifyCollapsed(dropped);
+  }
+
+  #spoolOk(): void {
+    if (this.stats.spoolError !== null) {
+      log.info("spool writable again ({path})", { path: this.#opts.spoolPath });
+    }
+    this.stats.spoolError = null;
+  }
+
+  #spoolFailed(e: unknown): void {
+    this.#spoolDirty = true;
+    this.stats.spoolWriteErrorsTotal++;
+    const msg = e instanceof Error ? e.message : String(e);
+    if (this.stats.spoolError === null || this.#limit.allow("spool-error")) {
+      log.error(
+        "cannot write the spool {path}: {error}; {count} transitions are in memory only, " +
+          "retrying every second",
+        { path: this.#opts.spoolPath, error: msg, count: this.#queue.length },
+      );
+    }
+    this.stats.spoolError = msg;
+    if (!this.#closed) {
+      clearTimeout(this.#spoolTimer);
+      this.#spoolTimer = setTimeout(() => this.#flushSpool(), 1000);
+    }
+    try {
+      this.#spool?.close();
+    } catch { /* already closed */ }
+    this.#spool = null; // reopened by the next rewrite
   }
 
   #startSpooling(): void {
     const path = this.#opts.spoolPath;
     if (!path || this.#spooling) return;
-    try {
-      this.#spool = Deno.openSync(path, { write: true, create: true, truncate: true });
-      this.stats.spoolBytes = 0;
-      this.#spooling = true;
-      this.#spoolBuffer = [];
-      this.#appendSpool(this.#queue);
-      log.warn("database unreachable: spooling {count} transitions to {path}", {
-        count: this.#queue.length,
-        path,
-      });
-    } catch (e) {
-      log.error("cannot write spool {path}: {error}; transitions are kept in memory only", {
-        path,
-        error: String(e),
-      });
-    }
+    this.#spooling = true;
+    this.stats.spoolBytes = 0;
+    this.stats.spoolTransitions = 0;
+    this.#rewriteSpool();
+    log.warn("database unreachable: spooling {count} transitions to {path}", {
+      count: this.#queue.length,
+      path,
+    });
   }
 
   #stopSpooling(): void {
     if (!this.#spooling) return;
     this.#spooling = false;
+    this.#spoolDirty = false;
+    this.#cap = this.#normalCap;
+    this.stats.spoolCompacted = false;
+    this.stats.spoolError = null;
     clearTimeout(this.#spoolTimer);
     this.#spoolTimer = undefined;
     this.#spoolBuffer = [];
@@ -445,6 +741,7 @@ export class StatusWriter {
       } catch { /* gone */ }
     }
     this.stats.spoolBytes = 0;
+    this.stats.spoolTransitions = 0;
   }
 
   #kick(): void {
@@ -463,7 +760,9 @@ export class StatusWriter {
   async #run(): Promise<void> {
     let attempt = 0;
     while (this.#queue.length > 0 && !this.#closed) {
-      const max = this.#opts.maxBatch ?? 1000;
+      // While the database is away each retry is a probe of one transition, so
+      // that nearly the whole queue stays free for the spool's compaction.
+      const max = this.stats.databaseUp ? this.#opts.maxBatch ?? 1000 : 1;
       const batch = this.#queue.slice(0, max);
       this.#inflight = batch.length;
       let results: CommitResult[] | null = null;
@@ -494,7 +793,10 @@ export class StatusWriter {
       }
       this.#inflight = 0;
       if (failure === null) {
-        this.#queue.splice(0, batch.length);
+        for (const t of this.#queue.splice(0, batch.length)) this.#count(t.streamerId, -1);
+        if (this.#spooling) {
+          this.stats.spoolTransitions = Math.max(0, this.stats.spoolTransitions - batch.length);
+        }
         this.stats.queueDepth = this.#queue.length;
         if (!this.stats.databaseUp) {
           this.stats.databaseUp = true;

@@ -4,7 +4,7 @@ import { createTestDatabase } from "../../tests/helpers/database.ts";
 import type { Transition } from "../core/types.ts";
 import type { Sql } from "./client.ts";
 import { inspectDatabase } from "./inspect.ts";
-import { migrate, pendingSteps } from "./migrate.ts";
+import { migrate, MIGRATIONS, pendingSteps } from "./migrate.ts";
 import { commitTransitions, splitRounds, StatusWriter } from "./status_writer.ts";
 import { insertStreamer } from "./streamers_repo.ts";
 
@@ -40,7 +40,7 @@ Deno.test("migrate is idempotent and records what ran", async () => {
     const [{ n }] = await sql<
       { n: number }[]
     >`SELECT count(*)::int AS n FROM kickmon.schema_migrations`;
-    assert.equal(n, 1);
+    assert.equal(n, MIGRATIONS.length);
     // two concurrent migrations serialise on the advisory lock
     const [a, b] = await Promise.all([migrate(sql, APP), migrate(sql, APP)]);
     assert.deepEqual([...a, ...b], []);
@@ -234,4 +234,177 @@ Deno.test("instances committing the same transitions at once write each state ch
       for (const o of others) await o.end({ timeout: 1 });
     }
   });
+});
+
+/** A client pointed at a closed port: every write is a connection error. */
+function deadClient(): Sql {
+  return postgres("postgres://postgres@127.0.0.1:1/none", {
+    max: 1,
+    connect_timeout: 1,
+    onnotice: () => {},
+  }) as unknown as Sql;
+}
+
+/** Replays a spool file into `sql` with a fresh writer; returns each streamer's history. */
+async function replay(sql: Sql, spoolPath: string, ids: number[]) {
+  const w = new StatusWriter(sql, { spoolPath });
+  await w.open();
+  w.start();
+  assert.ok(await w.flush(10_000));
+  await w.close(100);
+  const out = new Map<number, { event_type: string; details: Record<string, unknown> }[]>();
+  for (const id of ids) {
+    out.set(
+      id,
+      await sql`SELECT event_type, details FROM status_events WHERE streamer_id = ${id} ORDER BY id`,
+    );
+  }
+  return out;
+}
+
+Deno.test("a flood of one streamer's transitions is capped per streamer; the net state and the collapse are kept", async () => {
+  await withDb(async (sql) => {
+    const noisy = await insertStreamer(sql, { username: "noisy", kickUserId: 1 });
+    const calm = await insertStreamer(sql, { username: "calm", kickUserId: 2 });
+    const collapsed: Transition[] = [];
+    const w = new StatusWriter(sql, {
+      spoolPath: null,
+      onCollapsed: (ts) => collapsed.push(...ts),
+    });
+    for (let k = 0; k < 1001; k++) {
+      w.enqueue(tr(noisy, k % 2 === 0 ? "online" : "offline", 1_000 + k));
+      if (k === 500) w.enqueue(tr(calm, "online", 1_500));
+    }
+    assert.ok(w.depth <= 18, `queue bounded: ${w.depth}`);
+    assert.equal(collapsed.length, w.stats.collapsedTotal);
+    assert.equal(collapsed.length + w.depth, 1002, "every transition kept or reported collapsed");
+    assert.ok(await w.flush(10_000));
+    await w.close(100);
+    const rows = await sql<{ event_type: string; details: Record<string, unknown> }[]>`
+      SELECT event_type, details FROM status_events WHERE streamer_id = ${noisy} ORDER BY id`;
+    const seq = rows.map((r) => r.event_type);
+    for (let i = 1; i < seq.length; i++) assert.notEqual(seq[i], seq[i - 1]);
+    assert.equal(seq.at(-1), "online", "the net state of 1001 alternating frames");
+    const total = rows.reduce((n, r) => n + 1 + Number(r.details.collapsed ?? 0), 0);
+    assert.equal(total, 1001, "rows plus details.collapsed account for every frame");
+    assert.match(String(rows.at(-1)?.details.collapsed_because), /more than 16 transitions/);
+    const [c] = await sql`SELECT count(*)::int AS n FROM status_events WHERE streamer_id = ${calm}`;
+    assert.equal(c.n, 1);
+  });
+});
+
+Deno.test("spool bound: beyond SYSTEM_SPOOL_MAX_BYTES each streamer keeps its net transition, all on disk", async () => {
+  await withDb(async (sql) => {
+    const dir = await Deno.makeTempDir();
+    const spoolPath = `${dir}/spool.jsonl`;
+    const ids: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      ids.push(await insertStreamer(sql, { username: `b${i}`, kickUserId: 100 + i }));
+    }
+    const dead = deadClient();
+    const w = new StatusWriter(dead, {
+      spoolPath,
+      spoolMaxBytes: 16 * 1024,
+      retryBaseMs: 50,
+      retryMaxMs: 100,
+    });
+    // 40 streamers x 9 alternating transitions, interleaved: ~90 KB of spool lines.
+    let t = 1_000;
+    for (let k = 0; k < 9; k++) {
+      for (const id of ids) w.enqueue(tr(id, k % 2 === 0 ? "online" : "offline", t++));
+      await new Promise((r) => setTimeout(r, 20)); // let the spool flush
+    }
+    assert.equal(await w.flush(300), false);
+    await w.close(100);
+    assert.ok(w.stats.spoolCompacted, "the bound was reached");
+    await dead.end({ timeout: 1 });
+    const bytes = (await Deno.stat(spoolPath)).size;
+    assert.ok(bytes <= 16 * 1024, `spool within its bound: ${bytes}`);
+    const lines = (await Deno.readTextFile(spoolPath)).trim().split("\n");
+    assert.equal(lines.length, w.depth, "the spool holds exactly the queue");
+    assert.equal(w.depth + w.stats.collapsedTotal, 360);
+    const h = await replay(sql, spoolPath, ids);
+    for (const id of ids) {
+      const rows = h.get(id)!;
+      assert.equal(rows.at(-1)?.event_type, "online", `streamer ${id}: net state`);
+      assert.equal(rows.reduce((n, r) => n + 1 + Number(r.details.collapsed ?? 0), 0), 9);
+    }
+    await Deno.remove(dir, { recursive: true });
+  });
+});
+
+/** Mounts a tmpfs of `kib` KiB (root only); null where the machine does not allow it. */
+async function smallTmpfs(kib: number): Promise<{ dir: string; unmount(): Promise<void> } | null> {
+  const dir = await Deno.makeTempDir({ prefix: "kickmon-fulldisk-" });
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${kib}k`, "tmpfs", dir],
+    stderr: "piped",
+    stdout: "null",
+  }).output().catch(() => null);
+  if (!out?.success) {
+    await Deno.remove(dir);
+    return null;
+  }
+  return {
+    dir,
+    unmount: async () => {
+      await new Deno.Command("umount", { args: [dir] }).output();
+      await Deno.remove(dir);
+    },
+  };
+}
+
+const canMount = Deno.uid() === 0 && Deno.build.os === "linux";
+
+Deno.test({
+  name: "a full disk during an outage is an error in the stats, not a crash; the spool catches up",
+  ignore: !canMount,
+  fn: async () => {
+    await withDb(async (sql) => {
+      const fs = await smallTmpfs(64);
+      assert.ok(fs, "root can mount a tmpfs here");
+      try {
+        const ids: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          ids.push(await insertStreamer(sql, { username: `d${i}`, kickUserId: 300 + i }));
+        }
+        // Fill the disk, leaving a few hundred bytes.
+        const filler = `${fs.dir}/filler`;
+        const f = await Deno.open(filler, { write: true, create: true });
+        try {
+          const chunk = new Uint8Array(1024);
+          for (;;) await f.write(chunk);
+        } catch {
+          /* ENOSPC: full */
+        } finally {
+          f.close();
+        }
+        const spoolPath = `${fs.dir}/spool.jsonl`;
+        const dead = deadClient();
+        const w = new StatusWriter(dead, { spoolPath, retryBaseMs: 50, retryMaxMs: 100 });
+        let t = 1_000;
+        for (let k = 0; k < 5; k++) {
+          for (const id of ids) w.enqueue(tr(id, k % 2 === 0 ? "online" : "offline", t++));
+          await new Promise((r) => setTimeout(r, 30));
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        assert.match(String(w.stats.spoolError), /space|No space/i);
+        assert.ok(w.stats.spoolWriteErrorsTotal >= 1);
+        assert.equal(w.depth, 100, "kept in memory meanwhile");
+        // Space comes back: the next retry (every second) writes the whole queue.
+        await Deno.remove(filler);
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(w.stats.spoolError, null);
+        assert.equal(w.stats.spoolTransitions, 100);
+        await w.close(100);
+        await dead.end({ timeout: 1 });
+        const lines = (await Deno.readTextFile(spoolPath)).trim().split("\n");
+        assert.equal(lines.length, 100);
+        const h = await replay(sql, spoolPath, ids);
+        for (const id of ids) assert.equal(h.get(id)!.length, 5);
+      } finally {
+        await fs.unmount();
+      }
+    });
+  },
 });

@@ -67,6 +67,17 @@ function internStatus(s: StreamerStatus): StreamerStatus {
   }
 }
 
+/**
+ * A stored observation time in the future (a clock that ran ahead) is not
+ * trusted: it would make every later observation look older and freeze the
+ * streamer. The SQL guard does the same (kickmon.commit_transitions).
+ */
+function observedAtOrNull(d: Date | null): number | null {
+  if (!d) return null;
+  const t = d.getTime();
+  return t > Date.now() + 5 * 60_000 ? null : t;
+}
+
 const blankToNull = (v: string | null): string | null => v === null || v.trim() === "" ? null : v;
 
 function toRecord(r: StreamerRow): StreamerRecord {
@@ -81,7 +92,7 @@ function toRecord(r: StreamerRow): StreamerRecord {
     kickChannelId: parsed === "invalid" || !fresh ? null : num(r.k_channel_id),
     status: internStatus(r.status),
     isActive: r.is_active && parsed !== "invalid",
-    statusObservedAt: r.k_observed_at ? r.k_observed_at.getTime() : null,
+    statusObservedAt: observedAtOrNull(r.k_observed_at),
     listed: { username: r.username, kickUserId: r.kick_user_id },
   };
 }
@@ -222,6 +233,30 @@ export async function listFingerprint(sql: Sql): Promise<string> {
     return r.f;
   } catch (e) {
     throw toDatabaseError(e, "checking the streamer list for changes");
+  }
+}
+
+/**
+ * Resets observation times that lie more than 5 minutes in the future (by
+ * the database's clock) to now: kickmon's clock, or an earlier one, ran
+ * ahead, and such a time would refuse every later transition.
+ *
+ * @returns how many were corrected.
+ * @throws {DatabaseError} when the statement fails.
+ *
+ * @example
+ * ```ts
+ * const n = await correctFutureObservations(sql);
+ * ```
+ */
+export async function correctFutureObservations(sql: Sql): Promise<number> {
+  try {
+    const r = await sql`
+      UPDATE kickmon.streamer_state SET status_observed_at = now(), updated_at = now()
+      WHERE status_observed_at > now() + interval '5 minutes'`;
+    return r.count;
+  } catch (e) {
+    throw toDatabaseError(e, "correcting future observation times");
   }
 }
 

@@ -13,6 +13,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { listStreamerViews } from "../db/streamers_repo.ts";
+import { LogRateLimiter } from "../log/logging.ts";
 import type { Monitor, MonitorPlugin } from "../service/monitor.ts";
 
 const log = getLogger(["kickmon", "http"]);
@@ -52,11 +53,15 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
               state: s.state,
               channels: s.channels,
               subscribed: s.subscribed,
+              oldest_unsubscribed_ms: s.oldestUnsubscribedMs,
+              subscription_retries: s.subscriptionRetries,
               reconnects: s.reconnects,
             })),
           },
           token: h.token,
           write_queue_depth: h.writeQueueDepth,
+          write_lag_ms: h.writeLagMs,
+          spool: h.spool,
           streamers: monitor.tracker.counts(),
         }, h.healthy ? 200 : 503);
       }
@@ -70,7 +75,17 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
       }
       const m = url.pathname.match(/^\/streamers\/([^/]+)\/status$/);
       if (m) {
-        const [s] = await listStreamerViews(monitor.sql, { username: decodeURIComponent(m[1]) });
+        let username: string;
+        try {
+          username = decodeURIComponent(m[1]);
+        } catch {
+          return json({ error: "bad percent-encoding in the username" }, 400);
+        }
+        // Kick slugs are letters, digits, '-' and '_' (docs/kick-protocol.md §2).
+        if (!/^[A-Za-z0-9_-]{1,100}$/.test(username)) {
+          return json({ error: "not a Kick username" }, 400);
+        }
+        const [s] = await listStreamerViews(monitor.sql, { username });
         if (!s) return json({ error: "no such streamer" }, 404);
         return json({
           username: s.username,
@@ -82,10 +97,16 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
       }
       return json({ error: "not found" }, 404);
     } catch (e) {
-      return json({ error: e instanceof Error ? e.message : String(e) }, 503);
+      // The detail goes to the log, not to whoever asked.
+      if (limit.allow("handler")) {
+        log.warn("{path}: {error}", { path: url.pathname, error: String(e) });
+      }
+      return json({ error: "database unavailable" }, 503);
     }
   };
 }
+
+const limit = new LogRateLimiter(3, 60_000);
 
 /**
  * The HTTP endpoint as a monitor plugin.
@@ -103,18 +124,51 @@ export class HttpPlugin implements MonitorPlugin {
   port = 0;
   constructor(readonly hostname: string, readonly requestedPort: number) {}
 
+  #stopping = false;
+  #restarts = 0;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+
   start(monitor: Monitor): void {
-    this.#server = Deno.serve({
+    const handler = createHandler(monitor);
+    const server = Deno.serve({
       hostname: this.hostname,
-      port: this.requestedPort,
+      port: this.port || this.requestedPort,
       onListen: ({ hostname, port }) => {
         this.port = port;
         log.info("health and metrics on http://{hostname}:{port}/health", { hostname, port });
       },
-    }, createHandler(monitor));
+      onError: (e) => {
+        log.error("health endpoint request failed: {error}", { error: String(e) });
+        return json({ error: "internal error" }, 500);
+      },
+    }, handler);
+    this.#server = server;
+    // A serve loop that ends by itself (e.g. EMFILE when file handles run out)
+    // is started again, with backoff; nothing else would bring /health back.
+    server.finished.then(
+      () => this.#restart(monitor, "the serve loop ended"),
+      (e) => this.#restart(monitor, String(e)),
+    );
+  }
+
+  #restart(monitor: Monitor, why: string): void {
+    if (this.#stopping) return;
+    this.#restarts++;
+    const delayMs = Math.min(30_000, 500 * 2 ** Math.min(6, this.#restarts - 1));
+    log.error("health endpoint stopped ({why}); restarting in {delayMs} ms", { why, delayMs });
+    this.#restartTimer = setTimeout(() => {
+      if (this.#stopping) return;
+      try {
+        this.start(monitor);
+      } catch (e) {
+        this.#restart(monitor, String(e));
+      }
+    }, delayMs);
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
     await this.#server?.shutdown();
   }
 }

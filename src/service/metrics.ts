@@ -36,6 +36,8 @@ export interface Metrics {
   readonly reconnects: Counter<"reason">;
   /** Official API requests by endpoint and status code. */
   readonly apiRequests: Counter<"endpoint" | "code">;
+  /** Elements of official API list answers skipped as malformed, by endpoint. */
+  readonly apiRowsMalformed: Counter<"endpoint">;
   /** Reconciliation passes by outcome. */
   readonly reconciliations: Counter<"outcome">;
   /** Webhook deliveries by outcome. */
@@ -48,6 +50,14 @@ export interface MetricsCollectors {
   readonly connectionsByState?: () => Record<string, number>;
   readonly writeQueueDepth?: () => number;
   readonly spoolBytes?: () => number;
+  /** `pusher:subscribe` frames sent again (refused or unanswered), since start. */
+  readonly subscriptionRetries?: () => number;
+  /** Transitions in the spool file (fsynced), while the database is down. */
+  readonly spoolTransitions?: () => number;
+  /** Whether the last spool write failed (ENOSPC, EIO …). */
+  readonly spoolFailing?: () => boolean;
+  /** Transitions never written, by reason (`collapsed`, `refused_by_database`), since start. */
+  readonly transitionsDropped?: () => Record<string, number>;
   readonly databaseUp?: () => boolean;
   readonly tokenValid?: () => boolean;
 }
@@ -101,6 +111,44 @@ export function createMetrics(c: MetricsCollectors): Metrics {
     registers,
     collect() {
       this.set(c.spoolBytes?.() ?? 0);
+    },
+  });
+  new Counter({
+    name: "kickmon_pusher_subscription_retries_total",
+    help: "pusher:subscribe frames sent again after a refusal or a missing acknowledgement.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(c.subscriptionRetries?.() ?? 0);
+    },
+  });
+  new Gauge({
+    name: "kickmon_spool_transitions",
+    help: "Transitions held in the outage spool file (fsynced) while the database is down.",
+    registers,
+    collect() {
+      this.set(c.spoolTransitions?.() ?? 0);
+    },
+  });
+  new Gauge({
+    name: "kickmon_spool_write_failing",
+    help: "1 while writing the outage spool fails (e.g. a full disk); transitions wait in memory.",
+    registers,
+    collect() {
+      this.set(c.spoolFailing?.() ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: "kickmon_transitions_dropped_total",
+    help: "Transitions never written, by reason: collapsed (a newer transition of the same " +
+      "streamer carries the net state; see details.collapsed) or refused_by_database (invalid data).",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(c.transitionsDropped?.() ?? {})) {
+        this.inc({ reason }, n);
+      }
     },
   });
   new Gauge({
@@ -171,6 +219,12 @@ export function createMetrics(c: MetricsCollectors): Metrics {
       name: "kickmon_pusher_reconnects_total",
       help: "Pusher reconnects, by reason.",
       labelNames: ["reason"],
+      registers,
+    }),
+    apiRowsMalformed: new Counter({
+      name: "kickmon_api_rows_malformed_total",
+      help: "Elements of official API list answers skipped as malformed (the rest is used).",
+      labelNames: ["endpoint"],
       registers,
     }),
     apiRequests: new Counter({

@@ -18,6 +18,7 @@ import { inspectDatabase } from "../db/inspect.ts";
 import { listenStreamerChanges, pollStreamerList } from "../db/listener.ts";
 import { migrate } from "../db/migrate.ts";
 import {
+  correctFutureObservations,
   getStreamers,
   lastLivestreams,
   listStreamers,
@@ -39,7 +40,20 @@ export interface MonitorHealth {
   readonly pusher: { readonly up: boolean; readonly shards: readonly ShardSnapshot[] };
   readonly token: { readonly state: string };
   readonly writeQueueDepth: number;
+  /** Age of the oldest transition waiting to be committed, ms (0 when none). */
+  readonly writeLagMs: number;
+  /** The outage spool: transitions and bytes on disk, the last write error. */
+  readonly spool: { readonly transitions: number; readonly bytes: number; readonly error?: string };
 }
+
+/**
+ * Oldest uncommitted transition, ms, beyond which `/health` says unhealthy
+ * even with the database up (the writer is behind). 30 s.
+ */
+export const WRITE_LAG_MAX_MS = 30_000;
+
+/** A wanted Pusher channel unsubscribed for longer than this makes `/health` unhealthy, ms. */
+export const SUBSCRIBE_DEGRADED_MS = 30_000;
 
 /** Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP). */
 export interface MonitorPlugin {
@@ -107,6 +121,11 @@ export class Monitor {
       spoolPath: `${config.system.stateDirectory}/spool.jsonl`,
       spoolMaxBytes: config.system.spoolMaxBytes,
       onCommit: (r) => this.#onCommit(r),
+      // Superseded by a newer transition of the same streamer, which carries
+      // the state the core believes: settle without re-reading the row.
+      onCollapsed: (dropped) => {
+        for (const t of dropped) this.tracker.settle(t, false);
+      },
       onDatabaseState: (up, err) => {
         this.#setDb(up, err);
         // Outage starts: record the beliefs now. With the spool (everything
@@ -124,6 +143,14 @@ export class Monitor {
       },
       writeQueueDepth: () => this.writer.depth,
       spoolBytes: () => this.writer.stats.spoolBytes,
+      spoolTransitions: () => this.writer.stats.spoolTransitions,
+      subscriptionRetries: () =>
+        this.subscriber.snapshot().reduce((n, s) => n + s.subscriptionRetries, 0),
+      spoolFailing: () => this.writer.stats.spoolError !== null,
+      transitionsDropped: () => ({
+        collapsed: this.writer.stats.collapsedTotal,
+        refused_by_database: this.writer.stats.droppedTotal,
+      }),
       databaseUp: () => this.#dbUp,
       tokenValid: () => this.tokenState() === "valid",
     });
@@ -291,6 +318,18 @@ export class Monitor {
         : `polling every ${this.config.monitoring.listPollIntervalMs} ms (no list trigger; ` +
           "'kickmon db migrate --install-trigger' to LISTEN instead)",
     });
+    try {
+      const future = await correctFutureObservations(this.sql);
+      if (future) {
+        log.warn(
+          "{count} streamers had an observation time in the future (a clock ran ahead); " +
+            "reset to now so that new transitions are not refused",
+          { count: future },
+        );
+      }
+    } catch (e) {
+      log.warn("cannot check for future observation times: {error}", { error: String(e) });
+    }
     await this.resync();
     try {
       const n = this.tracker.rememberLivestreams(await lastLivestreams(this.sql));
@@ -436,10 +475,13 @@ export class Monitor {
       this.#applyChannels();
       for (const f of this.onListChanged) f();
     }).catch((e) => {
-      log.warn("reloading streamers {ids} failed; the next resync fixes it: {error}", {
-        ids,
-        error: String(e),
-      });
+      // During an outage every refused write asks for a reload: log a few, not each.
+      if (this.#logLimit.allow("reload")) {
+        log.warn("reloading streamers {ids} failed; the next resync fixes it: {error}", {
+          ids: ids.slice(0, 20),
+          error: String(e),
+        });
+      }
     });
   }
 
@@ -562,16 +604,28 @@ export class Monitor {
   /** Component states for `/health`, `kickmon status` and the live view. */
   health(): MonitorHealth {
     const shards = this.subscriber.snapshot();
-    const pusherUp = shards.every((s) => s.state === "connected");
+    // A channel refused or unanswered for longer than the bound counts as down too.
+    const pusherUp = shards.every((s) =>
+      s.state === "connected" && s.oldestUnsubscribedMs <= SUBSCRIBE_DEGRADED_MS
+    );
     const dbUp = this.#dbUp && this.writer.stats.databaseUp;
     const token = this.tokenState();
     const tokenOk = token === "valid" || token === "not used" || token === "refreshing";
+    const writeLagMs = this.writer.lagMs();
+    const w = this.writer.stats;
     return {
-      healthy: dbUp && pusherUp && tokenOk,
+      healthy: dbUp && pusherUp && tokenOk && writeLagMs <= WRITE_LAG_MAX_MS &&
+        w.spoolError === null,
       database: { up: dbUp, error: this.#dbError },
       pusher: { up: pusherUp, shards },
       token: { state: token },
       writeQueueDepth: this.writer.depth,
+      writeLagMs,
+      spool: {
+        transitions: w.spoolTransitions,
+        bytes: w.spoolBytes,
+        ...(w.spoolError !== null ? { error: w.spoolError } : {}),
+      },
     };
   }
 
@@ -627,10 +681,20 @@ export class Monitor {
     }
     await this.subscriber.stop();
     const flushed = await this.writer.close(this.config.monitoring.shutdownTimeoutMs);
-    if (!flushed) {
-      log.warn("shutdown: {count} transitions not committed; kept in the spool for next start", {
-        count: this.writer.depth,
-      });
+    const w = this.writer.stats;
+    if (!flushed && w.spoolError === null) {
+      log.warn(
+        "shutdown: {count} transitions not committed; all {count} kept in the spool " +
+          "({bytes} bytes) for the next start; {collapsed} collapsed since start",
+        { count: this.writer.depth, bytes: w.spoolBytes, collapsed: w.collapsedTotal },
+      );
+    } else if (!flushed) {
+      log.error(
+        "shutdown: {count} transitions not committed and NOT saved ({error}); the spool holds " +
+          "{kept} of them; reconciliation corrects the statuses at the next start, their history " +
+          "rows are lost",
+        { count: this.writer.depth, error: w.spoolError, kept: w.spoolTransitions },
+      );
     }
     try {
       await this.#stopListening?.();

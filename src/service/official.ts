@@ -10,6 +10,11 @@ import type { Config } from "../config/config.ts";
 import { KickApi, KickApiError } from "../kick/official/api.ts";
 import { InvalidCredentialsError, TokenProvider } from "../kick/official/oauth.ts";
 import { WebhookReceiver } from "../kick/official/webhook.ts";
+import {
+  claimWebhookMessage,
+  purgeWebhookMessages,
+  WEBHOOK_MESSAGE_RETENTION_MS,
+} from "../db/webhook_messages.ts";
 import { registerSecret } from "../log/logging.ts";
 import type { Monitor, MonitorPlugin } from "./monitor.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -29,6 +34,7 @@ const log = getLogger(["kickmon", "official"]);
 export function createKickApi(
   config: Config,
   onRequest?: (endpoint: string, status: number | "error", ms: number) => void,
+  onMalformedRow?: (endpoint: string, issue: string) => void,
 ): { api: KickApi; tokens: TokenProvider } {
   const tokens = new TokenProvider({
     oauthUrl: config.kick.oauthUrl,
@@ -50,6 +56,7 @@ export function createKickApi(
     timeoutMs: config.kick.apiTimeoutMs,
     unofficialBaseUrl: config.kick.unofficialApiUrl,
     onRequest,
+    onMalformedRow,
   });
   return { api, tokens };
 }
@@ -73,15 +80,20 @@ export class OfficialApiPlugin implements MonitorPlugin {
   webhook: WebhookReceiver | null = null;
   #server: Deno.HttpServer | null = null;
   #subTimer: ReturnType<typeof setInterval> | undefined;
+  #purgeTimer: ReturnType<typeof setInterval> | undefined;
   #subscriptionsPausedUntil = 0;
   #stopped = false;
   readonly #config: Config;
 
   constructor(config: Config, private readonly monitorRef: { metrics?: Monitor["metrics"] } = {}) {
     this.#config = config;
-    const { api, tokens } = createKickApi(config, (endpoint, status) => {
-      this.monitorRef.metrics?.apiRequests.inc({ endpoint, code: String(status) });
-    });
+    const { api, tokens } = createKickApi(
+      config,
+      (endpoint, status) => {
+        this.monitorRef.metrics?.apiRequests.inc({ endpoint, code: String(status) });
+      },
+      (endpoint) => this.monitorRef.metrics?.apiRowsMalformed.inc({ endpoint }),
+    );
     this.api = api;
     this.tokens = tokens;
   }
@@ -125,7 +137,14 @@ export class OfficialApiPlugin implements MonitorPlugin {
       publicKeyPem: w.publicKeyPem ?? undefined,
       keySource: this.api,
       onOutcome: (outcome) => monitor.metrics.webhooks.inc({ outcome }),
+      // Shared by every instance and kept across restarts (kickmon.webhook_messages).
+      claim: (messageId) => claimWebhookMessage(monitor.sql, messageId),
     });
+    const purge = () =>
+      purgeWebhookMessages(monitor.sql, WEBHOOK_MESSAGE_RETENTION_MS).catch((e) =>
+        log.warn("purging old webhook message ids failed: {error}", { error: String(e) })
+      );
+    this.#purgeTimer = setInterval(purge, 3600_000);
     this.#server = Deno.serve({
       hostname: w.hostname,
       port: w.port,
@@ -196,6 +215,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#subTimer);
+    clearInterval(this.#purgeTimer);
     await this.reconciler?.stop();
     await this.#server?.shutdown();
     this.api.close();

@@ -143,6 +143,18 @@ export interface PusherServer {
    * @throws {RangeError} when `code` is neither null nor an integer in 4000–4999.
    */
   rejectNewConnections(code: number | null): void;
+  /**
+   * Fault injection: the next `times` `pusher:subscribe` for `channel` are
+   * refused, with a `pusher:subscription_error` frame on the channel
+   * (`"subscription_error"`) or a connection-level `pusher:error` 4302
+   * (`"pusher_error"`), the two shapes the Pusher protocol defines. Not from
+   * a capture: Kick has not been seen refusing a public channel.
+   */
+  refuseSubscriptions(
+    channel: string,
+    times: number,
+    how: "subscription_error" | "pusher_error",
+  ): void;
   /** Open, accepted (handshaken) connections right now. */
   connections(): number;
   /** Number of sockets subscribed to `channel`. */
@@ -373,6 +385,7 @@ function startSync(opts: PusherServerOptions): PusherServer {
   const pairs = new Map<number, TcpPair>();
   let silent = false;
   let rejectCode: number | null = null;
+  const refusals = new Map<string, { times: number; how: "subscription_error" | "pusher_error" }>();
   let connectionsTotal = 0;
   let refusedTotal = 0;
   let framesPublished = 0;
@@ -509,6 +522,21 @@ function startSync(opts: PusherServerOptions): PusherServer {
             );
             return;
           }
+        }
+        const refusal = refusals.get(channel);
+        if (refusal && refusal.times > 0) {
+          refusal.times--;
+          send(
+            c,
+            refusal.how === "pusher_error"
+              ? errorText(4302, `Subscription to ${channel} refused (simulated)`)
+              : JSON.stringify({
+                event: "pusher:subscription_error",
+                channel,
+                data: JSON.stringify({ type: "SubscriptionError", error: "refused", status: 403 }),
+              }),
+          );
+          return;
         }
         if (!c.channels.has(channel)) {
           c.channels.add(channel);
@@ -794,6 +822,9 @@ function startSync(opts: PusherServerOptions): PusherServer {
         throw new RangeError(`rejectNewConnections: code must be 4000–4999, got ${code}`);
       }
       rejectCode = code;
+    },
+    refuseSubscriptions(channel, times, how) {
+      refusals.set(channel, { times, how });
     },
     connections: () => conns.size,
     subscriberCount: (channel: string) => byChannel.get(channel)?.size ?? 0,

@@ -13,16 +13,25 @@
 
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
+import { LogRateLimiter } from "../../log/logging.ts";
 import {
   abortableSleep,
   backoffDelay,
   errorText,
   parseRetryAfter,
+  readTextCapped,
+  ResponseTooLargeError,
   type TokenSource,
   truncate,
 } from "./oauth.ts";
 
 const log = getLogger(["kickmon", "api"]);
+
+/**
+ * Largest answer read from the official or unofficial API, bytes (a full
+ * batch of 50 channels is ~50 KB): a larger one is refused unread.
+ */
+export const MAX_API_BODY_BYTES = 4 * 1024 * 1024;
 
 /** Most ids or slugs per `/channels` or `/livestreams` request (§4.4). */
 export const MAX_IDS_PER_REQUEST = 50;
@@ -178,6 +187,12 @@ export function envelope<T extends z.ZodType>(
   return z.object({ data, message: z.string().nullish() });
 }
 
+/**
+ * A list answer whose elements are validated one by one (`KickApi` skips the
+ * malformed ones instead of failing the batch). `data: null` counts as empty.
+ */
+const ROWS = z.object({ data: z.array(z.unknown()).nullable(), message: z.string().nullish() });
+
 // ---------------------------------------------------------------------------
 // Domain results.
 
@@ -282,6 +297,12 @@ export interface KickApiOptions {
   readonly backoffMaxMs?: number;
   /** Back-off hint put on `blocked` errors, in ms (default 300 000). */
   readonly blockedBackoffMs?: number;
+  /**
+   * Called for each element of a list answer that fails validation and is
+   * skipped (the rest of the answer is used): endpoint label, the issue's
+   * path and message.
+   */
+  readonly onMalformedRow?: (endpoint: string, issue: string) => void;
 }
 
 interface RequestSpec<T> {
@@ -318,6 +339,8 @@ export class KickApi {
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
   readonly #onRequest?: KickApiOptions["onRequest"];
+  readonly #onMalformedRow?: KickApiOptions["onMalformedRow"];
+  readonly #rowLogLimit = new LogRateLimiter(3, 60_000);
   readonly #maxRetries: number;
   readonly #backoffBaseMs: number;
   readonly #backoffMaxMs: number;
@@ -344,6 +367,7 @@ export class KickApi {
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#onRequest = opts.onRequest;
+    this.#onMalformedRow = opts.onMalformedRow;
     this.#maxRetries = Math.max(0, opts.maxRetries ?? 3);
     this.#backoffBaseMs = opts.backoffBaseMs ?? 1000;
     this.#backoffMaxMs = opts.backoffMaxMs ?? 60_000;
@@ -389,9 +413,9 @@ export class KickApi {
         endpoint: "GET /channels",
         auth: true,
         budget: true,
-        schema: envelope(z.array(ChannelWire)),
+        schema: ROWS,
       });
-      for (const c of body.data) {
+      for (const c of this.#rows(body.data, ChannelWire, "GET /channels")) {
         out.push({
           broadcasterUserId: c.broadcaster_user_id,
           slug: c.slug,
@@ -428,9 +452,9 @@ export class KickApi {
         endpoint: "GET /livestreams",
         auth: true,
         budget: true,
-        schema: envelope(z.array(LivestreamWire)),
+        schema: ROWS,
       });
-      for (const l of body.data) {
+      for (const l of this.#rows(body.data, LivestreamWire, "GET /livestreams")) {
         out.push({
           broadcasterUserId: l.broadcaster_user_id,
           channelId: l.channel_id,
@@ -680,11 +704,18 @@ export class KickApi {
           body: spec.json === undefined ? undefined : JSON.stringify(spec.json),
           signal: AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), this.#closed.signal]),
         });
-        text = await res.text();
+        text = await readTextCapped(res, MAX_API_BODY_BYTES);
       } catch (e) {
         this.#report(endpoint, "error", started);
         if (this.#closed.signal.aborted) {
           throw new KickApiError("closed", `${endpoint}: client closed`, { endpoint, cause: e });
+        }
+        if (e instanceof ResponseTooLargeError) {
+          throw new KickApiError(
+            "malformed",
+            `${endpoint}: answer over ${MAX_API_BODY_BYTES} bytes, not read`,
+            { endpoint, cause: e },
+          );
         }
         if (e instanceof DOMException && e.name === "TimeoutError") {
           throw new KickApiError(
@@ -752,6 +783,36 @@ export class KickApi {
     } catch (e) {
       log.warn("onRequest hook threw: {error}", { error: String(e) });
     }
+  }
+
+  /**
+   * The elements of a list answer that pass `schema`; each one that does not
+   * is skipped, reported to `onMalformedRow` and logged at a bounded rate, so
+   * one bad row never costs the rest of its batch. `data: null` is an empty list.
+   */
+  #rows<T>(data: readonly unknown[] | null, schema: z.ZodType<T>, endpoint: string): T[] {
+    const out: T[] = [];
+    for (const [i, row] of (data ?? []).entries()) {
+      const r = schema.safeParse(row);
+      if (r.success) {
+        out.push(r.data);
+        continue;
+      }
+      const issue = r.error.issues[0];
+      const text = `data[${i}].${issue?.path.map(String).join(".") ?? ""}: ${
+        issue?.message ?? "invalid"
+      }`;
+      try {
+        this.#onMalformedRow?.(endpoint, text);
+      } catch { /* a counter hook */ }
+      if (this.#rowLogLimit.allow(endpoint)) {
+        log.warn("{endpoint}: skipped a malformed element ({issue}); the rest is used", {
+          endpoint,
+          issue: truncate(text, 200),
+        });
+      }
+    }
+    return out;
   }
 
   #parse<T>(schema: z.ZodType<T>, text: string, endpoint: string, status: number): T {

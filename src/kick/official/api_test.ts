@@ -337,15 +337,11 @@ Deno.test("api: malformed bodies → kind malformed with the zod issue path, nev
 
     sim.failNext("/public/v1/channels", {
       status: 200,
-      body: JSON.stringify({
-        data: [{ broadcaster_user_id: 1, slug: "a", stream: { is_live: "yes" } }],
-        message: "OK",
-      }),
+      body: JSON.stringify({ data: { not: "a list" }, message: "OK" }),
     });
     const e2 = await errorOf(api.getChannels({ broadcasterUserIds: [1000] }));
     assert.equal(e2.kind, "malformed");
-    assert.equal(e2.issuePath, "data.0.stream.is_live");
-    assert.match(e2.message, /data\.0\.stream\.is_live/);
+    assert.equal(e2.issuePath, "data");
 
     sim.failNext("/public/v1/livestreams", { status: 200, body: '{"message":"OK"}' });
     const e3 = await errorOf(api.getLivestreams([1000]));
@@ -445,6 +441,52 @@ Deno.test("api: close() aborts waits; later calls reject with kind closed", asyn
     api.close();
     assert.equal((await errorOf(waiting)).kind, "closed");
     assert.equal((await errorOf(api.getLivestreams([1]))).kind, "closed");
+  } finally {
+    await sim.close();
+  }
+});
+
+Deno.test("api: one malformed element of a list answer is skipped, never its batch", async () => {
+  const skipped: string[] = [];
+  const { sim, api } = setup(3, {
+    onMalformedRow: (endpoint, issue) => skipped.push(`${endpoint} ${issue}`),
+  });
+  try {
+    const good = { broadcaster_user_id: 7, slug: "good", stream: { is_live: true } };
+    sim.failNext("/public/v1/channels", {
+      status: 200,
+      body: JSON.stringify({
+        data: [
+          { broadcaster_user_id: 1, slug: "a", stream: null },
+          { broadcaster_user_id: 2, slug: "b", stream: {} },
+          { broadcaster_user_id: null, slug: "c", stream: { is_live: false } },
+          { broadcaster_user_id: 4, slug: null, stream: { is_live: false } },
+          good,
+        ],
+        message: "OK",
+      }),
+    });
+    const r = await api.getChannels({ broadcasterUserIds: [1, 2, 3, 4, 7] });
+    assert.deepEqual(r.map((c) => [c.broadcasterUserId, c.isLive]), [[7, true]]);
+    assert.equal(skipped.length, 4);
+    assert.match(skipped[0], /GET \/channels data\[0\]\.stream/);
+    sim.failNext("/public/v1/livestreams", { status: 200, body: '{"data":null,"message":"OK"}' });
+    assert.deepEqual(await api.getLivestreams([7]), [], "data: null is an empty list");
+  } finally {
+    await sim.close();
+  }
+});
+
+Deno.test("api: an answer over MAX_API_BODY_BYTES is refused unread", async () => {
+  const { sim, api } = setup();
+  try {
+    const row = { broadcaster_user_id: 1, slug: "a".repeat(1000), stream: { is_live: true } };
+    const body = JSON.stringify({ data: Array(5000).fill(row), message: "OK" }); // ~5 MB
+    sim.failNext("/public/v1/channels", { status: 200, body });
+    const e = await errorOf(api.getChannels({ broadcasterUserIds: [1000] }));
+    assert.equal(e.kind, "malformed");
+    assert.match(e.message, /over 4194304 bytes/);
+    assert.equal((await api.getChannels({ broadcasterUserIds: [1000] })).length, 1);
   } finally {
     await sim.close();
   }

@@ -187,9 +187,19 @@ export function tokenFingerprint(secret: string): string {
   return `tok:${h.toString(16).padStart(8, "0")}`;
 }
 
+/** Longest access token accepted from the token endpoint, characters. */
+export const MAX_TOKEN_LENGTH = 4096;
+
+/** Largest token-endpoint answer read, bytes (a real one is well under 1 KiB). */
+export const MAX_OAUTH_BODY_BYTES = 64 * 1024;
+
 /** Raw wire schema of a successful token response (§4.1). */
 export const OAuthTokenResponseWire = z.object({
-  access_token: z.string().min(1),
+  // A token is a few hundred characters; a huge one is a broken or hostile answer
+  // that would make every later request fail (and sit in every Authorization header).
+  access_token: z.string().min(1).max(MAX_TOKEN_LENGTH, {
+    error: `longer than ${MAX_TOKEN_LENGTH} characters`,
+  }),
   token_type: z.string().optional(),
   expires_in: z.union([
     z.number().positive(),
@@ -441,10 +451,17 @@ export class TokenProvider implements TokenSource {
         body,
         signal,
       });
-      text = await res.text();
+      text = await readTextCapped(res, MAX_OAUTH_BODY_BYTES);
     } catch (e) {
       if (this.#closed.signal.aborted) {
         throw new OAuthError("closed", "token provider closed", { retryable: false, cause: e });
+      }
+      if (e instanceof ResponseTooLargeError) {
+        throw new OAuthError(
+          "malformed",
+          `token endpoint answered with a body over ${MAX_OAUTH_BODY_BYTES} bytes (not read)`,
+          { retryable: true, cause: e },
+        );
       }
       if (e instanceof DOMException && e.name === "TimeoutError") {
         throw new OAuthError(
@@ -612,6 +629,68 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/**
+ * A response body over the limit the caller set (the read was cancelled).
+ *
+ * @example
+ * ```ts
+ * try { await readTextCapped(res, 1024); } catch (e) {
+ *   if (e instanceof ResponseTooLargeError) console.log(e.limitBytes);
+ * }
+ * ```
+ */
+export class ResponseTooLargeError extends Error {
+  /** The limit, bytes. */
+  readonly limitBytes: number;
+  constructor(limitBytes: number, options?: ErrorOptions) {
+    super(`response body over ${limitBytes} bytes`, options);
+    this.name = "ResponseTooLargeError";
+    this.limitBytes = limitBytes;
+  }
+}
+
+/**
+ * Reads a response body as UTF-8 text, at most `maxBytes` (bytes): a larger
+ * body is cancelled and refused, so a runaway answer costs neither memory nor
+ * the event loop. A `Content-Length` over the limit is refused before reading.
+ *
+ * @throws {ResponseTooLargeError} when the body is larger than `maxBytes`.
+ * @throws {TypeError|DOMException} when reading fails (network, timeout).
+ *
+ * @example
+ * ```ts
+ * const text = await readTextCapped(await fetch(url), 64 * 1024);
+ * ```
+ */
+export async function readTextCapped(res: Response, maxBytes: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body?.cancel().catch(() => {});
+    throw new ResponseTooLargeError(maxBytes);
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new ResponseTooLargeError(maxBytes);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /**

@@ -283,3 +283,33 @@ Deno.test("oauth: parseRetryAfter handles seconds and HTTP dates", () => {
   assert.equal(parseRetryAfter("soon", now), undefined);
   assert.equal(parseRetryAfter(null, now), undefined);
 });
+
+Deno.test("oauth: an oversized answer is refused unread; a 4 MB access token is refused", async () => {
+  const { sim, provider } = setup();
+  try {
+    const huge = JSON.stringify({
+      access_token: "x".repeat(8 * 1024 * 1024),
+      token_type: "Bearer",
+      expires_in: 3600,
+    });
+    sim.failNext("/oauth/token", { status: 200, body: huge });
+    const tp = provider({ maxAttempts: 1 });
+    await assert.rejects(tp.getToken(), (e: Error) => {
+      assert.match(e.message, /body over 65536 bytes/);
+      return true;
+    });
+    const longToken = JSON.stringify({
+      access_token: "y".repeat(5000),
+      token_type: "Bearer",
+      expires_in: 3600,
+    });
+    sim.failNext("/oauth/token", { status: 200, body: longToken.slice(0, 60_000) });
+    await assert.rejects(provider({ maxAttempts: 1 }).getToken(), (e: Error) => {
+      assert.match(e.message, /access_token: longer than 4096 characters/);
+      return true;
+    });
+    assert.ok((await provider().getToken()).length < 4096, "a normal answer still works");
+  } finally {
+    await sim.close();
+  }
+});

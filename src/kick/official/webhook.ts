@@ -316,6 +316,13 @@ export interface WebhookReceiverOptions {
   readonly now?: () => number;
   /** Called once per request with its outcome (for Prometheus counters). */
   readonly onOutcome?: (outcome: WebhookOutcome) => void;
+  /**
+   * Durable de-duplication beyond this process's memory (e.g. a table shared
+   * by every instance): resolves true the first time a message id is seen.
+   * A rejection (database away) lets the delivery through: the writer's
+   * guards make a duplicate write nothing.
+   */
+  readonly claim?: (messageId: string) => Promise<boolean>;
 }
 
 const REQUIRED_HEADERS = [
@@ -377,6 +384,7 @@ export class WebhookReceiver {
   readonly #now: () => number;
   /** message id → expiry (ms since epoch); insertion order = expiry order. */
   readonly #seen = new Map<string, number>();
+  readonly #claim: ((messageId: string) => Promise<boolean>) | undefined;
   readonly #counts = new Map<WebhookOutcome, number>();
   readonly #logLimit = new LogRateLimiter(REJECT_LOG_PER_MINUTE, 60_000);
   #key: Promise<CryptoKey> | undefined;
@@ -403,6 +411,7 @@ export class WebhookReceiver {
     this.#maxSkewMs = opts.maxSkewMs ?? 5 * 60_000;
     this.#ttlMs = opts.dedupeTtlMs ?? 2 * this.#maxSkewMs + 60_000;
     this.#maxEntries = opts.dedupeMaxEntries ?? 10_000;
+    this.#claim = opts.claim;
     this.#refetchMs = opts.keyRefetchIntervalMs ?? 5 * 60_000;
     this.#keyRetryMs = opts.keyRetryMs ?? 10_000;
     this.#now = opts.now ?? Date.now;
@@ -476,6 +485,23 @@ export class WebhookReceiver {
 
       this.#purge(observedAt);
       if (this.#seen.has(messageId)) return this.#answer("duplicate", 200, messageId);
+      if (this.#claim) {
+        let first = true;
+        try {
+          first = await this.#claim(messageId);
+        } catch (e) {
+          if (this.#mayLog("claim_failed") !== undefined) {
+            log.warn("webhook de-duplication unavailable, accepting {messageId}: {error}", {
+              messageId,
+              error: errorText(e),
+            });
+          }
+        }
+        if (!first) {
+          this.#remember(messageId, observedAt);
+          return this.#answer("duplicate", 200, messageId);
+        }
+      }
 
       let obs: Observation;
       try {
@@ -483,7 +509,10 @@ export class WebhookReceiver {
           messageId,
           subscriptionId,
           messageTimestamp: ts,
-          observedAt,
+          // Kick's time of the message, so that a late or retried delivery
+          // loses against anything observed after it was sent (never later
+          // than its receipt: a clock ahead of ours must not win either).
+          observedAt: Math.min(ts + 999, observedAt), // the timestamp has whole seconds
           receivedMono,
         });
       } catch (e) {

@@ -191,7 +191,12 @@ Deno.test("webhook receiver: accepts the real delivery once; a replay is 200 but
   assert.equal(got[0].broadcasterUserId, 4809577);
   assert.equal(got[0].extra?.message_id, H["Kick-Event-Message-Id"]);
   assert.equal(got[0].extra?.subscription_id, H["Kick-Event-Subscription-Id"]);
-  assert.equal(got[0].observedAt, REAL_NOW());
+  // Kick's message time (whole seconds, so up to its last millisecond), not the receipt time:
+  // a late or retried delivery must lose against anything observed after Kick sent it.
+  assert.equal(
+    got[0].observedAt,
+    Math.min(Date.parse(H["Kick-Event-Message-Timestamp"]) + 999, REAL_NOW()),
+  );
   assert.equal(typeof got[0].receivedMono, "number");
 
   const r2 = await receiver.handle(realRequest());

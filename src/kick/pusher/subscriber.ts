@@ -34,6 +34,7 @@
 import PusherWorker from "pusher-js/worker";
 import type Pusher from "pusher-js";
 import { getLogger } from "@logtape/logtape";
+import { LogRateLimiter } from "../../log/logging.ts";
 import { channelName } from "./frames.ts";
 
 const log = getLogger(["kickmon", "pusher"]);
@@ -103,6 +104,13 @@ export interface ShardSnapshot {
   readonly lastMessageAt: number | null;
   /** When the next attempt is due (ms since epoch) in `backoff`/`refused`, else null. */
   readonly nextAttemptAt: number | null;
+  /**
+   * How long the longest-waiting channel of the current connection has gone
+   * without `pusher_internal:subscription_succeeded`, ms (0 when all are).
+   */
+  readonly oldestUnsubscribedMs: number;
+  /** `pusher:subscribe` frames sent again after a refusal or a missing acknowledgement. */
+  readonly subscriptionRetries: number;
 }
 
 /**
@@ -216,6 +224,12 @@ interface Conn {
   socketClosed: Promise<void>;
   readonly handlers: Map<string, (event: string, data: unknown) => void>;
   readonly acked: Set<string>;
+  /**
+   * Channels subscribed on this connection and not acknowledged yet: since
+   * when (performance.now(), ms), failed tries, when to send `pusher:subscribe`
+   * again (ms).
+   */
+  readonly pendingSubs: Map<string, { since: number; failures: number; retryAt: number }>;
   readonly netCallbacks: { event: string; fn: (...a: unknown[]) => void }[];
   connected: boolean;
   connectedMono: number;
@@ -226,6 +240,9 @@ interface Conn {
   fullyAcked: boolean;
   connectTimer: Timer | undefined;
   watchdog: Timer | undefined;
+  /** Next re-subscribe check (see `#armSubscribeRetry`), and when it is due (performance.now(), ms). */
+  subTimer: Timer | undefined;
+  subTimerAt: number;
 }
 
 interface Shard {
@@ -242,7 +259,27 @@ interface Shard {
   lastCloseReason: string | null;
   lastMessageAt: number | null;
   gaveUp: boolean;
+  subscriptionRetries: number;
 }
+
+/** ms the longest-waiting unacknowledged channel of `conn` has waited. */
+function oldestPending(conn: Conn): number {
+  let since = Infinity;
+  for (const p of conn.pendingSubs.values()) since = Math.min(since, p.since);
+  return since === Infinity ? 0 : Math.round(performance.now() - since);
+}
+
+/**
+ * When to send `pusher:subscribe` again after `failures` refused or
+ * unanswered tries: 1 s doubling to 60 s, with ±25 % jitter. ms.
+ */
+function subscribeRetryDelayMs(failures: number): number {
+  const base = Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
+  return base * (0.75 + Math.random() / 2);
+}
+
+/** How long a `pusher:subscribe` may go unanswered before it is sent again, ms. */
+const SUBSCRIBE_ACK_TIMEOUT_MS = 10_000;
 
 /** Error codes and messages found in pusher-js `error` events (see module doc). */
 function errorInfo(err: unknown): { code?: number; message?: string; type?: string } {
@@ -326,6 +363,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * ```
  */
 export class PusherSubscriber {
+  readonly #limit = new LogRateLimiter(3, 60_000);
   readonly #key: string;
   readonly #pusherOptions: PusherOptions;
   readonly #maxPerShard: number;
@@ -545,6 +583,8 @@ export class PusherSubscriber {
       lastCloseReason: s.lastCloseReason,
       lastMessageAt: s.lastMessageAt,
       nextAttemptAt: s.retryTimer !== undefined ? s.nextAttemptAt : null,
+      oldestUnsubscribedMs: s.conn?.connected ? oldestPending(s.conn) : 0,
+      subscriptionRetries: s.subscriptionRetries,
     }));
   }
 
@@ -569,6 +609,7 @@ export class PusherSubscriber {
       lastCloseReason: null,
       lastMessageAt: null,
       gaveUp: false,
+      subscriptionRetries: 0,
     };
     this.#shards.set(index, shard);
     return shard;
@@ -598,6 +639,7 @@ export class PusherSubscriber {
     const conn = shard.conn;
     if (!conn) return;
     conn.acked.delete(name);
+    conn.pendingSubs.delete(name);
     const h = conn.handlers.get(name);
     conn.handlers.delete(name);
     try {
@@ -614,17 +656,38 @@ export class PusherSubscriber {
 
   #subscribeOn(shard: Shard, conn: Conn, name: string): void {
     const channel = conn.pusher.subscribe(name);
+    if (!conn.acked.has(name) && !conn.pendingSubs.has(name)) {
+      const now = performance.now();
+      conn.pendingSubs.set(name, {
+        since: now,
+        failures: 0,
+        retryAt: now + SUBSCRIBE_ACK_TIMEOUT_MS,
+      });
+      this.#armSubscribeRetry(shard, conn);
+    }
     if (conn.handlers.has(name)) return;
     const h = (eventName: string, data: unknown): void => {
       if (shard.conn !== conn) return;
       if (eventName.startsWith("pusher:") || eventName.startsWith("pusher_internal:")) {
         if (eventName === "pusher:subscription_succeeded") this.#onAck(shard, conn, name);
         else if (eventName === "pusher:subscription_error") {
-          log.warn("pusher shard {shard}: subscription to {channel} failed: {data}", {
-            shard: shard.index,
-            channel: name,
-            data: JSON.stringify(data),
-          });
+          const p = conn.pendingSubs.get(name);
+          if (p) {
+            p.failures++;
+            p.retryAt = performance.now() + subscribeRetryDelayMs(p.failures);
+            this.#armSubscribeRetry(shard, conn);
+          }
+          if (this.#limit.allow(`suberr:${shard.index}`)) {
+            log.warn(
+              "pusher shard {shard}: subscription to {channel} refused ({data}); retrying in {ms} ms",
+              {
+                shard: shard.index,
+                channel: name,
+                data: JSON.stringify(data)?.slice(0, 200),
+                ms: Math.round((p?.retryAt ?? performance.now()) - performance.now()),
+              },
+            );
+          }
         }
         return;
       }
@@ -643,8 +706,56 @@ export class PusherSubscriber {
     channel.bind_global(h);
   }
 
+  /**
+   * Sends `pusher:subscribe` again for every channel of `conn` whose retry is
+   * due (refused by `pusher:subscription_error` or a `pusher:error`, or
+   * unanswered for {@linkcode SUBSCRIBE_ACK_TIMEOUT_MS}), and re-arms for the
+   * next one. One timer per connection.
+   */
+  #armSubscribeRetry(shard: Shard, conn: Conn): void {
+    if (conn.pendingSubs.size === 0) return;
+    let next = Infinity;
+    for (const p of conn.pendingSubs.values()) next = Math.min(next, p.retryAt);
+    if (conn.subTimer !== undefined) {
+      if (conn.subTimerAt <= next) return; // already due in time
+      clearTimeout(conn.subTimer);
+    }
+    conn.subTimerAt = next;
+    conn.subTimer = setTimeout(() => {
+      conn.subTimer = undefined;
+      if (shard.conn !== conn || this.#stopped) return;
+      const now = performance.now();
+      if (conn.connected) {
+        for (const [name, p] of conn.pendingSubs) {
+          if (p.retryAt > now || !shard.channels.has(name)) continue;
+          p.failures++;
+          p.retryAt = now + Math.max(SUBSCRIBE_ACK_TIMEOUT_MS, subscribeRetryDelayMs(p.failures));
+          shard.subscriptionRetries++;
+          try {
+            // pusher-js's Channel.subscribe() sends pusher:subscribe again for a
+            // channel not (yet) subscribed; the bound handler stays.
+            const ch = conn.pusher.channel(name) as unknown as
+              | { subscribed: boolean; subscribe(): void }
+              | undefined;
+            if (ch && !ch.subscribed) ch.subscribe();
+            else if (!ch) this.#subscribeOn(shard, conn, name);
+          } catch (e) {
+            log.warn("pusher shard {shard}: re-subscribing {channel} failed: {error}", {
+              shard: shard.index,
+              channel: name,
+              error: String(e),
+            });
+          }
+        }
+      }
+      this.#armSubscribeRetry(shard, conn);
+    }, Math.max(50, next - performance.now()));
+    Deno.unrefTimer(conn.subTimer as unknown as number);
+  }
+
   #onAck(shard: Shard, conn: Conn, name: string): void {
     if (!shard.channels.has(name)) return;
+    conn.pendingSubs.delete(name);
     conn.acked.add(name);
     this.#checkFullyAcked(shard, conn);
   }
@@ -738,6 +849,7 @@ export class PusherSubscriber {
       socketClosed: Promise.resolve(),
       handlers: new Map(),
       acked: new Set(),
+      pendingSubs: new Map(),
       netCallbacks,
       connected: false,
       connectedMono: 0,
@@ -747,6 +859,8 @@ export class PusherSubscriber {
       errorMessage: undefined,
       fullyAcked: false,
       connectTimer: undefined,
+      subTimer: undefined,
+      subTimerAt: Infinity,
       watchdog: undefined,
     };
     shard.conn = conn;
@@ -840,12 +954,21 @@ export class PusherSubscriber {
       // Handshake refusal (`pusher:error` instead of `pusher:connection_established`, §1.4).
       this.#fail(shard, conn, `handshake refused (${info.code}: ${info.message ?? ""})`, info.code);
     } else {
-      // A `pusher:error` frame on an open connection; a close usually follows.
-      log.warn("pusher shard {shard}: pusher:error {code}: {message}", {
-        shard: shard.index,
-        code: info.code,
-        message: info.message ?? "",
-      });
+      // A `pusher:error` frame on an open connection (e.g. 4302 for a
+      // subscription); a close often follows. What is still unacknowledged is
+      // subscribed again with backoff. Logged at a bounded rate.
+      for (const p of conn.pendingSubs.values()) {
+        p.failures++;
+        p.retryAt = Math.min(p.retryAt, performance.now() + subscribeRetryDelayMs(p.failures));
+      }
+      this.#armSubscribeRetry(shard, conn);
+      if (this.#limit.allow(`pusher-error:${shard.index}`)) {
+        log.warn("pusher shard {shard}: pusher:error {code}: {message}", {
+          shard: shard.index,
+          code: info.code,
+          message: info.message ?? "",
+        });
+      }
     }
   }
 
@@ -990,6 +1113,8 @@ export class PusherSubscriber {
 
   /** Disposes of a pusher-js instance completely (timers, socket, global registrations). */
   #teardown(conn: Conn): void {
+    if (conn.subTimer !== undefined) clearTimeout(conn.subTimer);
+    conn.subTimer = undefined;
     if (conn.connectTimer !== undefined) clearTimeout(conn.connectTimer);
     if (conn.watchdog !== undefined) clearTimeout(conn.watchdog);
     conn.connectTimer = undefined;
