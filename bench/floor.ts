@@ -19,6 +19,7 @@
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.ts";
 import { listFingerprint } from "../src/db/streamers_repo.ts";
+import { seedStreamers } from "./seed.ts";
 import type { Sql } from "../src/db/client.ts";
 import { type LatencySummary, summarize, xorshift } from "./stats.ts";
 
@@ -90,17 +91,7 @@ export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
   const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
   try {
     await migrate(sql as unknown as Sql, { appSchema: "public" });
-    const ids = (await sql<{ id: number }[]>`
-      WITH s AS (
-        INSERT INTO streamers (username, kick_user_id, status)
-        SELECT 'floor_' || g, (1000000 + g)::text, 'offline' FROM generate_series(1, ${rows}) g
-        RETURNING id, username, kick_user_id
-      ), k AS (
-        INSERT INTO kickmon.streamer_state
-          (streamer_id, source_username, source_kick_user_id, kick_channel_id)
-        SELECT id, username, kick_user_id, 4000000 + kick_user_id::bigint FROM s
-      )
-      SELECT id FROM s`).map((r) => r.id);
+    const ids = (await seedStreamers(sql, "floor_", rows)).map((r) => r.id);
     const status = new Map<number, "online" | "offline">(ids.map((id) => [id, "offline"]));
     const rand = xorshift(7);
 

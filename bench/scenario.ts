@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { seedStreamers } from "./seed.ts";
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.ts";
 import type { Sql } from "../src/db/client.ts";
@@ -280,18 +281,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
   try {
     // --- database and seed ----------------------------------------------------
     await migrate(sql as unknown as Sql, { appSchema: "public" });
-    // The other system's rows, and the channel ids in kickmon's schema (as `streamers add` writes them).
-    const rows = await sql<{ id: number; i: number }[]>`
-      WITH s AS (
-        INSERT INTO streamers (username, kick_user_id, status)
-        SELECT 'bench_' || g, (1000000 + g)::text, 'offline' FROM generate_series(1, ${n}) g
-        RETURNING id, username, kick_user_id
-      ), k AS (
-        INSERT INTO kickmon.streamer_state
-          (streamer_id, source_username, source_kick_user_id, kick_channel_id)
-        SELECT id, username, kick_user_id, 4000000 + kick_user_id::bigint FROM s
-      )
-      SELECT id, (kick_user_id::int - 1000000) AS i FROM s`;
+    const rows = await seedStreamers(sql, "bench_", n);
     const idxOf = new Map<number, number>();
     for (const r of rows) idxOf.set(r.id, r.i - 1);
 

@@ -652,9 +652,53 @@ export class ResponseTooLargeError extends Error {
 }
 
 /**
- * Reads a response body as UTF-8 text, at most `maxBytes` (bytes): a larger
- * body is cancelled and refused, so a runaway answer costs neither memory nor
- * the event loop. A `Content-Length` over the limit is refused before reading.
+ * Reads a request's or response's body, at most `maxBytes` (bytes): a larger
+ * body is cancelled and `null` is returned, so a runaway body costs neither
+ * memory nor the event loop. A declared `Content-Length` over the limit is
+ * refused before reading.
+ *
+ * @returns the bytes, or null when the body is larger than `maxBytes`.
+ * @throws {TypeError|DOMException} when reading fails (network, timeout).
+ *
+ * @example
+ * ```ts
+ * const bytes = await readBodyCapped(req, 65_536); // null: too large
+ * ```
+ */
+export async function readBodyCapped(
+  msg: Request | Response,
+  maxBytes: number,
+): Promise<Uint8Array<ArrayBuffer> | null> {
+  const declared = Number(msg.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await msg.body?.cancel().catch(() => {});
+    return null;
+  }
+  if (!msg.body) return new Uint8Array(0);
+  const reader = msg.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.byteLength;
+  }
+  return all;
+}
+
+/**
+ * A response's body as UTF-8 text, at most `maxBytes` (bytes); see {@linkcode readBodyCapped}.
  *
  * @throws {ResponseTooLargeError} when the body is larger than `maxBytes`.
  * @throws {TypeError|DOMException} when reading fails (network, timeout).
@@ -665,32 +709,9 @@ export class ResponseTooLargeError extends Error {
  * ```
  */
 export async function readTextCapped(res: Response, maxBytes: number): Promise<string> {
-  const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => {});
-    throw new ResponseTooLargeError(maxBytes);
-  }
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.byteLength;
-    if (n > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new ResponseTooLargeError(maxBytes);
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  const bytes = await readBodyCapped(res, maxBytes);
+  if (bytes === null) throw new ResponseTooLargeError(maxBytes);
+  return new TextDecoder().decode(bytes);
 }
 
 /**

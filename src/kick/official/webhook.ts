@@ -15,7 +15,7 @@ import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import type { Observation } from "../../core/types.ts";
 import { LogRateLimiter } from "../../log/logging.ts";
-import { errorText } from "./oauth.ts";
+import { errorText, readBodyCapped } from "./oauth.ts";
 
 const log = getLogger(["kickmon", "webhook"]);
 
@@ -451,7 +451,7 @@ export class WebhookReceiver {
 
       const declared = Number(h.get("content-length") ?? "0");
       if (declared > this.#maxBody) return await this.#reject(req, "too_large", 413);
-      const rawBody = await readCapped(req, this.#maxBody);
+      const rawBody = await readBodyCapped(req, this.#maxBody);
       if (!rawBody) return this.#answer("too_large", 413, messageId);
 
       const ts = parseTime(timestamp);
@@ -695,31 +695,6 @@ export class WebhookReceiver {
     const suppressed = this.#logLimit.suppressed(key);
     return this.#logLimit.allow(key) ? suppressed : undefined;
   }
-}
-
-/** Reads at most `max` bytes of the body; null (and the stream cancelled) when it is larger. */
-async function readCapped(req: Request, max: number): Promise<Uint8Array<ArrayBuffer> | null> {
-  if (!req.body) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 /** Text appended to a rate-limited line that follows suppressed ones. */
