@@ -56,7 +56,11 @@ function bundle(): Promise<string> {
 
 // One bundle for both tests; removed when the module ends.
 globalThis.addEventListener("unload", () => {
-  if (bundleDir) Deno.removeSync(bundleDir, { recursive: true });
+  try {
+    if (bundleDir) Deno.removeSync(bundleDir, { recursive: true });
+  } catch {
+    // already removed (an interrupted run cleans up before it dies)
+  }
 });
 
 Deno.test("kickmon stop under the shipped permissions refuses an instance systemd started", async () => {
@@ -239,11 +243,39 @@ Deno.test({
     const took = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
     const work = await Deno.makeTempDir({ prefix: "kickmon-sd-nspawn-" });
     let c: Container | undefined;
+    // `deno task test` forwards SIGINT/SIGTERM here, which would end this
+    // process without running `finally`: power the container off (or kill
+    // debootstrap) first, then die of the signal as the process would have.
+    const abort = new AbortController();
+    let booting: Promise<unknown> = Promise.resolve();
+    const onSignal = (sig: Deno.Signal) => async () => {
+      if (abort.signal.aborted) return;
+      console.log(`${sig}: stopping the container, then exiting`);
+      abort.abort(new Error(`interrupted by ${sig}`));
+      await c?.stop();
+      await Promise.race([booting.catch(() => {}), new Promise((r) => setTimeout(r, 25_000))]);
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+      if (bundleDir) await Deno.remove(bundleDir, { recursive: true }).catch(() => {});
+      // Without a listener the signal's default action applies again: die of it.
+      for (const [s, fn] of signals) Deno.removeSignalListener(s, fn);
+      Deno.kill(Deno.pid, sig);
+    };
+    const signals: [Deno.Signal, () => void][] = [
+      ["SIGINT", onSignal("SIGINT")],
+      ["SIGTERM", onSignal("SIGTERM")],
+    ];
+    for (const [sig, fn] of signals) Deno.addSignalListener(sig, fn);
     try {
       // The root (cached locally; built once per run in CI) while the two bundles build.
       const simJs = `${work}/sim.js`;
+      const building = ensureRootfs({
+        rebuild: CI,
+        log: (l) => console.log(l),
+        signal: abort.signal,
+      });
+      booting = building;
       const [rootfs, js] = await Promise.all([
-        ensureRootfs({ rebuild: CI, log: (l) => console.log(l) }),
+        building,
         bundle(),
         bundleEntry("tests/helpers/nspawn_kick_sim.ts", simJs),
       ]);
@@ -261,7 +293,8 @@ Deno.test({
         MONITORING_RESYNC_INTERVAL: "3600",
       };
 
-      c = await bootContainer(rootfs.root, {
+      const boot = bootContainer(rootfs.root, {
+        signal: abort.signal,
         prepare: async (dir) => {
           // The stand-in "binary": deno and the bundle behind /usr/local/bin/kickmon.
           await Deno.mkdir(`${dir}${GUEST_LIB}`, { recursive: true });
@@ -297,6 +330,8 @@ Deno.test({
           );
         },
       });
+      booting = boot;
+      c = await boot;
       const box = c;
       console.log(
         `booted in ${box.bootSeconds.toFixed(1)} s: systemd-nspawn ${NSPAWN_OPTIONS.join(" ")}`,
@@ -540,6 +575,7 @@ Deno.test({
       await c?.stop();
       if (c) console.log(`container stopped and removed in ${took(t0)}`);
       await Deno.remove(work, { recursive: true }).catch(() => {});
+      for (const [sig, fn] of signals) Deno.removeSignalListener(sig, fn);
       console.log(`systemd container test: ${took(began)}`);
     }
   },

@@ -133,17 +133,52 @@ export function nspawnUnavailable(): string | null {
 }
 
 /** Runs a host command to completion; throws with its output unless it succeeds. */
-async function host(cmd: string, args: string[], what = `${cmd} ${args.join(" ")}`) {
+async function host(
+  cmd: string,
+  args: string[],
+  opts: { what?: string; signal?: AbortSignal } = {},
+) {
   const out = await new Deno.Command(cmd, {
     args,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
     env: { LC_ALL: "C.UTF-8", DEBIAN_FRONTEND: "noninteractive" },
+    signal: opts.signal,
   }).output();
   const text = (dec.decode(out.stdout) + dec.decode(out.stderr)).trim();
-  if (!out.success) throw new Error(`${what} failed (exit ${out.code}):\n${text.slice(-4000)}`);
+  if (!out.success) {
+    const what = opts.what ?? `${cmd} ${args.join(" ")}`;
+    throw new Error(`${what} failed (exit ${out.code}):\n${text.slice(-4000)}`);
+  }
   return text;
+}
+
+/** Mount points at or below `path` (from /proc/self/mountinfo), deepest first. */
+function mountsUnder(path: string): string[] {
+  const unescape = (m: string) =>
+    m.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((m): m is string => !!m)
+    .map(unescape)
+    .filter((m) => m === path || m.startsWith(`${path}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * `rm -rf path`, but only once nothing is mounted below it: a chroot's /proc
+ * or /dev left mounted by an interrupted debootstrap, or an overlay that did
+ * not unmount, must never be deleted through. Unmounts (lazily) first and
+ * refuses if a mount remains.
+ */
+async function removeTree(path: string): Promise<void> {
+  for (const m of mountsUnder(path)) await host("umount", ["-l", m]).catch(() => {});
+  const left = mountsUnder(path);
+  if (left.length) throw new Error(`not removing ${path}: still mounted there: ${left.join(", ")}`);
+  await Deno.remove(path, { recursive: true }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
 }
 
 /** What {@linkcode ensureRootfs} did. */
@@ -167,7 +202,7 @@ export interface RootfsResult {
  * @throws when debootstrap fails (no mirror, no disk space): the test fails.
  */
 export async function ensureRootfs(
-  opts: { rebuild: boolean; log: (line: string) => void },
+  opts: { rebuild: boolean; log: (line: string) => void; signal?: AbortSignal },
 ): Promise<RootfsResult> {
   const t0 = performance.now();
   const parent = ROOTFS_DIR.slice(0, ROOTFS_DIR.lastIndexOf("/"));
@@ -180,18 +215,23 @@ export async function ensureRootfs(
     }
     const r = ROOTFS_RECIPE;
     const tmp = `${ROOTFS_DIR}.new`;
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await removeTree(tmp);
     opts.log(
       `debootstrap ${r.suite} (${r.variant} + ${r.include.join(",")}) into ${tmp}` +
         (opts.rebuild ? " (CI: fresh root for this run)" : ""),
     );
-    await host("debootstrap", [
-      `--variant=${r.variant}`,
-      `--include=${r.include.join(",")}`,
-      r.suite,
-      tmp,
-      r.mirror,
-    ]);
+    try {
+      await host("debootstrap", [
+        `--variant=${r.variant}`,
+        `--include=${r.include.join(",")}`,
+        r.suite,
+        tmp,
+        r.mirror,
+      ], { signal: opts.signal });
+    } catch (e) {
+      await removeTree(tmp).catch(() => {});
+      throw e;
+    }
     // What a real installation has and minbase lacks: a name for the
     // machine and localhost in /etc/hosts (DATABASE_HOST=localhost).
     await Deno.writeTextFile(`${tmp}/etc/hostname`, `${r.hostname}\n`);
@@ -205,7 +245,7 @@ export async function ensureRootfs(
     await Deno.remove(`${tmp}/var/cache/apt/archives`, { recursive: true }).catch(() => {});
     await Deno.mkdir(`${tmp}/var/cache/apt/archives/partial`, { recursive: true });
     await Deno.remove(`${ROOTFS_DIR}.recipe.json`).catch(() => {});
-    await Deno.remove(ROOTFS_DIR, { recursive: true }).catch(() => {});
+    await removeTree(ROOTFS_DIR);
     await Deno.rename(tmp, ROOTFS_DIR);
     await Deno.writeTextFile(`${ROOTFS_DIR}.recipe.json`, JSON.stringify(r) + "\n");
     const seconds = (performance.now() - t0) / 1000;
@@ -245,7 +285,7 @@ export interface Container {
   sh(script: string, opts?: { env?: Record<string, string>; stdin?: string }): Promise<ExecResult>;
   /** `systemctl reboot` inside, then waits until the new boot is up (see {@linkcode bootContainer}). */
   reboot(): Promise<number>;
-  /** Powers off and removes everything this boot created. Idempotent; never throws. */
+  /** Powers off and removes everything this boot created. Idempotent (one shared promise); never throws. */
   stop(): Promise<void>;
 }
 
@@ -334,10 +374,8 @@ async function reapStaleRuns(log: (l: string) => void): Promise<void> {
       await host("kill", ["-KILL", String(nspawn)]).catch(() => {});
       for (let i = 0; i < 50 && isAlive(nspawn); i++) await sleep(100);
     }
-    await host("umount", [`${dir}/merged`]).catch(() =>
-      host("umount", ["-l", `${dir}/merged`]).catch(() => {})
-    );
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await host("umount", [`${dir}/merged`]).catch(() => {});
+    await removeTree(dir).catch((err) => log(String(err)));
   }
 }
 
@@ -359,6 +397,8 @@ export async function bootContainer(
     prepare?: (dir: string) => Promise<void>;
     log?: (line: string) => void;
     bootTimeoutMs?: number;
+    /** Aborting it powers the container off (also while it boots). */
+    signal?: AbortSignal;
   } = {},
 ): Promise<Container> {
   const log = opts.log ?? ((l: string) => console.log(l));
@@ -380,7 +420,7 @@ export async function bootContainer(
   let leader = 0;
   let bootSeconds = 0;
   const consoleLines: string[] = [];
-  let stopped = false;
+  let stopping: Promise<void> | undefined;
 
   const pump = async (s: ReadableStream<Uint8Array>) => {
     let buf = "";
@@ -411,7 +451,7 @@ export async function bootContainer(
   };
 
   const exec: Container["exec"] = async (cmd, o = {}) => {
-    if (!leader || !isAlive(leader)) throw new Error("the container is not running");
+    if (stopping || !leader || !isAlive(leader)) throw new Error("the container is not running");
     const env = Object.entries({
       PATH: GUEST_PATH,
       HOME: "/root",
@@ -466,6 +506,7 @@ export async function bootContainer(
   const waitBooted = async (t0: number, previous: number) => {
     const deadline = t0 + bootTimeoutMs;
     for (;;) {
+      if (stopping) throw new Error("the container was stopped while booting");
       if (performance.now() > deadline) {
         throw new Error(
           `the container did not boot within ${bootTimeoutMs} ms; console:\n` +
@@ -529,9 +570,7 @@ export async function bootContainer(
       await waitBooted(t0, before);
       return bootSeconds;
     },
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
+    stop: () => (stopping ??= (async () => {
       const c = child as Deno.ChildProcess | null;
       if (c && !exited) {
         try {
@@ -549,15 +588,15 @@ export async function bootContainer(
         }
       }
       await childStatus?.catch(() => {});
-      if (mounted) {
-        await host("umount", [merged]).catch(() => host("umount", ["-l", merged]).catch(() => {}));
-      }
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (mounted) await host("umount", [merged]).catch(() => {});
+      await removeTree(dir).catch((err) => log(String(err)));
       lock.close();
-    },
+    })()),
   };
 
+  opts.signal?.addEventListener("abort", () => void self.stop(), { once: true });
   try {
+    opts.signal?.throwIfAborted();
     await host("mount", [
       "-t",
       "overlay",
