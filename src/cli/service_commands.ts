@@ -15,8 +15,12 @@
  * restarted behind systemd's back (`Restart=always` would start it again):
  * `stop`/`restart` exit 2 and say to use `systemctl stop|restart kickmon`
  * when they run inside a unit (`INVOCATION_ID`/`NOTIFY_SOCKET` set), when the
- * target's parent process is systemd, or when an instance answers on the
- * health address but has no PID file in this state directory.
+ * PID file says the instance runs under systemd (`kickmon start` records
+ * the `INVOCATION_ID` systemd gave it, see {@linkcode pidFileText}), or when
+ * an instance answers on the health address but has no PID file in this
+ * state directory. Nothing here reads `/proc` of another process to decide
+ * this: the shipped binary may not (`--allow-read` names only its state
+ * directories), and a check that cannot read would silently say "not systemd".
  *
  * Signals are sent with `kill(1)` (procps), not `Deno.kill`: the latter needs
  * unrestricted `--allow-run`, the former only `--allow-run=/usr/bin/kill`.
@@ -104,12 +108,55 @@ export function backupFileName(at: Date = new Date()): string {
 const errText = (e: unknown) => e instanceof Error ? e.message : String(e);
 
 /**
+ * What `kickmon start` writes into its PID file: the PID on the first line
+ * (what `kill $(head -n1 kickmon.pid)` and `kickmon stop|status` read) and,
+ * when systemd started the process, `systemd-invocation=<INVOCATION_ID>` on
+ * the second, so that `kickmon stop` run from an operator's shell knows to
+ * hand over to `systemctl` without looking at the process itself.
+ *
+ * @param pid the process to name. Default `Deno.pid`.
+ * @param invocationId systemd's `INVOCATION_ID` of this process, if any.
+ *   Default: read from the environment.
+ *
+ * @example
+ * ```ts
+ * pidFileText(4242, "2f0c…"); // "4242\nsystemd-invocation=2f0c…\n"
+ * pidFileText(4242, undefined); // "4242\n"
+ * ```
+ */
+export function pidFileText(
+  pid: number = Deno.pid,
+  invocationId: string | undefined = systemdInvocationId(),
+): string {
+  return `${pid}\n` + (invocationId ? `systemd-invocation=${invocationId}\n` : "");
+}
+
+/** systemd's `INVOCATION_ID` of this process (a 32-digit hex id), or `undefined`. */
+function systemdInvocationId(): string | undefined {
+  let id: string | undefined;
+  try {
+    id = Deno.env.get("INVOCATION_ID")?.trim();
+  } catch {
+    // not granted (a build without it): not provably under systemd
+    return undefined;
+  }
+  return id && /^[0-9a-f]{32}$/i.test(id) ? id.toLowerCase() : undefined;
+}
+
+/** A PID file's contents (see {@linkcode pidFileText}). */
+interface PidRecord {
+  readonly pid: number;
+  /** systemd's invocation id of that process, when systemd started it. */
+  readonly systemdInvocation?: string;
+}
+
+/**
  * Reads the PID file; `null` when absent, not a PID, or outside what this
  * build may read (the compiled binary reads only its build-time state
  * directories: an operator shell without `SYSTEM_STATE_DIRECTORY` looks in
  * `./state`). With `lenient`, an OS permission error is `null` too.
  */
-async function readPidFile(path: string, lenient = false): Promise<number | null> {
+async function readPidFile(path: string, lenient = false): Promise<PidRecord | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -127,8 +174,12 @@ async function readPidFile(path: string, lenient = false): Promise<number | null
       cause: e,
     });
   }
-  const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 1 ? pid : null;
+  const [first, ...rest] = text.split("\n");
+  const pid = Number(first.trim());
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  const invocation = rest.map((l) => l.trim().match(/^systemd-invocation=(\S+)$/)?.[1])
+    .find((v) => v !== undefined);
+  return invocation ? { pid, systemdInvocation: invocation } : { pid };
 }
 
 type KillResult = "ok" | "gone" | "forbidden";
@@ -178,19 +229,6 @@ async function readProc(path: string): Promise<string | null> {
   } catch {
     return null;
   }
-}
-
-/**
- * Whether `pid`'s parent is a systemd instance (PID 1 or a user manager).
- * Needs read access to `/proc`; `false` when that is not granted.
- */
-async function parentIsSystemd(pid: number): Promise<boolean> {
-  const stat = await readProc(`/proc/${pid}/stat`);
-  // "pid (comm) state ppid …": comm may contain spaces and parentheses.
-  const m = stat?.match(/\)\s+\S+\s+(\d+)/);
-  if (!m) return false;
-  const comm = (await readProc(`/proc/${m[1]}/comm`))?.trim();
-  return comm === "systemd";
 }
 
 /**
@@ -394,7 +432,8 @@ export async function stopInstance(
     throw systemdRefusal(what, "this command runs inside a systemd unit");
   }
   const pidFile = pidFilePath(config);
-  let pid = await readPidFile(pidFile);
+  const record = await readPidFile(pidFile);
+  let pid = record?.pid ?? null;
   if (pid !== null && !(await isAlive(pid))) {
     log(`removing stale PID file ${pidFile} (process ${pid} is gone)`);
     await Deno.remove(pidFile).catch(() => {});
@@ -414,6 +453,13 @@ export async function stopInstance(
     }
     return { kind: "not-running", detail: `no PID file at ${pidFile}` };
   }
+  if (record?.systemdInvocation) {
+    throw systemdRefusal(
+      what,
+      `kickmon (pid ${pid}) runs under systemd (invocation ${record.systemdInvocation}, ` +
+        `recorded in ${pidFile})`,
+    );
+  }
   if (typeof healthPid === "number" && healthPid !== pid) {
     throw new CliError(
       `the PID file ${pidFile} names ${pid}, but the instance on ${
@@ -426,9 +472,6 @@ export async function stopInstance(
     log(`removing stale PID file ${pidFile} (process ${pid} is not kickmon)`);
     await Deno.remove(pidFile).catch(() => {});
     return { kind: "not-running", detail: `stale PID file (pid ${pid} is not kickmon)` };
-  }
-  if (await parentIsSystemd(pid)) {
-    throw systemdRefusal(what, `kickmon (pid ${pid}) was started by systemd`);
   }
   const sent = await kill(pid, "TERM");
   if (sent === "forbidden") {
@@ -484,7 +527,7 @@ export function registerServiceCommands(program: Command, setExit: SetExit): voi
     .action(async (opts: { json?: boolean }) => {
       const config = loadOperatorConfig();
       const pidFile = pidFilePath(config);
-      const pid = await readPidFile(pidFile, true);
+      const pid = (await readPidFile(pidFile, true))?.pid ?? null;
       const alive = pid !== null && await isAlive(pid).catch(() => false);
       if (!config.health.enabled) {
         if (alive) {

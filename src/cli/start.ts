@@ -19,6 +19,7 @@ import { OfficialApiPlugin } from "../service/official.ts";
 import { HttpPlugin } from "../http/server.ts";
 import { SchemaError } from "../db/inspect.ts";
 import { EXIT } from "./errors.ts";
+import { pidFileText } from "./service_commands.ts";
 
 const log = getLogger(["kickmon", "cli"]);
 
@@ -149,7 +150,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   try {
     // Before start-up (which logs "kickmon started"), so `kickmon stop` finds it at once.
     await Deno.mkdir(config.system.stateDirectory, { recursive: true }).catch(() => {});
-    await Deno.writeTextFile(pidFile, `${Deno.pid}\n`).catch(() => {});
+    await Deno.writeTextFile(pidFile, pidFileText()).catch(() => {});
     const started = monitor.start().then(() => null);
     const first = await Promise.race([
       started,
