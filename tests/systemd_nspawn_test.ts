@@ -16,6 +16,8 @@
  *
  * @module
  */
+import type { Sql } from "../src/db/client.ts";
+import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { bundleArgs, compileArgs } from "../scripts/build.ts";
@@ -104,8 +106,11 @@ Deno.test("kickmon stop under the shipped permissions refuses an instance system
     };
     const m = run(["db", "migrate"]);
     assert.equal((await m.status).code, 0, m.lines.join("\n"));
-    await sql`INSERT INTO streamers (username, kick_user_id, kick_channel_id)
-              VALUES (${s.slug}, ${s.userId}, ${s.channelId})`;
+    await insertStreamer(sql as unknown as Sql, {
+      username: s.slug,
+      kickUserId: s.userId,
+      kickChannelId: s.channelId,
+    });
 
     // What systemd puts into every service process's environment: a fresh
     // 128-bit invocation id (hex) per start.
@@ -423,7 +428,11 @@ Deno.test({
           },
         );
         await psql(
-          "INSERT INTO streamers (username, kick_user_id, kick_channel_id) VALUES ('sim1', 1, 1001)",
+          // The row and, in kickmon's schema, its channel id (as `streamers add` writes them).
+          "WITH s AS (INSERT INTO streamers (username, kick_user_id) VALUES ('sim1', '1') " +
+            "RETURNING id, username, kick_user_id) INSERT INTO kickmon.streamer_state " +
+            "(streamer_id, source_username, source_kick_user_id, kick_channel_id) " +
+            "SELECT id, username, kick_user_id, 1001 FROM s",
         );
         const h = await waitHealthy("after the install", 1);
         assert.equal(
@@ -446,7 +455,7 @@ Deno.test({
         await must("systemctl kill -s SIGUSR1 kick-sim");
         await waitFor(
           async () =>
-            (await psql("SELECT status FROM streamers WHERE kick_user_id = 1")) === "online",
+            (await psql("SELECT status FROM streamers WHERE kick_user_id = '1'")) === "online",
           { timeoutMs: 30_000, intervalMs: 300, message: "streamer 1 online in the database" },
         );
         const events = await psql(
@@ -466,7 +475,10 @@ Deno.test({
         // A row kickmon cannot hear about (no trigger, so no NOTIFY): only a re-read finds it.
         await psql(
           "SET session_replication_role = replica; " +
-            "INSERT INTO streamers (username, kick_user_id, kick_channel_id) VALUES ('sim2', 2, 1002)",
+            "WITH s AS (INSERT INTO streamers (username, kick_user_id) VALUES ('sim2', '2') " +
+            "RETURNING id, username, kick_user_id) INSERT INTO kickmon.streamer_state " +
+            "(streamer_id, source_username, source_kick_user_id, kick_channel_id) " +
+            "SELECT id, username, kick_user_id, 1002 FROM s",
         );
         await new Promise((r) => setTimeout(r, 2_000));
         assert.equal(listed(await health()), 1, "kickmon saw the row without a reload");
