@@ -6,6 +6,7 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { logOutputStats } from "../log/logging.ts";
 
 /**
  * The metric set of one monitor. Gauges that mirror live state are filled by
@@ -125,6 +126,16 @@ export function createMetrics(c: MetricsCollectors): Metrics {
     registers,
     collect() {
       this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new Counter({
+    name: "kickmon_log_lines_dropped_total",
+    help: "Log lines dropped because the log destination failed (closed pipe, full disk) " +
+      "or did not drain.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(logOutputStats().dropped);
     },
   });
   return {
