@@ -9,7 +9,7 @@
  * | flag | scope |
  * |---|---|
  * | `--allow-net` | the Kick hosts (from the defaults in `src/config/config.ts`, port 443), the database host(s) named at build time, the health/webhook listen addresses (`kickmon start` listens there, `kickmon status` connects there), plus any extra hosts |
- * | `--allow-env` | exactly {@linkcode CONFIG_VARIABLES}, `STATE_DIRECTORY` (systemd), `INVOCATION_ID`/`NOTIFY_SOCKET` (`kickmon stop` refuses to fight systemd) and `NO_COLOR` |
+ * | `--allow-env` | exactly {@linkcode CONFIG_VARIABLES}, `STATE_DIRECTORY` (systemd), `INVOCATION_ID`/`NOTIFY_SOCKET` (`kickmon stop` refuses to fight systemd), `JOURNAL_STREAM` (syslog priority prefixes) and `NO_COLOR` |
  * | `--ignore-env` | variables that libraries merely probe (postgres.js `PG*`, the user name fallbacks, commander's colour switches): they read as unset instead of throwing, so nothing but kickmon's own variables configures it |
  * | `--allow-read`/`--allow-write` | the state directories only (PID file, outage spool, list snapshot); reads also the paths named by `KICKMON_READ_PATHS` at build time |
  * | `--allow-run` | absolute paths of `pg_dump` (`kickmon db backup`) and `kill` (`kickmon stop`: `Deno.kill` would need unrestricted `--allow-run`) |
@@ -27,14 +27,16 @@ import { CONFIG_DOCS, CONFIG_VARIABLES } from "../src/config/config.ts";
 /**
  * Environment variables kickmon itself reads: every configuration variable,
  * systemd's `STATE_DIRECTORY`, the two variables `kickmon stop|restart` use
- * to detect that they run inside a systemd unit, and `NO_COLOR` (the live
- * view, `src/view/ansi.ts`, honours it).
+ * to detect that they run inside a systemd unit, systemd's `JOURNAL_STREAM`
+ * (log lines then carry their syslog priority, `src/log/format.ts`), and
+ * `NO_COLOR` (the live view, `src/view/ansi.ts`, honours it).
  */
 export const RUNTIME_ENV_VARIABLES: readonly string[] = [
   ...CONFIG_VARIABLES,
   "STATE_DIRECTORY",
   "INVOCATION_ID",
   "NOTIFY_SOCKET",
+  "JOURNAL_STREAM",
   "NO_COLOR",
 ];
 

@@ -164,3 +164,86 @@ Deno.test("kickmon start 2>&1 | head -1: stdout and stderr both gone, same bound
   assert.ok(r.exited, "kickmon ignored SIGTERM (still running 30 s later)");
   assert.equal(r.code, "0", "exit code after SIGTERM");
 });
+
+/**
+ * Runs `kickmon start` with stdout and stderr in a file, as systemd does
+ * with a journal stream: `JOURNAL_STREAM` names stdout's device and inode
+ * (or, with `mismatch`, some other file's). Returns the lines after SIGTERM.
+ */
+async function underJournal(env: Record<string, string>, mismatch = false): Promise<string[]> {
+  const sim = await startSimulator();
+  const db = await createTestDatabase();
+  const work = await Deno.makeTempDir({ prefix: "kickmon-journal-" });
+  const envFile = `${work}/kickmon.env`;
+  await Deno.writeTextFile(envFile, "SYSTEM_LOG_LEVEL=info\n", { mode: 0o644 }); // a warning
+  await Deno.chmod(envFile, 0o644);
+  const out = `${work}/journal`;
+  const kickmon = `${q(Deno.execPath())} run -A ${q(`${ROOT}main.ts`)} start`;
+  const stream = mismatch ? `stat -L -c %d:%i ${q(envFile)}` : "stat -L -c %d:%i /proc/$$/fd/1";
+  const bash = new Deno.Command("bash", {
+    args: ["-c", `exec > ${q(out)} 2>&1; export JOURNAL_STREAM="$(${stream})"; exec ${kickmon}`],
+    cwd: ROOT,
+    env: {
+      ...baseEnv(),
+      NO_COLOR: "1",
+      ...sim.env(),
+      DATABASE_URL: db.url,
+      SYSTEM_STATE_DIRECTORY: `${work}/state`,
+      HEALTH_CHECK_LISTEN: `127.0.0.1:${freePort()}`,
+      KICKMON_ENV_FILE: envFile,
+      ...env,
+    },
+    clearEnv: true,
+    stdin: "null",
+  }).spawn();
+  try {
+    const read = () => Deno.readTextFile(out).catch(() => "");
+    await waitFor(async () => /kickmon started/.test(await read()), {
+      timeoutMs: 60_000,
+      message: "kickmon started",
+    });
+    bash.kill("SIGTERM"); // bash exec'd kickmon: this is kickmon's PID
+    assert.equal((await bash.status).code, 0, await read());
+    return (await read()).split("\n").filter((l) => l !== "");
+  } finally {
+    try {
+      bash.kill("SIGKILL");
+    } catch { /* exited */ }
+    await bash.status;
+    await db.drop();
+    await sim.close();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("journald, plain text: <priority> on every line, no timestamp, values unquoted", async () => {
+  const lines = await underJournal({ SYSTEM_JSON_LOGGING: "false" });
+  for (const l of lines) assert.match(l, /^<[2-7]>\[(FTL|ERR|WRN|INF|DBG|TRC)\] kickmon\.\S+: /, l);
+  assert.ok(
+    lines.some((l) =>
+      /^<6>\[INF\] kickmon\.http: health and metrics on http:\/\/127\.0\.0\.1:\d+\/health$/.test(l)
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(lines.some((l) => /^<4>\[WRN\] kickmon\.cli: env file \/\S+ is readable/.test(l)));
+  assert.ok(lines.includes("<6>[INF] kickmon.cli: SIGTERM: shutting down"), lines.join("\n"));
+  assert.ok(lines.some((l) => /^<6>\[INF\] kickmon\.reconcile: reconciled \(start\): /.test(l)));
+  assert.ok(!lines.some((l) => /\d{4}-\d\d-\d\d \d\d:\d\d/.test(l)), "journald stamps lines");
+  assert.ok(!lines.some((l) => l.includes('"')), "no quoted values");
+});
+
+Deno.test("journald, JSON: <priority>{…}; a JOURNAL_STREAM naming another file is ignored", async () => {
+  const lines = await underJournal({});
+  const warn = lines.find((l) => l.startsWith("<4>{"));
+  assert.ok(warn, lines.join("\n"));
+  assert.equal(JSON.parse(warn.slice(3)).level, "WARN");
+  for (const l of lines) assert.match(l, /^<[2-7]>\{"@timestamp":/, l);
+  const messages = lines.map((l) => JSON.parse(l.slice(3)).message as string);
+  assert.ok(messages.includes("SIGTERM: shutting down"), messages.join("\n"));
+  assert.ok(messages.some((m) => /^reconciled \(start\): \d+ checked/.test(m)));
+
+  const elsewhere = await underJournal({ SYSTEM_JSON_LOGGING: "false" }, true);
+  for (const l of elsewhere) {
+    assert.match(l, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \+00 \[[A-Z]{3}\] kickmon\./, l);
+  }
+});

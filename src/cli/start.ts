@@ -77,7 +77,6 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   if (!options.loggingConfigured) {
     await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
   }
-  await warnLooseEnvFile(config.envFile);
   const monitor = new Monitor(config);
   monitor.plugins.push(new OfficialApiPlugin(config));
   if (config.health.enabled) {
@@ -129,10 +128,13 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     e.preventDefault();
     const r = e.reason;
     log.error("unhandled promise rejection (kept running): {error}", {
-      error: r instanceof Error ? `${r.message}\n${r.stack ?? ""}` : String(r),
+      // The stack starts with the message: printing both said it twice.
+      error: r instanceof Error ? (r.stack ?? r.message) : String(r),
     });
   };
   globalThis.addEventListener("unhandledrejection", onUnhandled);
+  // After the signal listeners: a SIGTERM that follows this warning is a clean stop.
+  await warnLooseEnvFile(config.envFile);
   const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
   let code: number = EXIT.ok;
   try {

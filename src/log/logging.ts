@@ -1,6 +1,8 @@
 /**
  * Structured logging for kickmon on LogTape: one JSON object per line on
  * stdout (journald keeps them; `journalctl -u kickmon -o cat`), or plain text.
+ * Line shapes, value rendering and the syslog priority prefix under systemd
+ * are in `format.ts`; the bounded, failure-proof sink is in `sink.ts`.
  *
  * Every line passes through a redaction step that replaces registered secret
  * values (client secret, database password, access tokens) with
@@ -11,14 +13,8 @@
  *
  * @module
  */
-import {
-  configure,
-  getJsonLinesFormatter,
-  getTextFormatter,
-  type LogRecord,
-  reset,
-  type Sink,
-} from "@logtape/logtape";
+import { configure, type LogRecord, reset, type Sink } from "@logtape/logtape";
+import { createFormatter, stdoutIsJournal } from "./format.ts";
 import { GuardedSink, type GuardedSinkStats, type SinkFailure } from "./sink.ts";
 
 const secrets = new Set<string>();
@@ -111,9 +107,9 @@ function reportOnStderr(f: SinkFailure): void {
  */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   const dest = options.destination ?? { kind: "stdout" };
-  const base = options.json
-    ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
-    : getTextFormatter({ timestamp: "date-time-tz", category: "." });
+  // Priority prefixes only where journald reads them: stdout under systemd.
+  const journal = dest.kind === "stdout" && stdoutIsJournal();
+  const base = createFormatter({ json: options.json, journal });
   const formatter = (record: LogRecord): string => redactSecrets(base(record));
   if (current && current !== stdoutSink) droppedBefore += current.stats.dropped;
   let sink: Sink;

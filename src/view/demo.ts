@@ -145,8 +145,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, onSignal);
 
+  // A log line already names its logger (kickmon.demo): no "kickmon demo:" twice.
   const say = (line: string) => {
-    if (!opts.view) log.info(line);
+    if (!opts.view) log.info(line.replace(/^kickmon demo: /, ""));
     else console.error(line);
   };
   if (!opts.view) {
@@ -293,7 +294,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       for (const f of failures) console.error(`kickmon demo: cleanup: ${f}`);
       if (code === EXIT.ok) code = EXIT.failure;
     } else if (!opts.view) {
-      log.info("kickmon demo: cleaned up (simulator closed, temporary files removed)");
+      log.info("cleaned up (simulator closed, temporary files removed)");
     }
     if (!opts.view) await shutdownLogging();
   }
