@@ -195,7 +195,7 @@ export class GuardedSink {
     }
     this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
-    this.#writing ??= this.#pump().finally(() => (this.#writing = null));
+    this.#writing ??= this.#pump();
   }
 
   #drop(): void {
@@ -220,22 +220,32 @@ export class GuardedSink {
   }
 
   async #pump(): Promise<void> {
-    while (this.#queue.length > 0 && this.stats.state === "ok") {
-      // Coalesce queued lines into one write of up to 64 KiB.
-      let size = 0;
-      let n = 0;
-      while (n < this.#queue.length && (n === 0 || size + this.#queue[n].length <= 65_536)) {
-        size += this.#queue[n++].length;
+    // Let #enqueue store this promise before the loop can end and clear it.
+    await null;
+    try {
+      while (this.#queue.length > 0 && this.stats.state === "ok") {
+        // Coalesce queued lines into one write of up to 64 KiB.
+        let size = 0;
+        let n = 0;
+        while (n < this.#queue.length && (n === 0 || size + this.#queue[n].length <= 65_536)) {
+          size += this.#queue[n++].length;
+        }
+        const parts = this.#queue.splice(0, n);
+        this.#queuedBytes -= size;
+        const chunk = n === 1 ? parts[0] : concat(parts, size);
+        try {
+          for (let off = 0; off < chunk.length;) {
+            off += await this.#target.write(chunk.subarray(off));
+          }
+          this.stats.written += n;
+        } catch (e) {
+          this.#fail(e, n);
+        }
       }
-      const parts = this.#queue.splice(0, n);
-      this.#queuedBytes -= size;
-      const chunk = n === 1 ? parts[0] : concat(parts, size);
-      try {
-        for (let off = 0; off < chunk.length;) off += await this.#target.write(chunk.subarray(off));
-        this.stats.written += n;
-      } catch (e) {
-        this.#fail(e, n);
-      }
+    } finally {
+      // Synchronously after the loop's last look at the queue: a line queued
+      // after that look finds no pump and starts one, so none is left behind.
+      this.#writing = null;
     }
   }
 
