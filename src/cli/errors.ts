@@ -11,6 +11,7 @@
  * @module
  */
 import { ConfigError } from "../config/config.ts";
+import { describeError } from "../log/errors.ts";
 import { redactSecrets } from "../log/logging.ts";
 
 /** Process exit codes (documented in `--help` and the README). */
@@ -49,7 +50,7 @@ export function reportError(e: unknown): number {
     console.error(`kickmon: ${redactSecrets(e.message)}`);
     return e.exitCode;
   }
-  const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
-  console.error(`kickmon: ${redactSecrets(msg)}`);
+  // With its causes: Deno's "fetch failed" keeps the useful part in `cause`.
+  console.error(`kickmon: ${redactSecrets(describeError(e))}`);
   return EXIT.failure;
 }

@@ -39,6 +39,7 @@ import { connectDatabase, DatabaseError, type Sql } from "../db/client.ts";
 import { deleteStreamer, insertStreamer, listStreamerViews } from "../db/streamers_repo.ts";
 import { KickApiError } from "../kick/official/api.ts";
 import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth.ts";
+import { describeError, networkCause } from "../log/errors.ts";
 import { registerSecret } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";
 import { CliError, EXIT } from "./errors.ts";
@@ -233,15 +234,27 @@ export interface HealthBody {
   readonly status?: string;
   /** PID of the answering kickmon. */
   readonly pid?: number;
-  /** Database reachability and the last error. */
-  readonly database?: { up?: boolean; error?: string | null };
+  /** Database reachability, the current error, when it is tried again (ISO 8601). */
+  readonly database?: {
+    up?: boolean;
+    error?: string | null;
+    last_error?: string | null;
+    next_retry_at?: string | null;
+  };
   /** Pusher: all connections up, and each connection (shard) with its state. */
   readonly pusher?: {
     up?: boolean;
-    connections?: { index?: number; state?: string; channels?: number; subscribed?: number }[];
+    connections?: {
+      index?: number;
+      state?: string;
+      channels?: number;
+      subscribed?: number;
+      last_error?: string | null;
+      next_retry_at?: string | null;
+    }[];
   };
-  /** OAuth token state (`valid`, `refreshing`, `not used`, `failed`, …). */
-  readonly token?: { state?: string };
+  /** OAuth token state (`valid`, `refreshing`, `not used`, `failing`, …), its error and retry time. */
+  readonly token?: { state?: string; last_error?: string | null; next_retry_at?: string | null };
   /** Status writes waiting for the database. */
   readonly write_queue_depth?: number;
   /** Streamer counts by status (`online`, `offline`, `unknown`, `inactive`). */
@@ -279,7 +292,7 @@ export async function fetchHealth(url: string, timeoutMs = 5_000): Promise<Healt
     return {
       reachable: false,
       timedOut,
-      error: timedOut ? `no answer within ${timeoutMs} ms` : errText(e),
+      error: timedOut ? `no answer within ${timeoutMs} ms` : networkCause(e),
     };
   }
   const text = await res.text();
@@ -293,23 +306,37 @@ export async function fetchHealth(url: string, timeoutMs = 5_000): Promise<Healt
   return { reachable: true, status: res.status, body };
 }
 
-/** Lines naming what is wrong in an unhealthy `/health` answer. */
+/** `; next retry 12:00:05Z` for an ISO time, nothing for none. */
+function retryNote(at: string | null | undefined): string {
+  if (!at) return "";
+  return `; next retry ${at.replace(/^\d{4}-\d\d-\d\dT/, "").replace(/\.\d+Z$/, "Z")}`;
+}
+
+/** Lines naming what is wrong in an unhealthy `/health` answer, with each component's error. */
 function unhealthyComponents(b: HealthBody): string[] {
   const out: string[] = [];
   if (b.database && b.database.up === false) {
-    out.push(`database: down${b.database.error ? ` (${b.database.error})` : ""}`);
+    const why = b.database.last_error ?? b.database.error;
+    out.push(`database: down${why ? ` (${why}${retryNote(b.database.next_retry_at)})` : ""}`);
   }
   if (b.pusher && b.pusher.up === false) {
     const bad = (b.pusher.connections ?? []).filter((c) => c.state !== "connected");
     out.push(
-      `pusher: ${bad.length} of ${b.pusher.connections?.length ?? 0} connections not connected` +
-        (bad.length
-          ? ` (${bad.map((c) => `#${c.index ?? "?"} ${c.state ?? "?"}`).join(", ")})`
-          : ""),
+      `pusher: ${bad.length} of ${b.pusher.connections?.length ?? 0} connections not connected`,
     );
+    for (const c of bad) {
+      out.push(
+        `  #${c.index ?? "?"} ${c.state ?? "?"}${
+          c.last_error ? `: ${c.last_error}${retryNote(c.next_retry_at)}` : ""
+        }`,
+      );
+    }
   }
   const token = b.token?.state;
-  if (token && !["valid", "not used", "refreshing"].includes(token)) out.push(`token: ${token}`);
+  if (token && !["valid", "not used", "refreshing"].includes(token)) {
+    const why = b.token?.last_error;
+    out.push(`token: ${token}${why ? ` (${why}${retryNote(b.token?.next_retry_at)})` : ""}`);
+  }
   if (out.length === 0) out.push(`status: ${b.status ?? "unknown"}`);
   return out;
 }
@@ -624,7 +651,7 @@ function kickError(e: unknown, doing: string): never {
   if (e instanceof KickApiError || e instanceof OAuthError) {
     throw new CliError(`${doing}: ${e.message}`, EXIT.failure, { cause: e });
   }
-  throw new CliError(`${doing}: ${errText(e)}`, EXIT.failure, { cause: e });
+  throw new CliError(`${doing}: ${describeError(e)}`, EXIT.failure, { cause: e });
 }
 
 /**
@@ -669,7 +696,7 @@ export async function lookupStreamer(
           startedAt = l.startedAt ? new Date(l.startedAt).toISOString() : startedAt;
         }
       } catch (e) {
-        console.error(`kickmon: warning: could not read the live stream: ${errText(e)}`);
+        console.error(`kickmon: warning: could not read the live stream: ${describeError(e)}`);
       }
     }
     return {

@@ -4,7 +4,7 @@
  *
  * | path | answer |
  * |---|---|
- * | `GET /health` | 200 when the database is reachable, every Pusher connection is up and a token is held; else 503. JSON naming each component's state. |
+ * | `GET /health` | 200 when the database is reachable, every Pusher connection is up and a token is held; else 503. JSON naming each component's state; each component (`database`, every `pusher.connections[]`, `token`) carries `last_error` (host and cause, null while it works), `last_error_at` and `next_retry_at` (ISO 8601 or null). |
  * | `GET /metrics` | Prometheus text exposition format (prom-client). |
  * | `GET /streamers` | JSON list of streamers with status. |
  * | `GET /streamers/{username}/status` | one streamer, 404 when unknown. |
@@ -13,7 +13,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { listStreamerViews } from "../db/streamers_repo.ts";
-import type { Monitor, MonitorPlugin } from "../service/monitor.ts";
+import type { ComponentErrors, Monitor, MonitorPlugin } from "../service/monitor.ts";
 
 const log = getLogger(["kickmon", "http"]);
 
@@ -22,6 +22,18 @@ const json = (body: unknown, status = 200) =>
     status,
     headers: { "content-type": "application/json; charset=utf-8" },
   });
+
+/** ms since the Unix epoch as ISO 8601, null stays null. */
+const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString();
+
+/** A component's `last_error`, `last_error_at`, `next_retry_at` (ISO 8601 or null). */
+function errorsJson(c: ComponentErrors): Record<string, string | null> {
+  return {
+    last_error: c.lastError,
+    last_error_at: iso(c.lastErrorAt),
+    next_retry_at: iso(c.nextRetryAt),
+  };
+}
 
 /**
  * Builds the request handler for a monitor (usable without a server in tests).
@@ -44,7 +56,11 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
         return json({
           status: h.healthy ? "healthy" : "unhealthy",
           pid: Deno.pid,
-          database: h.database,
+          database: {
+            up: h.database.up,
+            ...(h.database.error ? { error: h.database.error } : {}),
+            ...errorsJson(h.database),
+          },
           pusher: {
             up: h.pusher.up,
             connections: h.pusher.shards.map((s) => ({
@@ -53,9 +69,21 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
               channels: s.channels,
               subscribed: s.subscribed,
               reconnects: s.reconnects,
+              last_close_code: s.lastCloseCode,
+              ...errorsJson({
+                lastError: s.state === "connected" || !s.lastCloseReason
+                  ? null
+                  : `${monitor.subscriber.url}: ${s.lastCloseReason}`,
+                lastErrorAt: s.state === "connected" ? null : s.lastCloseAt,
+                nextRetryAt: s.nextAttemptAt,
+              }),
             })),
           },
-          token: h.token,
+          token: {
+            state: h.token.state,
+            expires_at: iso(h.token.expiresAt),
+            ...errorsJson(h.token),
+          },
           write_queue_depth: h.writeQueueDepth,
           streamers: monitor.tracker.counts(),
         }, h.healthy ? 200 : 503);

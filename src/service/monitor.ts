@@ -25,19 +25,45 @@ import {
 import { type CommitResult, StatusWriter } from "../db/status_writer.ts";
 import { parsePusherEvent } from "../kick/pusher/frames.ts";
 import { PusherSubscriber, type ShardSnapshot } from "../kick/pusher/subscriber.ts";
+import { describeError } from "../log/errors.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
 const log = getLogger(["kickmon", "monitor"]);
 
+/**
+ * The last failure of a component and when it is tried again. Times are ms
+ * since the Unix epoch; `null` when there was no failure / no retry is due.
+ */
+export interface ComponentErrors {
+  /** The current failure's message (host and cause included); null while the component works. */
+  readonly lastError: string | null;
+  /** When it happened. */
+  readonly lastErrorAt: number | null;
+  /** When the next attempt is due while the component is failing. */
+  readonly nextRetryAt: number | null;
+}
+
+/** The OAuth token as `/health` reports it. */
+export interface TokenHealth extends ComponentErrors {
+  /** `valid`, `refreshing`, `failing`, `none`, `invalid_credentials` or `not used`. */
+  readonly state: string;
+  /** Expiry of the token held, ms since the Unix epoch, or null. */
+  readonly expiresAt: number | null;
+}
+
 /** Health of each component, as `/health` and the live view show it. */
 export interface MonitorHealth {
   readonly healthy: boolean;
-  readonly database: { readonly up: boolean; readonly error?: string };
+  /** `error`: why it is down now (absent when up). */
+  readonly database: { readonly up: boolean; readonly error?: string } & ComponentErrors;
   readonly pusher: { readonly up: boolean; readonly shards: readonly ShardSnapshot[] };
-  readonly token: { readonly state: string };
+  readonly token: TokenHealth;
   readonly writeQueueDepth: number;
 }
+
+/** How often the database is probed while it is down, ms. */
+const DATABASE_PROBE_MS = 5_000;
 
 /** Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP). */
 export interface MonitorPlugin {
@@ -76,9 +102,20 @@ export class Monitor {
   readonly onTransition: Array<(r: CommitResult) => void> = [];
   /** Token state reporter (set by the official-API plugin). */
   tokenState: () => string = () => "not used";
+  /** The token's details for `/health` (set by the official-API plugin). */
+  tokenHealth: () => Omit<TokenHealth, "state"> = () => ({
+    lastError: null,
+    lastErrorAt: null,
+    nextRetryAt: null,
+    expiresAt: null,
+  });
 
   #dbUp = true;
   #dbError: string | undefined;
+  #dbLastError: string | null = null;
+  #dbLastErrorAt: number | null = null;
+  #dbProbe: ReturnType<typeof setTimeout> | undefined;
+  #dbNextProbeAt: number | null = null;
   #stopListening: (() => Promise<void>) | null = null;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
   #resyncing: Promise<void> | null = null;
@@ -327,7 +364,9 @@ export class Monitor {
         if (!isConnectionError(e)) throw e;
         this.#setDb(false, e as Error);
         if (attempt === 0) {
-          log.error("database unreachable at start, retrying: {error}", { error: String(e) });
+          log.error("database unreachable at start, retrying: {error}", {
+            error: this.#describeDbError(e as Error),
+          });
         }
         await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
       }
@@ -359,7 +398,9 @@ export class Monitor {
           }
         } catch (e) {
           this.#setDb(false, e as Error);
-          log.warn("streamer list resync failed (will retry): {error}", { error: String(e) });
+          log.warn("streamer list resync failed (will retry): {error}", {
+            error: this.#describeDbError(e as Error),
+          });
         }
       } while (this.#resyncAgain && !this.#stopped);
     })().finally(() => (this.#resyncing = null));
@@ -509,9 +550,37 @@ export class Monitor {
   }
 
   #setDb(up: boolean, err?: Error): void {
+    if (!up && err) {
+      this.#dbLastError = this.#describeDbError(err);
+      this.#dbLastErrorAt = Date.now();
+      this.#scheduleDbProbe();
+    }
     if (up === this.#dbUp && (up || this.#dbError)) return;
     this.#dbUp = up;
-    this.#dbError = up ? undefined : err?.message.split("\n")[0];
+    this.#dbError = up ? undefined : this.#dbLastError ?? undefined;
+  }
+
+  /** A database error with the server it is about (postgres.js names it only sometimes). */
+  #describeDbError(err: Error): string {
+    const text = describeError(err);
+    const { host, port } = this.config.database;
+    return text.includes(host) ? text : `database ${host}:${port}: ${text}`;
+  }
+
+  /**
+   * While the database is down, pings it every {@linkcode DATABASE_PROBE_MS}
+   * so that `/health` can say when the next attempt is and turns healthy
+   * without waiting for a write.
+   */
+  #scheduleDbProbe(): void {
+    if (this.#dbProbe !== undefined || this.#stopped) return;
+    this.#dbNextProbeAt = Date.now() + DATABASE_PROBE_MS;
+    this.#dbProbe = setTimeout(async () => {
+      this.#dbProbe = undefined;
+      this.#dbNextProbeAt = null;
+      if (this.#stopped) return;
+      if (!(await this.checkDatabase(2000))) this.#scheduleDbProbe();
+    }, DATABASE_PROBE_MS);
   }
 
   /** Component states for `/health`, `kickmon status` and the live view. */
@@ -523,9 +592,15 @@ export class Monitor {
     const tokenOk = token === "valid" || token === "not used" || token === "refreshing";
     return {
       healthy: dbUp && pusherUp && tokenOk,
-      database: { up: dbUp, error: this.#dbError },
+      database: {
+        up: dbUp,
+        error: dbUp ? undefined : this.#dbError ?? "the last write failed",
+        lastError: dbUp ? null : this.#dbLastError,
+        lastErrorAt: dbUp ? null : this.#dbLastErrorAt,
+        nextRetryAt: dbUp ? null : this.#dbNextProbeAt,
+      },
       pusher: { up: pusherUp, shards },
-      token: { state: token },
+      token: { state: token, ...this.tokenHealth() },
       writeQueueDepth: this.writer.depth,
     };
   }
@@ -544,7 +619,11 @@ export class Monitor {
     try {
       const r = await Promise.race([pingDatabase(this.sql).then(() => "ok" as const), late]);
       if (r === "late") {
-        this.#setDb(false, new Error(`database did not answer within ${timeoutMs} ms`));
+        const { host, port } = this.config.database;
+        this.#setDb(
+          false,
+          new Error(`database ${host}:${port} did not answer within ${timeoutMs} ms`),
+        );
         return false;
       }
       this.#setDb(true);
@@ -567,6 +646,7 @@ export class Monitor {
     if (this.#stopped) return true;
     this.#stopped = true;
     clearInterval(this.#resyncTimer);
+    clearTimeout(this.#dbProbe);
     clearTimeout(this.#reloadTimer);
     if (this.#snapshotTimer !== undefined) {
       clearTimeout(this.#snapshotTimer);

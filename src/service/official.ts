@@ -93,6 +93,18 @@ export class OfficialApiPlugin implements MonitorPlugin {
       // Retrying after a failure is still an outage, not a routine refresh.
       return t.state === "refreshing" && t.lastError ? "failing" : t.state;
     };
+    monitor.tokenHealth = () => {
+      const t = this.tokens.state();
+      const failing = t.lastError !== undefined;
+      return {
+        lastError: t.lastError ?? null,
+        lastErrorAt: t.lastErrorAt ?? null,
+        // Inside a refresh's backoff the provider knows; after it gave up,
+        // the next reconciliation pass asks for a token again.
+        nextRetryAt: t.nextAttemptAt ?? (failing ? this.reconciler?.nextPassAt ?? null : null),
+        expiresAt: t.expiresAt ?? null,
+      };
+    };
     try {
       await this.tokens.getToken();
     } catch (e) {

@@ -98,6 +98,16 @@ export class Reconciler {
   readonly #limit = new LogRateLimiter(3, 60_000);
   /** The last completed pass. */
   last: ReconcileReport | null = null;
+  #lastTickAt = 0;
+
+  /**
+   * When the next interval pass runs, ms since the Unix epoch (later while a
+   * rate limit or Cloudflare block pauses passes); null before `start()`.
+   */
+  get nextPassAt(): number | null {
+    if (this.#timer === undefined || this.#stopped) return null;
+    return Math.max(this.#lastTickAt + this.#opts.intervalMs, this.#pauseUntil);
+  }
 
   constructor(monitor: Monitor, api: KickApi, opts: ReconcilerOptions) {
     this.#monitor = monitor;
@@ -117,7 +127,11 @@ export class Reconciler {
     this.#monitor.onListChanged.push(() => {
       if (this.#needsPass()) this.run("list_changed");
     });
-    this.#timer = setInterval(() => this.run("interval"), this.#opts.intervalMs);
+    this.#lastTickAt = Date.now();
+    this.#timer = setInterval(() => {
+      this.#lastTickAt = Date.now();
+      this.run("interval");
+    }, this.#opts.intervalMs);
     this.run("start");
   }
 

@@ -19,6 +19,7 @@
 
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
+import { networkCause } from "../../log/errors.ts";
 
 const log = getLogger(["kickmon", "oauth"]);
 
@@ -157,8 +158,16 @@ export interface TokenState {
   readonly state: "none" | "valid" | "refreshing" | "failing" | "invalid_credentials";
   /** Expiry of the cached token, in ms since the Unix epoch. */
   readonly expiresAt?: number;
-  /** Message of the last failure (secret-free). */
+  /** Message of the last failure (secret-free); cleared by a success. */
   readonly lastError?: string;
+  /** When the last failure happened, ms since the Unix epoch. */
+  readonly lastErrorAt?: number;
+  /**
+   * When the next token request is due while retrying after a failure, ms
+   * since the Unix epoch; absent when no retry is scheduled (a token is held,
+   * or the next `getToken()` call tries again).
+   */
+  readonly nextAttemptAt?: number;
 }
 
 /** The part of {@linkcode TokenProvider} that API clients need. */
@@ -247,7 +256,10 @@ export class TokenProvider implements TokenSource {
   #inflight: Promise<CachedToken> | undefined;
   #fatal: InvalidCredentialsError | undefined;
   #lastError: string | undefined;
+  #lastErrorAt: number | undefined;
+  #nextAttemptAt: number | undefined;
   #failing = false;
+  readonly #host: string;
 
   /**
    * Creates a provider; no request is made until `getToken()`.
@@ -256,7 +268,7 @@ export class TokenProvider implements TokenSource {
    * @throws {TypeError} when `oauthUrl` is not an absolute URL.
    */
   constructor(opts: TokenProviderOptions) {
-    new URL(opts.oauthUrl); // validates
+    this.#host = new URL(opts.oauthUrl).host; // validates
     this.#opts = {
       oauthUrl: opts.oauthUrl,
       clientId: opts.clientId,
@@ -335,7 +347,8 @@ export class TokenProvider implements TokenSource {
   state(): TokenState {
     const base = {
       ...(this.#cached ? { expiresAt: this.#cached.expiresAt } : {}),
-      ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      ...(this.#lastError ? { lastError: this.#lastError, lastErrorAt: this.#lastErrorAt } : {}),
+      ...(this.#nextAttemptAt ? { nextAttemptAt: this.#nextAttemptAt } : {}),
     };
     if (this.#fatal) return { state: "invalid_credentials", ...base };
     if (this.#inflight) return { state: "refreshing", ...base };
@@ -379,16 +392,20 @@ export class TokenProvider implements TokenSource {
         this.#cached = tok;
         this.#failing = false;
         this.#lastError = undefined;
+        this.#lastErrorAt = undefined;
         log.info("access token obtained ({token}), expires in {expiresInSec} s", {
           token: tokenFingerprint(tok.token),
           expiresInSec: Math.round((tok.expiresAt - this.#opts.now()) / 1000),
         });
         return tok;
       } catch (e) {
-        const err = e instanceof OAuthError
-          ? e
-          : new OAuthError("network", "token request failed", { retryable: true, cause: e });
+        const err = e instanceof OAuthError ? e : new OAuthError(
+          "network",
+          `token request to ${this.#host} failed: ${this.#redact(networkCause(e))}`,
+          { retryable: true, cause: e },
+        );
         this.#lastError = err.message;
+        this.#lastErrorAt = this.#opts.now();
         if (err instanceof InvalidCredentialsError) {
           this.#fatal = err;
           this.#cached = undefined;
@@ -401,15 +418,20 @@ export class TokenProvider implements TokenSource {
         const delay = err instanceof RetryAfterOAuthError
           ? Math.min(err.retryAfterMs, this.#opts.backoffMaxMs)
           : backoffDelay(attempt, this.#opts.backoffBaseMs, this.#opts.backoffMaxMs);
-        log.warn("token request failed ({code}): {message}; retrying in {delayMs} ms", {
+        log.warn("{message} ({code}); retrying in {delayMs} ms", {
           code: err.code,
           message: err.message,
           delayMs: delay,
         });
-        await abortableSleep(delay, this.#closed.signal);
+        this.#nextAttemptAt = this.#opts.now() + delay;
+        try {
+          await abortableSleep(delay, this.#closed.signal);
+        } finally {
+          this.#nextAttemptAt = undefined;
+        }
       }
     }
-    log.error("token request failed ({code}): {message}", {
+    log.error("{message} ({code})", {
       code: lastErr?.code,
       message: lastErr?.message,
     });
@@ -449,13 +471,15 @@ export class TokenProvider implements TokenSource {
       if (e instanceof DOMException && e.name === "TimeoutError") {
         throw new OAuthError(
           "timeout",
-          `token request timed out after ${this.#opts.timeoutMs} ms`,
+          `token request to ${this.#host} timed out after ${this.#opts.timeoutMs} ms`,
           { retryable: true, cause: e },
         );
       }
+      // Deno's fetch says only "fetch failed"; the host and the cause (DNS,
+      // connection refused, certificate) are what an operator can act on.
       throw new OAuthError(
         "network",
-        `token request failed: ${this.#redact(errorText(e))}`,
+        `token request to ${this.#host} failed: ${this.#redact(networkCause(e))}`,
         { retryable: true, cause: e },
       );
     }
@@ -508,7 +532,7 @@ export class TokenProvider implements TokenSource {
       : text.trim() === ""
       ? "empty body"
       : `${text.length}-byte non-JSON body`;
-    const msg = this.#redact(`token endpoint answered HTTP ${status} (${desc})`);
+    const msg = this.#redact(`token endpoint ${this.#host} answered HTTP ${status} (${desc})`);
     const code = oauthErr?.error;
 
     if (code === "invalid_client" || code === "unauthorized_client" || status === 401) {
