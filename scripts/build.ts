@@ -35,7 +35,13 @@
  *
  * @module
  */
-import { permissionFlags, permissionOptionsFromEnv } from "./permissions.ts";
+import {
+  permissionFlags,
+  type PermissionOptions,
+  permissionOptionsFromEnv,
+  resolvePermissions,
+} from "./permissions.ts";
+import { BUILD_STAMP_KEY } from "../src/build_info.ts";
 import { V8_FLAGS } from "./v8_flags.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -163,8 +169,39 @@ async function ensureParent(path: string): Promise<void> {
 }
 
 /**
- * Builds the bundle.
+ * Writes what a build was allowed into the bundle's first line (read back by
+ * `src/build_info.ts`): kickmon then explains a refused operation with the
+ * hosts and paths this build allows and the variable that changes them, and
+ * defaults its state directory to one the build may write. Idempotent: an
+ * existing stamp is replaced.
  *
+ * @param bundle path of a bundle written by `deno bundle`.
+ * @param opts the same options the permission flags were made from.
+ * @throws {PermissionOptionsError} when `opts` is malformed.
+ *
+ * @example
+ * ```ts
+ * await stampBundle("dist/kickmon.js", permissionOptionsFromEnv(Deno.env.toObject()));
+ * ```
+ */
+export async function stampBundle(bundle: string, opts: PermissionOptions): Promise<void> {
+  const key = BUILD_STAMP_KEY.description;
+  const line = `globalThis[Symbol.for(${JSON.stringify(key)})] = ${
+    JSON.stringify(resolvePermissions(opts))
+  };\n`;
+  const text = await Deno.readTextFile(bundle);
+  const body = text.startsWith("globalThis[Symbol.for(")
+    ? text.slice(text.indexOf("\n") + 1)
+    : text;
+  await Deno.writeTextFile(bundle, line + body);
+}
+
+/**
+ * Builds the bundle and stamps it with the permission choices (see
+ * {@linkcode stampBundle}).
+ *
+ * @param output where to write it.
+ * @param opts permission choices; default from the environment (`KICKMON_*`).
  * @returns the output path.
  * @throws {BuildError} when `deno bundle` fails.
  *
@@ -173,9 +210,13 @@ async function ensureParent(path: string): Promise<void> {
  * const path = await buildBundle("/tmp/kickmon.js");
  * ```
  */
-export async function buildBundle(output: string = DEFAULT_BUNDLE): Promise<string> {
+export async function buildBundle(
+  output: string = DEFAULT_BUNDLE,
+  opts: PermissionOptions = permissionOptionsFromEnv(Deno.env.toObject()),
+): Promise<string> {
   await ensureParent(output);
   await run(bundleArgs(output));
+  await stampBundle(output.startsWith("/") ? output : `${ROOT}/${output}`, opts);
   return output;
 }
 

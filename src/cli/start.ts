@@ -12,6 +12,8 @@ import {
   readEnvironment,
   secretValues,
 } from "../config/config.ts";
+import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
+import { describeError } from "../log/errors.ts";
 import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
 import { InvalidCredentialsError } from "../kick/official/oauth.ts";
 import { Monitor } from "../service/monitor.ts";
@@ -154,7 +156,10 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
         monitor.fatal,
         ...(options.stopRequested ? [options.stopRequested.then(() => "stop")] : []),
       ]);
-      if (reason instanceof Error) {
+      if (reason instanceof NotPermittedError) {
+        log.fatal("{error}", { error: reason.message });
+        code = EXIT.usage; // a restart cannot grant a permission
+      } else if (reason instanceof Error) {
         log.fatal("{error}; exiting so that the supervisor restarts kickmon", {
           error: reason.message,
         });
@@ -164,13 +169,16 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
       }
     } else if (first instanceof Error) {
       log.fatal("{error}", { error: first.message });
-      code = EXIT.failure;
+      code = first instanceof NotPermittedError ? EXIT.usage : EXIT.failure;
     } else {
       log.info("{reason} during start-up: shutting down", { reason: first });
     }
   } catch (e) {
-    log.fatal("kickmon failed: {error}", { error: e instanceof Error ? e.message : String(e) });
-    code = e instanceof InvalidCredentialsError ? EXIT.usage : EXIT.failure;
+    // A permission this build lacks (a changed DATABASE_PORT, HEALTH_CHECK_LISTEN,
+    // state directory) is a configuration error: say so in kickmon's words, exit 2.
+    const refused = explainNotCapable(e, config);
+    log.fatal("kickmon failed: {error}", { error: refused ?? describeError(e) });
+    code = e instanceof InvalidCredentialsError || refused ? EXIT.usage : EXIT.failure;
   } finally {
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);

@@ -11,6 +11,7 @@
  * @module
  */
 import { z } from "zod";
+import { defaultStateDirectory } from "../build_info.ts";
 
 /** Every environment variable kickmon reads, in documentation order. */
 export const CONFIG_VARIABLES = [
@@ -152,7 +153,8 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   SYSTEM_JSON_LOGGING: { def: "true", doc: "JSON lines on stdout (false: plain text)." },
   SYSTEM_STATE_DIRECTORY: {
     def: "",
-    doc: "State directory (spool, PID file); default $STATE_DIRECTORY, else ./state.",
+    doc: "State directory (spool, PID file); default $STATE_DIRECTORY, else /var/lib/kickmon " +
+      "in the bundle and the binary, ./state from source.",
   },
   SYSTEM_SPOOL_MAX_BYTES: {
     def: "67108864",
@@ -524,7 +526,7 @@ export function loadConfig(
       logLevel: e.SYSTEM_LOG_LEVEL,
       jsonLogging: e.SYSTEM_JSON_LOGGING,
       stateDirectory: e.SYSTEM_STATE_DIRECTORY || env.STATE_DIRECTORY?.split(":")[0] ||
-        "./state",
+        defaultStateDirectory(),
       spoolMaxBytes: e.SYSTEM_SPOOL_MAX_BYTES,
     },
     health: {

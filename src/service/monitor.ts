@@ -25,6 +25,7 @@ import {
 import { type CommitResult, StatusWriter } from "../db/status_writer.ts";
 import { parsePusherEvent } from "../kick/pusher/frames.ts";
 import { PusherSubscriber, type ShardSnapshot } from "../kick/pusher/subscriber.ts";
+import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
 import { describeError } from "../log/errors.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -209,6 +210,11 @@ export class Monitor {
             detail,
           });
         }
+      },
+      onNotPermitted: (_shard, e) => {
+        this.#fatal?.(
+          new NotPermittedError(explainNotCapable(e, config) ?? e.message, { cause: e }),
+        );
       },
       onGiveUp: (shard, attempts) => {
         this.#fatal?.(

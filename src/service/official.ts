@@ -10,6 +10,7 @@ import type { Config } from "../config/config.ts";
 import { KickApi, KickApiError } from "../kick/official/api.ts";
 import { InvalidCredentialsError, TokenProvider } from "../kick/official/oauth.ts";
 import { WebhookReceiver } from "../kick/official/webhook.ts";
+import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
 import { registerSecret } from "../log/logging.ts";
 import type { Monitor, MonitorPlugin } from "./monitor.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -115,6 +116,8 @@ export class OfficialApiPlugin implements MonitorPlugin {
           { status: e.status, cause: e },
         );
       }
+      const refused = explainNotCapable(e, this.#config);
+      if (refused) throw new NotPermittedError(refused, { cause: e });
       log.error("cannot get a Kick access token yet (will retry): {error}", {
         error: e instanceof Error ? e.message : String(e),
       });

@@ -21,6 +21,7 @@ import { getLogger } from "@logtape/logtape";
 import type { StreamerRecord } from "../core/types.ts";
 import { writeIdentity } from "../db/streamers_repo.ts";
 import { type ApiChannel, type KickApi, KickApiError } from "../kick/official/api.ts";
+import { explainNotCapable } from "../config/capability.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import type { Monitor } from "./monitor.ts";
 
@@ -368,7 +369,8 @@ export class Reconciler {
       : "";
     log.warn("{what} failed: {error}{hint}", {
       what,
-      error: e instanceof Error ? e.message : String(e),
+      error: explainNotCapable(e, this.#monitor.config) ??
+        (e instanceof Error ? e.message : String(e)),
       hint,
       kind,
     });

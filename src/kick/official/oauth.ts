@@ -42,6 +42,7 @@ export type OAuthErrorCode =
   | "empty_response"
   | "malformed"
   | "closed"
+  | "not_permitted"
   | (string & Record<never, never>);
 
 /**
@@ -467,6 +468,13 @@ export class TokenProvider implements TokenSource {
     } catch (e) {
       if (this.#closed.signal.aborted) {
         throw new OAuthError("closed", "token provider closed", { retryable: false, cause: e });
+      }
+      if (e instanceof Deno.errors.NotCapable) {
+        // The build's permissions, not the network: retrying cannot help.
+        throw new OAuthError("not_permitted", `token request to ${this.#host}: ${e.message}`, {
+          retryable: false,
+          cause: e,
+        });
       }
       if (e instanceof DOMException && e.name === "TimeoutError") {
         throw new OAuthError(

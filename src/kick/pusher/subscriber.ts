@@ -197,6 +197,12 @@ export interface PusherSubscriberHandlers {
   /** A shard reached `maxReconnectAttempts` consecutive failures and stopped retrying. */
   onGiveUp?(shard: number, attempts: number): void;
   /**
+   * This build may not connect to the Pusher host (Deno's `NotCapable` when
+   * the socket is created): retrying cannot help. The shard keeps retrying
+   * as usual; the handler decides (the monitor stops, exit 2).
+   */
+  onNotPermitted?(shard: number, error: Deno.errors.NotCapable): void;
+  /**
    * A frame was dropped before pusher-js saw it (far too large), or
    * pusher-js threw while handling one. pusher-js would otherwise throw
    * inside the socket's message handler, which ends the process (found by
@@ -724,8 +730,19 @@ export class PusherSubscriber {
     const created: WebSocket[] = [];
     const original = runtime.createWebSocket;
     const onRejected = this.#h.onFrameRejected?.bind(this.#h);
+    const onNotPermitted = this.#h.onNotPermitted?.bind(this.#h);
     runtime.createWebSocket = function (this: unknown, url: string): WebSocket {
-      const ws = original.call(this, url);
+      let ws: WebSocket;
+      try {
+        ws = original.call(this, url);
+      } catch (e) {
+        // pusher-js swallows this and waits for a handshake that never comes;
+        // a permission this build lacks is not a network problem to retry.
+        if (e instanceof Deno.errors.NotCapable && onNotPermitted) {
+          queueMicrotask(() => onNotPermitted(shard.index, e));
+        }
+        throw e;
+      }
       guardMessages(ws, shard.index, onRejected);
       created.push(ws);
       return ws;
