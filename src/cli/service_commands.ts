@@ -9,7 +9,7 @@
  * | `kickmon streamers add <username>` | resolves the channel through the official API, then inserts it | 0, 1 unknown channel / already listed |
  * | `kickmon streamers remove <username>` | deletes the row (and its history) | 0, 1 no such streamer |
  * | `kickmon streamers test <username> [--json]` | prints what Kick reports right now | 0, 1 unknown channel |
- * | `kickmon db backup [--output DIR]` | `pg_dump` into `kickmon-<YYYYmmdd-HHMMSS>.sql` (UTC) | 0, 1 pg_dump missing or failed |
+ * | `kickmon db backup [--output DIR]` | `pg_dump` into `kickmon-<YYYYmmdd-HHMMSS>.sql` (UTC), mode 0600, in `<state dir>/backups` by default | 0, 1 pg_dump missing or failed |
  *
  * A kickmon run by systemd (the packaged `kickmon.service`) is not stopped or
  * restarted behind systemd's back (`Restart=always` would start it again):
@@ -369,7 +369,7 @@ function loadOperatorConfig(requireKickCredentials = false): Config {
 export interface StopOptions {
   /** How long to wait for the process to exit after SIGTERM, ms. */
   readonly timeoutMs: number;
-  /** Progress lines (default `console.log`). */
+  /** Progress lines (default: stderr). */
   readonly log?: (line: string) => void;
 }
 
@@ -405,7 +405,8 @@ export async function stopInstance(
   what: "stop" | "restart",
   opts: StopOptions,
 ): Promise<StopOutcome> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  // Progress, not the result: stderr (stdout stays the command's answer).
+  const log = opts.log ?? ((l: string) => console.error(l));
   if (Deno.env.get("INVOCATION_ID") || Deno.env.get("NOTIFY_SOCKET")) {
     throw systemdRefusal(what, "this command runs inside a systemd unit");
   }
@@ -587,7 +588,8 @@ export function registerServiceCommands(program: Command, setExit: SetExit): voi
       const r = await stopInstance(config, "restart", {
         timeoutMs: stopTimeoutMs(config, opts.timeout),
       });
-      console.log(
+      // stderr: stdout carries the monitor's log lines from here on.
+      console.error(
         r.kind === "stopped"
           ? `kickmon (pid ${r.pid}) stopped; starting in the foreground`
           : `kickmon was not running (${r.detail}); starting in the foreground`,
@@ -901,12 +903,23 @@ export function pgDumpInvocation(
  */
 export function registerDbBackup(db: Command, setExit: SetExit): void {
   db.command("backup")
-    .description("pg_dump the database into kickmon-<YYYYmmdd-HHMMSS>.sql (UTC)")
-    .option("-o, --output <dir>", "directory for the file (default: the current directory)")
+    .description("pg_dump the database into kickmon-<YYYYmmdd-HHMMSS>.sql (UTC), mode 0600")
+    .option(
+      "-o, --output <dir>",
+      "directory for the file (default: <state directory>/backups, which the binary may write)",
+    )
     .action(async (opts: { output?: string }) => {
       const config = loadOperatorConfig(false);
-      const dir = (opts.output ?? ".").replace(/(.)\/+$/, "$1");
+      const dir = (opts.output ?? `${config.system.stateDirectory}/backups`).replace(
+        /(.)\/+$/,
+        "$1",
+      );
+      if (opts.output === undefined) await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       const file = dir === "." ? backupFileName() : `${dir}/${backupFileName()}`;
+      // The dump holds every row: create it 0600 before pg_dump writes into it
+      // (pg_dump would create it with the caller's umask, typically 0644).
+      await Deno.writeFile(file, new Uint8Array(), { createNew: true, mode: 0o600 });
+      await Deno.chmod(file, 0o600); // whatever the umask
       const { args, env } = pgDumpInvocation(config.database, file);
       let out: Deno.CommandOutput;
       try {
@@ -918,6 +931,7 @@ export function registerDbBackup(db: Command, setExit: SetExit): void {
           stderr: "piped",
         }).output();
       } catch (e) {
+        await Deno.remove(file).catch(() => {});
         if (e instanceof Deno.errors.NotFound) {
           throw new CliError(
             "pg_dump is not installed (Debian: apt-get install postgresql-client)",

@@ -183,7 +183,18 @@ export function explainNotCapable(e: unknown, config?: Config): string | null {
     const state = config?.system.stateDirectory;
     const isState = state !== undefined &&
       (r.target === state || r.target.startsWith(`${state.replace(/\/+$/, "")}/`));
-    if (isState || r.kind === "write") {
+    if (!isState && r.kind === "write") {
+      const dirs = baked ? `; ${built} writing only ${list(baked.stateDirectories)}` : "";
+      return `this kickmon build may not write ${r.target}${dirs}. Write under ${
+        baked ? "one of those" : "an allowed directory"
+      } (e.g. db backup --output), or ${
+        rebuild(
+          "KICKMON_STATE_DIR",
+          r.target.startsWith("/") ? r.target.replace(/\/[^/]*$/, "") || "/" : "/absolute/dir",
+        )
+      }`;
+    }
+    if (isState) {
       return `this kickmon build may not ${r.kind} ${r.target} (the state directory, ` +
         `SYSTEM_STATE_DIRECTORY)${dirs}. Set SYSTEM_STATE_DIRECTORY to ${
           baked ? "one of those" : "an allowed directory"

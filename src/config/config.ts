@@ -644,6 +644,73 @@ export function redactedConfig(
 }
 
 /**
+ * Every variable as kickmon uses it after validation, as `kickmon config
+ * show` prints it: defaults filled in, values trimmed and normalized
+ * (`true`/`false`, `warning` for `WARN`, URLs without a trailing slash, the
+ * Pusher host a cluster implies, the state directory in use, the database
+ * parts read from `DATABASE_URL`), secrets replaced by `[REDACTED]`.
+ * Durations keep their variables' units (seconds or ms, see the README).
+ *
+ * @example
+ * ```ts
+ * normalizedConfig(loadConfig({ SYSTEM_LOG_LEVEL: " WARN " }, { requireKickCredentials: false }))
+ *   .SYSTEM_LOG_LEVEL; // "warning"
+ * ```
+ */
+export function normalizedConfig(c: Config): Record<ConfigVariable, string> {
+  const secret = (v: string) => (v && v !== "-" ? "[REDACTED]" : "");
+  const listen = (h: string, p: number) => `${h.includes(":") ? `[${h}]` : h}:${p}`;
+  const k = c.kick;
+  const d = c.database;
+  return {
+    KICK_CLIENT_ID: k.clientId === "-" ? "" : k.clientId,
+    KICK_CLIENT_SECRET: secret(k.clientSecret),
+    KICK_OAUTH_URL: k.oauthUrl,
+    KICK_API_URL: k.apiUrl,
+    KICK_API_MAX_REQUESTS_PER_MINUTE: String(k.apiMaxRequestsPerMinute),
+    KICK_API_TIMEOUT: String(k.apiTimeoutMs / 1000),
+    KICK_UNOFFICIAL_CHANNEL_LOOKUP: String(k.unofficialChannelLookup),
+    KICK_UNOFFICIAL_API_URL: k.unofficialApiUrl,
+    KICK_PUSHER_KEY: k.pusher.key,
+    KICK_PUSHER_CLUSTER: k.pusher.cluster,
+    KICK_PUSHER_HOST: k.pusher.host,
+    KICK_PUSHER_PORT: String(k.pusher.port),
+    KICK_PUSHER_TLS: String(k.pusher.tls),
+    KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: String(k.pusher.maxChannelsPerConnection),
+    KICK_PUSHER_PONG_TIMEOUT: String(k.pusher.pongTimeoutMs),
+    KICK_PUSHER_REFUSED_RETRY_DELAY: String(k.pusher.refusedRetryMs),
+    KICK_WEBHOOK_ENABLED: String(k.webhook.enabled),
+    KICK_WEBHOOK_LISTEN: listen(k.webhook.hostname, k.webhook.port),
+    KICK_WEBHOOK_PUBLIC_KEY: k.webhook.publicKeyPem ? "(PEM set)" : "",
+    DATABASE_URL: redactUrlPassword(d.url),
+    DATABASE_HOST: d.host,
+    DATABASE_PORT: String(d.port),
+    DATABASE_NAME: d.name,
+    DATABASE_USER: d.user,
+    DATABASE_PASSWORD: secret(d.password),
+    DATABASE_SSLMODE: d.sslmode,
+    DATABASE_SSLROOTCERT: d.sslRootCert ? "(PEM read)" : "",
+    DATABASE_POOL_SIZE: String(d.poolSize),
+    DATABASE_CONNECT_TIMEOUT: String(d.connectTimeoutSec),
+    MONITORING_RECONNECT_DELAY: String(c.monitoring.reconnectDelayMs),
+    MONITORING_MAX_RECONNECT_DELAY: String(c.monitoring.maxReconnectDelayMs),
+    MONITORING_MAX_RECONNECT_ATTEMPTS: String(c.monitoring.maxReconnectAttempts),
+    MONITORING_RECONCILE_INTERVAL: String(c.monitoring.reconcileIntervalMs / 1000),
+    MONITORING_RESYNC_INTERVAL: String(c.monitoring.resyncIntervalMs / 1000),
+    MONITORING_SHUTDOWN_TIMEOUT: String(c.monitoring.shutdownTimeoutMs / 1000),
+    SYSTEM_LOG_LEVEL: c.system.logLevel,
+    SYSTEM_JSON_LOGGING: String(c.system.jsonLogging),
+    SYSTEM_STATE_DIRECTORY: c.system.stateDirectory,
+    SYSTEM_SPOOL_MAX_BYTES: String(c.system.spoolMaxBytes),
+    HEALTH_CHECK_ENABLED: String(c.health.enabled),
+    HEALTH_CHECK_LISTEN: listen(c.health.hostname, c.health.port),
+    MANUAL_MODE_REFRESH_RATE: String(c.manual.refreshRateMs),
+    MANUAL_MODE_MAX_STREAMERS: String(c.manual.maxStreamers),
+    KICKMON_ENV_FILE: c.envFile ?? "",
+  };
+}
+
+/**
  * Replaces the password of a URL with `[REDACTED]` (for logs and `config show`).
  *
  * @example

@@ -6,7 +6,7 @@
  * |---|---|
  * | `GET /health` | 200 when the database is reachable, every Pusher connection is up and a token is held; else 503. JSON naming each component's state; each component (`database`, every `pusher.connections[]`, `token`) carries `last_error` (host and cause, null while it works), `last_error_at` and `next_retry_at` (ISO 8601 or null). |
  * | `GET /metrics` | Prometheus text exposition format (prom-client). |
- * | `GET /streamers` | JSON list of streamers with status. |
+ * | `GET /streamers` | JSON list of streamers with status (snake_case keys: `kick_user_id`, `last_status_update`, …). |
  * | `GET /streamers/{username}/status` | one streamer, 404 when unknown. |
  *
  * @module
@@ -22,6 +22,23 @@ const json = (body: unknown, status = 200) =>
     status,
     headers: { "content-type": "application/json; charset=utf-8" },
   });
+
+/**
+ * An object with its camelCase keys in snake_case (`kickUserId` →
+ * `kick_user_id`), one level deep: every JSON answer uses Kick's convention.
+ *
+ * @example
+ * ```ts
+ * snakeKeys({ kickUserId: 1, isActive: true }); // { kick_user_id: 1, is_active: true }
+ * ```
+ */
+export function snakeKeys(o: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
+  }
+  return out;
+}
 
 /** ms since the Unix epoch as ISO 8601, null stays null. */
 const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString();
@@ -94,7 +111,8 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
         });
       }
       if (url.pathname === "/streamers") {
-        return json(await listStreamerViews(monitor.sql));
+        // snake_case like /health, /streamers/{u}/status and Kick's own API.
+        return json((await listStreamerViews(monitor.sql)).map(snakeKeys));
       }
       const m = url.pathname.match(/^\/streamers\/([^/]+)\/status$/);
       if (m) {

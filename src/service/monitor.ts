@@ -63,6 +63,15 @@ export interface MonitorHealth {
   readonly writeQueueDepth: number;
 }
 
+/**
+ * The `event` label of `kickmon_events_received_total`: Kick's event name;
+ * a reconciliation answer is not an event but the API's `stream.is_live`
+ * (its `event` names the endpoint, `GET /channels`, kept in status_events).
+ */
+function metricEvent(obs: Observation): string {
+  return obs.source === "reconcile" ? "stream.is_live" : obs.event;
+}
+
 /** How often the database is probed while it is down, ms. */
 const DATABASE_PROBE_MS = 5_000;
 
@@ -482,7 +491,7 @@ export class Monitor {
    * @returns what the core decided (a `transition` is queued for commit).
    */
   observe(obs: Observation): Decision {
-    this.metrics.eventsReceived.inc({ event: obs.event, source: obs.source });
+    this.metrics.eventsReceived.inc({ event: metricEvent(obs), source: obs.source });
     const d = this.tracker.observe(obs);
     switch (d.kind) {
       case "transition":

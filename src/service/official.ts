@@ -36,6 +36,7 @@ export function createKickApi(
     clientId: config.kick.clientId,
     clientSecret: config.kick.clientSecret,
     timeoutMs: config.kick.apiTimeoutMs,
+    onRequest,
   });
   const api = new KickApi({
     baseUrl: config.kick.apiUrl,

@@ -146,6 +146,13 @@ export interface TokenProviderOptions {
   readonly backoffMaxMs?: number;
   /** Clock, in ms since the Unix epoch (default `Date.now`); injectable for tests. */
   readonly now?: () => number;
+  /**
+   * Called once per token request with the endpoint label `POST /oauth/token`,
+   * the HTTP status or `"error"` (no response: network, timeout), and the
+   * duration in ms; the same contract as `KickApiOptions.onRequest`, so that
+   * `kickmon_api_requests_total` counts token requests too.
+   */
+  readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
 }
 
 /** What {@linkcode TokenProvider.state} reports (for `/health` and metrics). */
@@ -248,9 +255,14 @@ interface CachedToken {
  * ```
  */
 export class TokenProvider implements TokenSource {
-  readonly #opts: Required<Omit<TokenProviderOptions, "refreshMarginSec" | "fetch">> & {
-    refreshMarginSec?: number;
-  };
+  readonly #opts:
+    & Required<
+      Omit<TokenProviderOptions, "refreshMarginSec" | "fetch" | "onRequest">
+    >
+    & {
+      refreshMarginSec?: number;
+    };
+  readonly #onRequest: TokenProviderOptions["onRequest"];
   readonly #fetch: typeof fetch;
   readonly #closed = new AbortController();
   #cached: CachedToken | undefined;
@@ -282,6 +294,7 @@ export class TokenProvider implements TokenSource {
       now: opts.now ?? Date.now,
     };
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#onRequest = opts.onRequest;
   }
 
   /**
@@ -454,6 +467,12 @@ export class TokenProvider implements TokenSource {
       AbortSignal.timeout(this.#opts.timeoutMs),
       this.#closed.signal,
     ]);
+    const started = performance.now();
+    const report = (status: number | "error") => {
+      try {
+        this.#onRequest?.("POST /oauth/token", status, performance.now() - started);
+      } catch { /* a metrics hook must not break the token request */ }
+    };
     try {
       res = await this.#fetch(url, {
         method: "POST",
@@ -466,6 +485,7 @@ export class TokenProvider implements TokenSource {
       });
       text = await res.text();
     } catch (e) {
+      report("error");
       if (this.#closed.signal.aborted) {
         throw new OAuthError("closed", "token provider closed", { retryable: false, cause: e });
       }
@@ -491,6 +511,7 @@ export class TokenProvider implements TokenSource {
         { retryable: true, cause: e },
       );
     }
+    report(res.status);
 
     if (res.ok) {
       let json: unknown;
