@@ -11,7 +11,10 @@
  * Build-time choices come from the environment (see
  * `permissionOptionsFromEnv` in `scripts/permissions.ts`): `KICKMON_DB_HOST`,
  * `KICKMON_EXTRA_HOSTS`, `KICKMON_LISTEN`, `KICKMON_STATE_DIR`,
- * `KICKMON_READ_PATHS`, `KICKMON_PG_DUMP`, `KICKMON_KILL`.
+ * `KICKMON_READ_PATHS`, `KICKMON_PG_DUMP`, `KICKMON_KILL`; and
+ * `KICKMON_MEMORY_MAX`, the memory budget the V8 heap bound is sized from
+ * (MiB or `256M`/`1G`, default 256 = the unit's `MemoryMax=`;
+ * scripts/v8_flags.ts).
  *
  * `deno compile` downloads the `denort` runtime for the target on first use.
  * Without internet, point `DENORT_BIN` at a `denort` binary of the same
@@ -42,7 +45,7 @@ import {
   resolvePermissions,
 } from "./permissions.ts";
 import { BUILD_STAMP_KEY } from "../src/build_info.ts";
-import { V8_FLAGS } from "./v8_flags.ts";
+import { memoryMaxMibFromEnv, v8Flags } from "./v8_flags.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 const VERSION: string = denoJson.version;
@@ -90,6 +93,8 @@ export interface CompileOptions {
   readonly permissions?: readonly string[];
   /** The bundle to compile. Default {@linkcode DEFAULT_BUNDLE}. */
   readonly bundle?: string;
+  /** V8 flags. Default `v8Flags(memoryMaxMibFromEnv(env))` (scripts/v8_flags.ts). */
+  readonly v8Flags?: readonly string[];
 }
 
 /**
@@ -114,8 +119,9 @@ export function compileArgs(opts: CompileOptions = {}): string[] {
     "--output",
     opts.output ?? DEFAULT_BINARY,
     ...(opts.permissions ?? permissionFlags(permissionOptionsFromEnv(Deno.env.toObject()))),
-    // Heap sizing measured by `deno task bench` (see scripts/v8_flags.ts).
-    `--v8-flags=${V8_FLAGS.join(",")}`,
+    // Heap sizing measured by `deno task bench`, and the old generation's bound
+    // for the memory budget (KICKMON_MEMORY_MAX, default the unit's 256M).
+    `--v8-flags=${(opts.v8Flags ?? v8Flags(memoryMaxMibFromEnv(Deno.env.toObject()))).join(",")}`,
     opts.bundle ?? DEFAULT_BUNDLE,
   ];
 }
@@ -307,6 +313,8 @@ async function cli(args: string[]): Promise<number> {
     if (command === "compile") {
       const flags = permissionFlags(permissionOptionsFromEnv(Deno.env.toObject()));
       console.error(`compile: permission flags:\n  ${flags.join("\n  ")}`);
+      const v8 = v8Flags(memoryMaxMibFromEnv(Deno.env.toObject()));
+      console.error(`compile: V8 flags: ${v8.join(" ")}`);
       const out = await buildBinary({
         output: option(rest, "--output"),
         target: option(rest, "--target"),

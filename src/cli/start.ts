@@ -17,6 +17,7 @@ import { describeError } from "../log/errors.ts";
 import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
 import { InvalidCredentialsError } from "../kick/official/oauth.ts";
 import { Monitor } from "../service/monitor.ts";
+import { memoryLimits, memoryVerdict } from "../service/memory.ts";
 import { OfficialApiPlugin } from "../service/official.ts";
 import { HttpPlugin } from "../http/server.ts";
 import { EXIT } from "./errors.ts";
@@ -137,6 +138,15 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   globalThis.addEventListener("unhandledrejection", onUnhandled);
   // After the signal listeners: a SIGTERM that follows this warning is a clean stop.
   await warnLooseEnvFile(config.envFile);
+  const limits = await memoryLimits();
+  const memory = memoryVerdict(limits);
+  const memoryProps = {
+    limits: memory.message,
+    heapLimitBytes: limits.heapLimitBytes,
+    cgroupLimitBytes: limits.cgroupLimitBytes,
+  };
+  if (memory.level === "warning") log.warn("memory: {limits}", memoryProps);
+  else log.info("memory: {limits}", memoryProps);
   const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
   let code: number = EXIT.ok;
   try {

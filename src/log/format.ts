@@ -82,10 +82,18 @@ const LEVEL_ABBR: Readonly<Record<LogLevel, string>> = {
   fatal: "FTL",
 };
 
-/** Property values as JSON can carry them (an `Error` as its text). */
+/** The fields every JSON line starts with; a property of the same name cannot replace them. */
+const JSON_FIELDS = new Set(["@timestamp", "level", "message", "logger"]);
+
+/**
+ * Property values as JSON can carry them (an `Error` as its text); a
+ * property named like a line field (`message`, …) is kept as `message_`.
+ */
 function jsonProperties(props: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(props)) out[k] = v instanceof Error ? describeError(v) : v;
+  for (const [k, v] of Object.entries(props)) {
+    out[JSON_FIELDS.has(k) ? `${k}_` : k] = v instanceof Error ? describeError(v) : v;
+  }
   return out;
 }
 

@@ -47,6 +47,9 @@ Deno.test("format: values in messages are text, not quoted JSON", () => {
   assert.equal(hint.message, "reconcile failed: HTTP 500", "an empty hint renders as nothing");
   assert.equal(hint.level, "WARN");
   assert.equal(renderValue(["KICK_API_URL", "DATABASE_PORT"]), "KICK_API_URL, DATABASE_PORT");
+  const clash = JSON.parse(json(rec("info", "memory: {message}", { message: "163 MiB" })));
+  assert.equal(clash.message, "memory: 163 MiB", "a property cannot replace the line's message");
+  assert.equal(clash.message_, "163 MiB");
   assert.equal(renderValue({ kickUserId: 1 }), '{"kickUserId":1}');
   assert.equal(renderValue(null), "");
 });
