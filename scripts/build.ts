@@ -6,7 +6,8 @@
  *   `scripts/permissions.ts` baked in (`deno compile`);
  * - `deno task bundle` → `dist/kickmon.js`: one JavaScript file (`deno
  *   bundle`), run with `deno run --no-config <flags> dist/kickmon.js`;
- * - `deno run -A scripts/build.ts flags` prints the permission flags.
+ * - `deno run -A scripts/build.ts flags` prints the permission and V8 flags,
+ *   one per line, for `deno run --no-config $(deno run -A scripts/build.ts flags) dist/kickmon.js start`.
  *
  * Build-time choices come from the environment (see
  * `permissionOptionsFromEnv` in `scripts/permissions.ts`): `KICKMON_DB_HOST`,
@@ -301,7 +302,15 @@ async function cli(args: string[]): Promise<number> {
   const took = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   try {
     if (command === "flags") {
-      console.log(permissionFlags(permissionOptionsFromEnv(Deno.env.toObject())).join("\n"));
+      // What the binary bakes in: `deno run --no-config $(… flags) dist/kickmon.js start`
+      // runs the bundle exactly as the binary runs.
+      const env = Deno.env.toObject();
+      console.log(
+        [
+          ...permissionFlags(permissionOptionsFromEnv(env)),
+          `--v8-flags=${v8Flags(memoryMaxMibFromEnv(env)).join(",")}`,
+        ].join("\n"),
+      );
       return 0;
     }
     if (command === "bundle") {

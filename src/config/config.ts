@@ -149,7 +149,7 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
     def: "10",
     doc: "Seconds to flush pending writes on SIGTERM/SIGINT.",
   },
-  SYSTEM_LOG_LEVEL: { def: "info", doc: "trace | debug | info | warning | error | fatal." },
+  SYSTEM_LOG_LEVEL: { def: "info", doc: "trace, debug, info, warning, error or fatal." },
   SYSTEM_JSON_LOGGING: { def: "true", doc: "JSON lines on stdout (false: plain text)." },
   SYSTEM_STATE_DIRECTORY: {
     def: "",
@@ -166,7 +166,8 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   MANUAL_MODE_MAX_STREAMERS: { def: "50", doc: "Rows shown by the live view." },
   KICKMON_ENV_FILE: {
     def: "",
-    doc: "Path of the env file in use: checked for loose permissions, re-read on SIGHUP.",
+    doc: "Path of the env file the environment came from; not loaded at start. Warned about " +
+      "when others can read it; re-read on SIGHUP (log level at once, others need a restart).",
   },
 };
 
