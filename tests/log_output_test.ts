@@ -145,7 +145,7 @@ Deno.test("kickmon start | head -1: idles after the pipe closes, stays bounded, 
   // An idle kickmon uses a few % of a core; the broken sink spun at 100 %.
   assert.ok(r.cpuShare < 0.5, `CPU ${(r.cpuShare * 100).toFixed(1)} % of a core`);
   assert.ok(r.rssGrowth < 8e6, `RSS grew ${(r.rssGrowth / 1e6).toFixed(1)} MB in 4 s`);
-  assert.ok(r.dropped > 10, `log lines went into the closed pipe (${r.dropped} dropped)`);
+  assert.ok(r.dropped > 0, `log lines went into the closed pipe (${r.dropped} dropped)`);
   assert.equal(r.status, "online", "kickmon kept working with its stdout gone");
   assert.ok(r.exited, "kickmon ignored SIGTERM (still running 30 s later)");
   assert.equal(r.code, "0", "exit code after SIGTERM");
@@ -159,7 +159,7 @@ Deno.test("kickmon start 2>&1 | head -1: stdout and stderr both gone, same bound
   const r = await closedPipe("stdout+stderr");
   assert.ok(r.cpuShare < 0.5, `CPU ${(r.cpuShare * 100).toFixed(1)} % of a core`);
   assert.ok(r.rssGrowth < 8e6, `RSS grew ${(r.rssGrowth / 1e6).toFixed(1)} MB in 4 s`);
-  assert.ok(r.dropped > 10, `log lines went into the closed pipe (${r.dropped} dropped)`);
+  assert.ok(r.dropped > 0, `log lines went into the closed pipe (${r.dropped} dropped)`);
   assert.equal(r.status, "online");
   assert.ok(r.exited, "kickmon ignored SIGTERM (still running 30 s later)");
   assert.equal(r.code, "0", "exit code after SIGTERM");
