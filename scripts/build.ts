@@ -6,12 +6,16 @@
  *   `scripts/permissions.ts` baked in (`deno compile`);
  * - `deno task bundle` → `dist/kickmon.js`: one JavaScript file (`deno
  *   bundle`), run with `deno run --no-config <flags> dist/kickmon.js`;
- * - `deno run -A scripts/build.ts flags` prints the permission flags.
+ * - `deno run -A scripts/build.ts flags` prints the permission and V8 flags,
+ *   one per line, for `deno run --no-config $(deno run -A scripts/build.ts flags) dist/kickmon.js start`.
  *
  * Build-time choices come from the environment (see
  * `permissionOptionsFromEnv` in `scripts/permissions.ts`): `KICKMON_DB_HOST`,
  * `KICKMON_EXTRA_HOSTS`, `KICKMON_LISTEN`, `KICKMON_STATE_DIR`,
- * `KICKMON_READ_PATHS`, `KICKMON_PG_DUMP`, `KICKMON_KILL`.
+ * `KICKMON_READ_PATHS`, `KICKMON_PG_DUMP`, `KICKMON_KILL`; and
+ * `KICKMON_MEMORY_MAX`, the memory budget the V8 heap bound is sized from
+ * (MiB or `256M`/`1G`, default 256 = the unit's `MemoryMax=`;
+ * scripts/v8_flags.ts).
  *
  * `deno compile` downloads the `denort` runtime for the target on first use.
  * Without internet, point `DENORT_BIN` at a `denort` binary of the same
@@ -35,8 +39,14 @@
  *
  * @module
  */
-import { permissionFlags, permissionOptionsFromEnv } from "./permissions.ts";
-import { V8_FLAGS } from "./v8_flags.ts";
+import {
+  permissionFlags,
+  type PermissionOptions,
+  permissionOptionsFromEnv,
+  resolvePermissions,
+} from "./permissions.ts";
+import { BUILD_STAMP_KEY } from "../src/build_info.ts";
+import { memoryMaxMibFromEnv, v8Flags } from "./v8_flags.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 const VERSION: string = denoJson.version;
@@ -84,6 +94,8 @@ export interface CompileOptions {
   readonly permissions?: readonly string[];
   /** The bundle to compile. Default {@linkcode DEFAULT_BUNDLE}. */
   readonly bundle?: string;
+  /** V8 flags. Default `v8Flags(memoryMaxMibFromEnv(env))` (scripts/v8_flags.ts). */
+  readonly v8Flags?: readonly string[];
 }
 
 /**
@@ -108,8 +120,9 @@ export function compileArgs(opts: CompileOptions = {}): string[] {
     "--output",
     opts.output ?? DEFAULT_BINARY,
     ...(opts.permissions ?? permissionFlags(permissionOptionsFromEnv(Deno.env.toObject()))),
-    // Heap sizing measured by `deno task bench` (see scripts/v8_flags.ts).
-    `--v8-flags=${V8_FLAGS.join(",")}`,
+    // Heap sizing measured by `deno task bench`, and the old generation's bound
+    // for the memory budget (KICKMON_MEMORY_MAX, default the unit's 256M).
+    `--v8-flags=${(opts.v8Flags ?? v8Flags(memoryMaxMibFromEnv(Deno.env.toObject()))).join(",")}`,
     opts.bundle ?? DEFAULT_BUNDLE,
   ];
 }
@@ -163,8 +176,39 @@ async function ensureParent(path: string): Promise<void> {
 }
 
 /**
- * Builds the bundle.
+ * Writes what a build was allowed into the bundle's first line (read back by
+ * `src/build_info.ts`): kickmon then explains a refused operation with the
+ * hosts and paths this build allows and the variable that changes them, and
+ * defaults its state directory to one the build may write. Idempotent: an
+ * existing stamp is replaced.
  *
+ * @param bundle path of a bundle written by `deno bundle`.
+ * @param opts the same options the permission flags were made from.
+ * @throws {PermissionOptionsError} when `opts` is malformed.
+ *
+ * @example
+ * ```ts
+ * await stampBundle("dist/kickmon.js", permissionOptionsFromEnv(Deno.env.toObject()));
+ * ```
+ */
+export async function stampBundle(bundle: string, opts: PermissionOptions): Promise<void> {
+  const key = BUILD_STAMP_KEY.description;
+  const line = `globalThis[Symbol.for(${JSON.stringify(key)})] = ${
+    JSON.stringify(resolvePermissions(opts))
+  };\n`;
+  const text = await Deno.readTextFile(bundle);
+  const body = text.startsWith("globalThis[Symbol.for(")
+    ? text.slice(text.indexOf("\n") + 1)
+    : text;
+  await Deno.writeTextFile(bundle, line + body);
+}
+
+/**
+ * Builds the bundle and stamps it with the permission choices (see
+ * {@linkcode stampBundle}).
+ *
+ * @param output where to write it.
+ * @param opts permission choices; default from the environment (`KICKMON_*`).
  * @returns the output path.
  * @throws {BuildError} when `deno bundle` fails.
  *
@@ -173,9 +217,13 @@ async function ensureParent(path: string): Promise<void> {
  * const path = await buildBundle("/tmp/kickmon.js");
  * ```
  */
-export async function buildBundle(output: string = DEFAULT_BUNDLE): Promise<string> {
+export async function buildBundle(
+  output: string = DEFAULT_BUNDLE,
+  opts: PermissionOptions = permissionOptionsFromEnv(Deno.env.toObject()),
+): Promise<string> {
   await ensureParent(output);
   await run(bundleArgs(output));
+  await stampBundle(output.startsWith("/") ? output : `${ROOT}/${output}`, opts);
   return output;
 }
 
@@ -254,7 +302,15 @@ async function cli(args: string[]): Promise<number> {
   const took = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   try {
     if (command === "flags") {
-      console.log(permissionFlags(permissionOptionsFromEnv(Deno.env.toObject())).join("\n"));
+      // What the binary bakes in: `deno run --no-config $(… flags) dist/kickmon.js start`
+      // runs the bundle exactly as the binary runs.
+      const env = Deno.env.toObject();
+      console.log(
+        [
+          ...permissionFlags(permissionOptionsFromEnv(env)),
+          `--v8-flags=${v8Flags(memoryMaxMibFromEnv(env)).join(",")}`,
+        ].join("\n"),
+      );
       return 0;
     }
     if (command === "bundle") {
@@ -266,6 +322,8 @@ async function cli(args: string[]): Promise<number> {
     if (command === "compile") {
       const flags = permissionFlags(permissionOptionsFromEnv(Deno.env.toObject()));
       console.error(`compile: permission flags:\n  ${flags.join("\n  ")}`);
+      const v8 = v8Flags(memoryMaxMibFromEnv(Deno.env.toObject()));
+      console.error(`compile: V8 flags: ${v8.join(" ")}`);
       const out = await buildBinary({
         output: option(rest, "--output"),
         target: option(rest, "--target"),

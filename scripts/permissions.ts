@@ -9,7 +9,7 @@
  * | flag | scope |
  * |---|---|
  * | `--allow-net` | the Kick hosts (from the defaults in `src/config/config.ts`, port 443), the database host(s) named at build time, the health/webhook listen addresses (`kickmon start` listens there, `kickmon status` connects there), plus any extra hosts |
- * | `--allow-env` | exactly {@linkcode CONFIG_VARIABLES}, `STATE_DIRECTORY` (systemd), `INVOCATION_ID`/`NOTIFY_SOCKET` (`kickmon stop` refuses to fight systemd) and `NO_COLOR` |
+ * | `--allow-env` | exactly {@linkcode CONFIG_VARIABLES}, `STATE_DIRECTORY` (systemd), `INVOCATION_ID`/`NOTIFY_SOCKET` (`kickmon stop` refuses to fight systemd), `JOURNAL_STREAM` (syslog priority prefixes) and `NO_COLOR` |
  * | `--ignore-env` | variables that libraries merely probe (postgres.js `PG*`, the user name fallbacks, commander's colour switches): they read as unset instead of throwing, so nothing but kickmon's own variables configures it |
  * | `--allow-read`/`--allow-write` | the state directories only (PID file, outage spool, list snapshot); reads also the paths named by `KICKMON_READ_PATHS` at build time |
  * | `--allow-run` | absolute paths of `pg_dump` (`kickmon db backup`) and `kill` (`kickmon stop`: `Deno.kill` would need unrestricted `--allow-run`) |
@@ -22,19 +22,22 @@
  *
  * @module
  */
+import type { BakedPermissions } from "../src/build_info.ts";
 import { CONFIG_DOCS, CONFIG_VARIABLES } from "../src/config/config.ts";
 
 /**
  * Environment variables kickmon itself reads: every configuration variable,
  * systemd's `STATE_DIRECTORY`, the two variables `kickmon stop|restart` use
- * to detect that they run inside a systemd unit, and `NO_COLOR` (the live
- * view, `src/view/ansi.ts`, honours it).
+ * to detect that they run inside a systemd unit, systemd's `JOURNAL_STREAM`
+ * (log lines then carry their syslog priority, `src/log/format.ts`), and
+ * `NO_COLOR` (the live view, `src/view/ansi.ts`, honours it).
  */
 export const RUNTIME_ENV_VARIABLES: readonly string[] = [
   ...CONFIG_VARIABLES,
   "STATE_DIRECTORY",
   "INVOCATION_ID",
   "NOTIFY_SOCKET",
+  "JOURNAL_STREAM",
   "NO_COLOR",
 ];
 
@@ -261,30 +264,9 @@ const uniq = (xs: readonly string[]) => [...new Set(xs)];
  * ```
  */
 export function permissionFlags(opts: PermissionOptions = {}): string[] {
-  const net = uniq([
-    ...(opts.kickHosts ?? defaultKickHosts()).map((h) => checkHost(h, "Kick host")),
-    ...(opts.extraHosts ?? []).map((h) => checkHost(h, "extra host")),
-    ...(opts.databaseHosts ?? DEFAULT_DATABASE_HOSTS).map((h) => checkHost(h, "database host")),
-    ...withLoopbackTwins(
-      (opts.listenAddresses ?? defaultListenAddresses()).map((h) => checkHost(h, "listen address")),
-    ),
-  ]);
-  const absolute = (what: string) => (d: string) => {
-    if (!d.startsWith("/") || d.includes(",")) {
-      throw new PermissionOptionsError(`${what} "${d}" must be an absolute path without commas`);
-    }
-    return d.replace(/(.)\/+$/, "$1");
-  };
-  const dirs = uniq(
-    (opts.stateDirectories ?? [DEFAULT_STATE_DIRECTORY]).map(absolute("state directory")),
-  );
-  const reads = uniq([...dirs, ...(opts.readPaths ?? []).map(absolute("read path"))]);
-  const programs = uniq(opts.programs ?? DEFAULT_PROGRAMS).map((p) => {
-    if (!p.startsWith("/") || p.includes(",")) {
-      throw new PermissionOptionsError(`program "${p}" must be an absolute path without commas`);
-    }
-    return p;
-  });
+  const r = resolvePermissions(opts);
+  const net = uniq([...r.kickHosts, ...r.extraHosts, ...r.databaseHosts, ...r.listenAddresses]);
+  const reads = uniq([...r.stateDirectories, ...r.readPaths]);
   const ignored = IGNORED_ENV_VARIABLES.filter((v) => !RUNTIME_ENV_VARIABLES.includes(v));
   return [
     "--no-prompt",
@@ -292,9 +274,97 @@ export function permissionFlags(opts: PermissionOptions = {}): string[] {
     `--allow-env=${uniq(RUNTIME_ENV_VARIABLES).join(",")}`,
     `--ignore-env=${ignored.join(",")}`,
     ...(reads.length ? [`--allow-read=${reads.join(",")}`] : []),
-    ...(dirs.length ? [`--allow-write=${dirs.join(",")}`] : []),
-    ...(programs.length ? [`--allow-run=${programs.join(",")}`] : []),
+    ...(r.stateDirectories.length ? [`--allow-write=${r.stateDirectories.join(",")}`] : []),
+    ...(r.programs.length ? [`--allow-run=${r.programs.join(",")}`] : []),
   ];
+}
+
+/**
+ * {@linkcode PermissionOptions} with every default filled in and every entry
+ * checked: what {@linkcode permissionFlags} grants, in the shape the build
+ * stamps into the bundle (`src/build_info.ts`) so that kickmon can say what
+ * it was built to allow.
+ *
+ * @throws {PermissionOptionsError} as {@linkcode permissionFlags}.
+ *
+ * @example
+ * ```ts
+ * resolvePermissions({}).databaseHosts; // ["localhost:5432", "127.0.0.1:5432", "[::1]:5432"]
+ * ```
+ */
+export function resolvePermissions(opts: PermissionOptions = {}): BakedPermissions {
+  const absolute = (what: string) => (d: string) => {
+    if (!d.startsWith("/") || d.includes(",")) {
+      throw new PermissionOptionsError(`${what} "${d}" must be an absolute path without commas`);
+    }
+    return d.replace(/(.)\/+$/, "$1");
+  };
+  const stateDirectories = uniq(
+    (opts.stateDirectories ?? [DEFAULT_STATE_DIRECTORY]).map(absolute("state directory")),
+  );
+  return {
+    kickHosts: uniq((opts.kickHosts ?? defaultKickHosts()).map((h) => checkHost(h, "Kick host"))),
+    extraHosts: uniq((opts.extraHosts ?? []).map((h) => checkHost(h, "extra host"))),
+    databaseHosts: uniq(
+      (opts.databaseHosts ?? DEFAULT_DATABASE_HOSTS).map((h) => checkHost(h, "database host")),
+    ),
+    listenAddresses: uniq(withLoopbackTwins(
+      (opts.listenAddresses ?? defaultListenAddresses()).map((h) => checkHost(h, "listen address")),
+    )),
+    stateDirectories,
+    readPaths: uniq((opts.readPaths ?? []).map(absolute("read path"))),
+    programs: uniq(opts.programs ?? DEFAULT_PROGRAMS).map((p) => {
+      if (!p.startsWith("/") || p.includes(",")) {
+        throw new PermissionOptionsError(`program "${p}" must be an absolute path without commas`);
+      }
+      return p;
+    }),
+  };
+}
+
+/**
+ * The `host:port` entries a runtime configuration needs, for running from
+ * source with narrow flags (`deno task kickmon`): the database named by
+ * `DATABASE_URL` or `DATABASE_HOST`/`DATABASE_PORT`, the listen addresses of
+ * `HEALTH_CHECK_LISTEN`/`KICK_WEBHOOK_LISTEN`, and the Kick endpoints of
+ * `KICK_*_URL`/`KICK_PUSHER_*` (each with its default when unset).
+ *
+ * @param env the runtime environment (kickmon's variables).
+ * @returns options for {@linkcode permissionFlags} (only the network fields).
+ * @throws {TypeError} when `DATABASE_URL` or a `KICK_*_URL` is not a URL.
+ *
+ * @example
+ * ```ts
+ * permissionOptionsFromConfig({ DATABASE_URL: "postgres://k@db:6432/k" }).databaseHosts; // ["db:6432"]
+ * ```
+ */
+export function permissionOptionsFromConfig(
+  env: Readonly<Record<string, string | undefined>>,
+): Pick<PermissionOptions, "databaseHosts" | "listenAddresses" | "kickHosts"> {
+  const v = (name: keyof typeof CONFIG_DOCS) => env[name]?.trim() || CONFIG_DOCS[name].def;
+  let db: string;
+  if (v("DATABASE_URL")) {
+    const u = new URL(v("DATABASE_URL"));
+    db = `${u.hostname || "localhost"}:${u.port || "5432"}`;
+  } else {
+    const host = v("DATABASE_HOST");
+    db = `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${
+      v("DATABASE_PORT")
+    }`;
+  }
+  const pusherHost = v("KICK_PUSHER_HOST") || `ws-${v("KICK_PUSHER_CLUSTER")}.pusher.com`;
+  // "localhost" may resolve to either loopback address (as in DEFAULT_DATABASE_HOSTS).
+  const port = db.slice(db.lastIndexOf(":") + 1);
+  return {
+    databaseHosts: db.startsWith("localhost:") ? [db, `127.0.0.1:${port}`, `[::1]:${port}`] : [db],
+    listenAddresses: [v("HEALTH_CHECK_LISTEN"), v("KICK_WEBHOOK_LISTEN")],
+    kickHosts: uniq([
+      hostOfUrl(v("KICK_OAUTH_URL")),
+      hostOfUrl(v("KICK_API_URL")),
+      hostOfUrl(v("KICK_UNOFFICIAL_API_URL")),
+      `${pusherHost}:${v("KICK_PUSHER_PORT")}`,
+    ]),
+  };
 }
 
 const list = (v: string | undefined): string[] =>

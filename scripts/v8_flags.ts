@@ -28,8 +28,19 @@
  *   second) the CPU difference is a fraction of a percent, while the memory
  *   is saved on every deployment. Remove it for thousands of transitions/s.
  *
- * No hard heap limit is set (`--max-old-space-size`), so a larger list can
- * never make kickmon run out of heap because of these flags.
+ * - `--max-old-space-size`: the old generation's bound, from the memory the
+ *   service may use (`KICKMON_MEMORY_MAX` at build time, MiB, default 256 =
+ *   the unit's `MemoryMax=256M`) minus {@linkcode NON_HEAP_MIB}. V8 sizes
+ *   its heap limit from the machine's RAM, not from the cgroup (~986 MB on a
+ *   4 GB VM, 4.4 GB on a 24 GB one, under `MemoryMax=256M` either way), so
+ *   near the cap the kernel's OOM killer ended kickmon before V8 had any
+ *   reason to collect. With the bound, V8 collects harder as it nears it,
+ *   and a heap that really outgrows it ends with V8's own "heap out of
+ *   memory" (exit; systemd restarts) instead of a SIGKILL loop. Deno 2 lets
+ *   no process read `/proc` or `/sys/fs/cgroup` without `--allow-all`, and a
+ *   compiled binary ignores `DENO_V8_FLAGS`, so the bound cannot be sized
+ *   from the cgroup at start: it is baked in, and a unit with another
+ *   `MemoryMax=` needs a build with the same `KICKMON_MEMORY_MAX`.
  *
  * @example
  * ```ts
@@ -40,9 +51,102 @@
  * @module
  */
 
-/** kickmon's V8 flags (see the module doc), each a `--name[=value]` string. */
-export const V8_FLAGS: readonly string[] = [
-  "--max-semi-space-size=1",
-  "--heap-growing-percent=20",
-  "--lite-mode",
-];
+/** The unit's `MemoryMax=` (systemd/kickmon.service), MiB: the default memory budget. */
+export const DEFAULT_MEMORY_MAX_MIB = 256;
+
+/**
+ * Memory kickmon uses outside V8's old generation, MiB, kept free under the
+ * budget: the deno executable's mapped code (~40 MB `RssFile`, charged to
+ * the cgroup), V8's young generation and code space, native buffers
+ * (sockets, TLS, postgres.js) and malloc arenas (README "Memory").
+ */
+export const NON_HEAP_MIB = 96;
+
+/**
+ * The old generation's bound for a memory budget: `memoryMaxMib` −
+ * {@linkcode NON_HEAP_MIB}, at least 64 MiB.
+ *
+ * @param memoryMaxMib the service's memory limit, MiB.
+ * @returns MiB, for `--max-old-space-size`.
+ *
+ * @example
+ * ```ts
+ * oldSpaceMib(256); // 160
+ * ```
+ */
+export function oldSpaceMib(memoryMaxMib: number): number {
+  return Math.max(64, Math.floor(memoryMaxMib - NON_HEAP_MIB));
+}
+
+/**
+ * kickmon's V8 flags for a memory budget.
+ *
+ * @param memoryMaxMib the service's memory limit, MiB (default the unit's 256).
+ * @returns `--name[=value]` strings.
+ *
+ * @example
+ * ```ts
+ * v8Flags(512).at(-1); // "--max-old-space-size=416"
+ * ```
+ */
+export function v8Flags(memoryMaxMib: number = DEFAULT_MEMORY_MAX_MIB): string[] {
+  return [
+    "--max-semi-space-size=1",
+    "--heap-growing-percent=20",
+    "--lite-mode",
+    `--max-old-space-size=${oldSpaceMib(memoryMaxMib)}`,
+  ];
+}
+
+/**
+ * Raised for a `KICKMON_MEMORY_MAX` that is not a size.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   memoryMaxMibFromEnv({ KICKMON_MEMORY_MAX: "lots" });
+ * } catch (e) {
+ *   if (e instanceof MemoryMaxError) console.error(e.message);
+ * }
+ * ```
+ */
+export class MemoryMaxError extends Error {
+  /**
+   * @param message what is wrong with the value.
+   * @param options `cause`, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "MemoryMaxError";
+  }
+}
+
+/**
+ * Reads the build-time memory budget `KICKMON_MEMORY_MAX`: MiB, or a size
+ * as systemd writes `MemoryMax=` (`256M`, `1G`, `524288K`).
+ *
+ * @returns MiB; {@linkcode DEFAULT_MEMORY_MAX_MIB} when unset.
+ * @throws {MemoryMaxError} when the value is not such a size, or below 160 MiB.
+ *
+ * @example
+ * ```ts
+ * memoryMaxMibFromEnv({ KICKMON_MEMORY_MAX: "1G" }); // 1024
+ * ```
+ */
+export function memoryMaxMibFromEnv(env: Readonly<Record<string, string | undefined>>): number {
+  const v = env.KICKMON_MEMORY_MAX?.trim();
+  if (!v) return DEFAULT_MEMORY_MAX_MIB;
+  const m = v.match(/^(\d+(?:\.\d+)?)([KMGT]?)$/i);
+  if (!m) {
+    throw new MemoryMaxError(
+      `KICKMON_MEMORY_MAX="${v}" is not a size (MiB, or 256M / 1G as in MemoryMax=)`,
+    );
+  }
+  const factor: Record<string, number> = { "": 1, K: 1 / 1024, M: 1, G: 1024, T: 1024 * 1024 };
+  const mib = Number(m[1]) * factor[m[2].toUpperCase()];
+  if (mib < 160) throw new MemoryMaxError(`KICKMON_MEMORY_MAX=${v} is below 160 MiB`);
+  return mib;
+}
+
+/** kickmon's V8 flags for the unit's `MemoryMax=256M` (see the module doc). */
+export const V8_FLAGS: readonly string[] = v8Flags();

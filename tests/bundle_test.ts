@@ -15,13 +15,15 @@ import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { type KickmonProcess, spawnProcess } from "./helpers/kickmon_process.ts";
-import { bundleArgs, compileArgs } from "../scripts/build.ts";
+import { bundleArgs, compileArgs, stampBundle } from "../scripts/build.ts";
 import {
   defaultKickHosts,
   DEV_ONLY_ENV_VARIABLES,
   IGNORED_ENV_VARIABLES,
   permissionFlags,
+  type PermissionOptions,
   PermissionOptionsError,
+  permissionOptionsFromConfig,
   permissionOptionsFromEnv,
   RUNTIME_ENV_VARIABLES,
 } from "../scripts/permissions.ts";
@@ -93,6 +95,15 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 1, onnotice: () => {} });
   const procs: KickmonProcess[] = [];
+  const dbUrl = new URL(db.url);
+  const healthPort = freePort();
+  const api = new URL(sim.api.origin);
+  const options: PermissionOptions = {
+    kickHosts: [api.host, `${sim.pusher.hostname}:${sim.pusher.port}`],
+    databaseHosts: [dbUrl.host],
+    listenAddresses: [`127.0.0.1:${healthPort}`],
+    stateDirectories: [state],
+  };
   try {
     await t.step("deno bundle", async () => {
       const t0 = performance.now();
@@ -109,6 +120,9 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       );
       const js = await Deno.readTextFile(bundle);
       assert.match(js, /CREATE TABLE streamers/, "migrations are inlined");
+      // What the build allows goes into the bundle (scripts/build.ts does this after bundling).
+      await stampBundle(bundle, options);
+      assert.match(await Deno.readTextFile(bundle), /^globalThis\[Symbol\.for\("kickmon\./);
     });
 
     await t.step("every environment variable the bundle reads is granted or ignored", async () => {
@@ -127,15 +141,7 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       );
     });
 
-    const dbUrl = new URL(db.url);
-    const healthPort = freePort();
-    const api = new URL(sim.api.origin);
-    const flags = permissionFlags({
-      kickHosts: [api.host, `${sim.pusher.hostname}:${sim.pusher.port}`],
-      databaseHosts: [dbUrl.host],
-      listenAddresses: [`127.0.0.1:${healthPort}`],
-      stateDirectories: [state],
-    });
+    const flags = permissionFlags(options);
     assert.ok(!flags.some((f) => /^(-A|--allow-all|--allow-[a-z]+)$/.test(f)), flags.join(" "));
     const env: Record<string, string> = {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -149,10 +155,13 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       PGHOST: "should-be-ignored.invalid",
       PGPASSWORD: "should-be-ignored",
     };
-    const run = (args: string[]) =>
-      spawn(Deno.execPath(), ["run", "--no-config", ...flags, bundle, ...args], env, work);
-    const runToEnd = async (args: string[]) => {
-      const p = run(args);
+    const run = (args: string[], extra: Record<string, string> = {}) =>
+      spawn(Deno.execPath(), ["run", "--no-config", ...flags, bundle, ...args], {
+        ...env,
+        ...extra,
+      }, work);
+    const runToEnd = async (args: string[], extra: Record<string, string> = {}) => {
+      const p = run(args, extra);
       procs.push(p);
       const st = await p.status;
       return { code: st.code, out: p.lines.join("\n") };
@@ -203,13 +212,16 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
         const test = await runToEnd(["streamers", "test", s.slug]);
         assert.equal(test.code, 0, test.out);
         assert.match(test.out, /user id:\s+4242/);
-        const backupDir = `${work}/backup`;
-        await Deno.mkdir(backupDir);
-        const backup = await runToEnd(["db", "backup", "--output", backupDir]);
+        // Under the state directory: the only place this build may create files.
+        const backup = await runToEnd(["db", "backup"]);
         assert.ok(
           backup.code === 0 || /pg_dump is not installed/.test(backup.out),
           backup.out,
         );
+        if (backup.code === 0) {
+          const [name] = [...Deno.readDirSync(`${state}/backups`)].map((e) => e.name);
+          assert.equal((await Deno.stat(`${state}/backups/${name}`)).mode! & 0o777, 0o600);
+        }
         const stop = await runToEnd(["stop"]);
         assert.equal(stop.code, 0, stop.out);
         assert.match(stop.out, /stopped/);
@@ -221,6 +233,54 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       assert.equal(st.code, 0, p.lines.join("\n"));
       const out = p.lines.join("\n");
       assert.doesNotMatch(out, /NotCapable|Requires \w+ access/);
+    });
+
+    await t.step("settings the build does not allow: exit 2, in kickmon's words", async () => {
+      const otherPort = freePort();
+      const movedDb = new URL(db.url);
+      movedDb.port = String(otherPort);
+      const cli = await runToEnd(["streamers", "remove", "nobody"], {
+        DATABASE_URL: movedDb.href,
+      });
+      assert.equal(cli.code, 2, cli.out);
+      assert.match(
+        cli.out,
+        new RegExp(
+          `this kickmon build may not connect to 127\\.0\\.0\\.1:${otherPort}, the database`,
+        ),
+      );
+      assert.match(cli.out, new RegExp(`built to allow connecting to ${dbUrl.host}`));
+      assert.match(cli.out, new RegExp(`KICKMON_DB_HOST=127\\.0\\.0\\.1:${otherPort}`));
+      assert.doesNotMatch(cli.out, /run again with the --allow-net flag/);
+
+      const listen = await runToEnd(["start"], { HEALTH_CHECK_LISTEN: `127.0.0.1:${otherPort}` });
+      assert.equal(listen.code, 2, listen.out);
+      assert.match(
+        listen.out,
+        new RegExp(
+          `may not listen on 127\\.0\\.0\\.1:${otherPort}, the health endpoint ` +
+            `\\(HEALTH_CHECK_LISTEN\\); it was built to allow listening on 127\\.0\\.0\\.1:${healthPort}`,
+        ),
+      );
+      assert.match(listen.out, /KICKMON_LISTEN=/);
+      assert.doesNotMatch(listen.out, /--allow-net flag/);
+    });
+
+    await t.step("without SYSTEM_STATE_DIRECTORY: the build's own state directory", async () => {
+      const noState = { ...env };
+      delete noState.SYSTEM_STATE_DIRECTORY;
+      const p = spawn(
+        Deno.execPath(),
+        ["run", "--no-config", ...flags, bundle, "start"],
+        noState,
+        work,
+      );
+      procs.push(p);
+      await p.waitForLine(/kickmon started/, 30_000);
+      assert.match(await Deno.readTextFile(`${state}/kickmon.pid`), /^\d+\n$/);
+      p.kill("SIGTERM");
+      assert.equal((await p.status).code, 0, p.lines.join("\n"));
+      assert.doesNotMatch(p.lines.join("\n"), /NotCapable|Requires \w+ access|\.\/state/);
     });
 
     await t.step("deno compile accepts the same flags", async () => {
@@ -258,5 +318,47 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
     await sim.close();
     await db.drop();
     await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task kickmon: the database and listen addresses come from the configuration", async () => {
+  assert.deepEqual(
+    permissionOptionsFromConfig({ DATABASE_URL: "postgres://k@db.internal:6432/k" }).databaseHosts,
+    ["db.internal:6432"],
+  );
+  assert.deepEqual(permissionOptionsFromConfig({ DATABASE_PORT: "5433" }).databaseHosts, [
+    "localhost:5433",
+    "127.0.0.1:5433",
+    "[::1]:5433",
+  ]);
+  const fromConfig = permissionOptionsFromConfig({ HEALTH_CHECK_LISTEN: "0.0.0.0:9100" });
+  assert.deepEqual(fromConfig.listenAddresses, ["0.0.0.0:9100", "127.0.0.1:8081"]);
+
+  // For real: scripts/run.ts with the narrow flags, a database on a random port.
+  const db = await createTestDatabase();
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-env",
+        "--allow-read",
+        "--allow-run=deno",
+        `${ROOT}scripts/run.ts`,
+        "streamers",
+        "remove",
+        "nobody",
+      ],
+      cwd: await Deno.makeTempDir({ prefix: "kickmon-task-" }),
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", NO_COLOR: "1", DATABASE_URL: db.url },
+      clearEnv: true,
+      stdin: "null",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    // It reached the database (no kickmon schema in a fresh one): not a refused permission.
+    assert.equal(out.code, 1, stderr);
+    assert.match(stderr, /no kickmon schema yet|no streamer named/);
+    assert.doesNotMatch(stderr, /may not connect|Requires net access/);
+  } finally {
+    await db.drop();
   }
 });

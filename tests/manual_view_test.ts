@@ -314,6 +314,51 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "manual view: its log file on a full disk (/dev/full) costs no CPU; q still quits" +
+    NO_TMUX,
+  ignore: !TMUX,
+  async fn() {
+    const t = await setup("fulldisk", { userId: 9_200_003, channelId: 2_600_031 });
+    let tmux: TmuxSession | undefined;
+    try {
+      // Every write to the log file fails with ENOSPC, as on a full disk.
+      await Deno.symlink("/dev/full", `${t.stateDir}/kickmon-manual.log`);
+      tmux = await TmuxSession.start(
+        ["main.ts", "start", "--manual"],
+        { ...t.env, SYSTEM_LOG_LEVEL: "debug", MONITORING_RECONCILE_INTERVAL: "1" },
+        { width: 120, height: 30 },
+      );
+      await tmux.waitForScreen(/^fulldisk\s+offline\s/m, 30_000, "the streamer row");
+      const screen = await tmux.waitForScreen(
+        /not written: No space left on device/,
+        10_000,
+        "the footer naming the failing log file",
+      );
+      assert.match(screen, /logs: .*kickmon-manual\.log/);
+      const pid = Number((await Deno.readTextFile(`${t.stateDir}/kickmon.pid`)).trim());
+      const usage = async () => {
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        return (Number(f[11]) + Number(f[12])) / 100; // CLK_TCK = 100
+      };
+      const before = await usage();
+      const t0 = performance.now();
+      t.sim.world.setLive(t.s.userId, true);
+      await tmux.waitForScreen(/^fulldisk\s+online\s/m, 10_000, "online while logging fails");
+      await new Promise((r) => setTimeout(r, 4_000));
+      const share = (await usage() - before) / ((performance.now() - t0) / 1000);
+      console.log(`log file on /dev/full: kickmon CPU ${(share * 100).toFixed(1)} % of a core`);
+      assert.ok(share < 0.5, `CPU ${(share * 100).toFixed(1)} % of a core`);
+      await tmux.keys("q");
+      assert.equal(await tmux.exitCode(30_000), 0, "q exits 0");
+    } finally {
+      await tmux?.dispose();
+      await t.close();
+    }
+  },
+});
+
 Deno.test("manual view: without a terminal, start --manual says so and exits 2", async () => {
   const r = await runKickmon(["start", "--manual"], {});
   assert.equal(r.code, 2);

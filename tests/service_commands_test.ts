@@ -349,6 +349,21 @@ Deno.test({
       assert.match(r.out, new RegExp(`backup written to ${out}/${files[0]}`));
       const dump = await Deno.readTextFile(`${out}/${files[0]}`);
       assert.match(dump, /CREATE TABLE public\.streamers/);
+      // Every row of the database: readable by its owner only, whatever the umask.
+      assert.equal((await Deno.stat(`${out}/${files[0]}`)).mode! & 0o777, 0o600);
+
+      // Without --output: <state directory>/backups, which the binary may write.
+      const state = await Deno.makeTempDir({ prefix: "kickmon-backup-state-" });
+      try {
+        const d = await cli(["db", "backup"], { ...env, SYSTEM_STATE_DIRECTORY: state });
+        assert.equal(d.code, 0, d.out);
+        const [name] = [...Deno.readDirSync(`${state}/backups`)].map((e) => e.name);
+        assert.match(name, /^kickmon-\d{8}-\d{6}\.sql$/);
+        assert.equal((await Deno.stat(`${state}/backups/${name}`)).mode! & 0o777, 0o600);
+        assert.equal((await Deno.stat(`${state}/backups`)).mode! & 0o777, 0o700);
+      } finally {
+        await Deno.remove(state, { recursive: true });
+      }
 
       const empty = await Deno.makeTempDir({ prefix: "kickmon-nopath-" });
       try {

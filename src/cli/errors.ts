@@ -10,8 +10,10 @@
  *
  * @module
  */
-import { ConfigError } from "../config/config.ts";
+import { explainNotCapable } from "../config/capability.ts";
+import { type Config, ConfigError, loadConfig, readEnvironment } from "../config/config.ts";
 import { SchemaError } from "../db/inspect.ts";
+import { describeError } from "../log/errors.ts";
 import { redactSecrets } from "../log/logging.ts";
 
 /** Process exit codes (documented in `--help` and the README). */
@@ -33,8 +35,11 @@ export class CliError extends Error {
 }
 
 /**
- * Prints an error the way every command does (one clear message, no stack
- * trace, secrets redacted) and returns the exit code to use.
+ * Prints an error the way every command does (one clear message with its
+ * causes, no stack trace, secrets redacted) and returns the exit code to
+ * use. A permission this build lacks (Deno's `NotCapable` anywhere in the
+ * cause chain) is explained in kickmon's words (what is allowed, which build
+ * variable changes it) and is a configuration error: exit 2.
  *
  * @example
  * ```ts
@@ -42,6 +47,13 @@ export class CliError extends Error {
  * ```
  */
 export function reportError(e: unknown): number {
+  // Before everything else: Deno's "run again with the --allow-net flag" is
+  // advice the user of a built kickmon cannot follow.
+  const refused = explainNotCapable(e, configForExplanation());
+  if (refused) {
+    console.error(`kickmon: ${redactSecrets(refused)}`);
+    return EXIT.usage;
+  }
   if (e instanceof ConfigError) {
     console.error(redactSecrets(e.message));
     return EXIT.usage;
@@ -54,7 +66,16 @@ export function reportError(e: unknown): number {
     console.error(`kickmon: ${redactSecrets(e.message)}`);
     return e.exitCode;
   }
-  const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
-  console.error(`kickmon: ${redactSecrets(msg)}`);
+  // With its causes: Deno's "fetch failed" keeps the useful part in `cause`.
+  console.error(`kickmon: ${redactSecrets(describeError(e))}`);
   return EXIT.failure;
+}
+
+/** The configuration in use, if it loads, to name the setting behind a refused permission. */
+function configForExplanation(): Config | undefined {
+  try {
+    return loadConfig(readEnvironment(), { requireKickCredentials: false });
+  } catch {
+    return undefined;
+  }
 }

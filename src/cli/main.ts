@@ -9,8 +9,8 @@ import {
   ConfigError,
   configTemplate,
   loadConfig,
+  normalizedConfig,
   readEnvironment,
-  redactedConfig,
   redactUrlPassword,
 } from "../config/config.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
@@ -23,9 +23,9 @@ import {
   withDatabase,
 } from "./service_commands.ts";
 import { EXIT, reportError } from "./errors.ts";
+import { VERSION } from "../version.ts";
 
-/** kickmon's version (deno.json `version`). */
-export const VERSION = "0.1.0";
+export { VERSION };
 
 const EXIT_HELP = `
 Exit codes:
@@ -36,6 +36,18 @@ Exit codes:
 
 Configuration comes from environment variables (see 'kickmon config generate-template');
 use 'deno run --env-file=.env' or systemd's EnvironmentFile=.`;
+
+/** `kickmon streamers add`: the command's name with its parents'. */
+function commandPath(c: Command): string {
+  const names: string[] = [];
+  for (let cur: Command | null = c; cur; cur = cur.parent) names.unshift(cur.name());
+  return names.join(" ");
+}
+
+/** A command and all its subcommands, depth first. */
+function allCommands(c: Command): Command[] {
+  return [c, ...c.commands.flatMap((s) => allCommands(s as Command))];
+}
 
 /**
  * Runs the CLI with `args` (without the program name).
@@ -54,7 +66,6 @@ export async function main(args: readonly string[]): Promise<number> {
     .description("Keeps Kick.com streamers' live status current in PostgreSQL.")
     .version(VERSION, "-V, --version")
     .exitOverride()
-    .showHelpAfterError("(run 'kickmon --help' for usage)")
     .addHelpText("after", EXIT_HELP);
 
   program.command("start")
@@ -75,11 +86,16 @@ export async function main(args: readonly string[]): Promise<number> {
 
   const cfg = program.command("config").description("configuration commands");
   cfg.command("show")
-    .description("print the effective configuration (secrets redacted)")
-    .action(() => {
-      for (const [k, v] of Object.entries(redactedConfig(readEnvironment()))) {
-        console.log(`${k}=${v}`);
-      }
+    .description(
+      "print the effective configuration, normalized as kickmon uses it (secrets redacted)",
+    )
+    .option("--json", "print one JSON object")
+    .action((opts: { json?: boolean }) => {
+      const values = normalizedConfig(
+        loadConfig(readEnvironment(), { requireKickCredentials: false }),
+      );
+      if (opts.json) console.log(JSON.stringify(values, null, 2));
+      else for (const [k, v] of Object.entries(values)) console.log(`${k}=${v}`);
     });
   cfg.command("validate")
     .description("check every variable; names each bad one (exit 2)")
@@ -137,16 +153,42 @@ export async function main(args: readonly string[]): Promise<number> {
   registerStreamerCommands(streamers, (c) => (code = c));
   registerDbBackup(db, (c) => (code = c));
 
+  // Every command's usage errors point at its own help, not the program's.
+  let running: Command = program;
+  const hint = (c: Command) => `(run '${commandPath(c)} --help' for usage)`;
+  for (const c of allCommands(program)) c.showHelpAfterError(hint(c));
+  program.hook("preAction", (_root, action) => {
+    running = action;
+  });
+
+  // `kickmon help bogus`: commander would print the whole help and exit 1.
+  if (args[0] === "help" && args.length > 1) {
+    let c: Command | undefined = program;
+    for (const name of args.slice(1)) {
+      c = c?.commands.find((x) => x.name() === name || x.aliases().includes(name)) as Command;
+    }
+    if (!c) {
+      console.error(`error: unknown command '${args.slice(1).join(" ")}'\n${hint(program)}`);
+      return EXIT.usage;
+    }
+  }
+
   try {
     await program.parseAsync([...args], { from: "user" });
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return EXIT.ok;
-      if (e.code === "commander.help") return EXIT.ok;
+      // commander.help with exit code 0 is help asked for (`kickmon help streamers`);
+      // with 1 it is help shown because the command line named no command
+      // (`kickmon`, `kickmon streamers`, `kickmon help bogus`): a usage error.
+      if (e.code === "commander.help" && e.exitCode === 0) return EXIT.ok;
       return EXIT.usage;
     }
-    if (e instanceof ConfigError) return reportError(e);
-    return reportError(e);
+    const exit = reportError(e);
+    if (exit === EXIT.usage && !(e instanceof ConfigError) && running !== program) {
+      console.error(hint(running));
+    }
+    return exit;
   }
   return code;
 }

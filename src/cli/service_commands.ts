@@ -9,7 +9,7 @@
  * | `kickmon streamers add <username>` | resolves the channel through the official API, then inserts it | 0, 1 unknown channel / already listed |
  * | `kickmon streamers remove <username>` | deletes the row (and its history) | 0, 1 no such streamer |
  * | `kickmon streamers test <username> [--json]` | prints what Kick reports right now | 0, 1 unknown channel |
- * | `kickmon db backup [--output DIR]` | `pg_dump` into `kickmon-<YYYYmmdd-HHMMSS>.sql` (UTC) | 0, 1 pg_dump missing or failed |
+ * | `kickmon db backup [--output DIR]` | `pg_dump` into `kickmon-<YYYYmmdd-HHMMSS>.sql` (UTC), mode 0600, in `<state dir>/backups` by default | 0, 1 pg_dump missing or failed |
  *
  * A kickmon run by systemd (the packaged `kickmon.service`) is not stopped or
  * restarted behind systemd's back (`Restart=always` would start it again):
@@ -43,6 +43,7 @@ import { connectDatabase, DatabaseError, type Sql } from "../db/client.ts";
 import { deleteStreamers, insertStreamer, listStreamerViews } from "../db/streamers_repo.ts";
 import { KickApiError } from "../kick/official/api.ts";
 import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth.ts";
+import { describeError, networkCause } from "../log/errors.ts";
 import { registerSecret } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";
 import { CliError, EXIT } from "./errors.ts";
@@ -271,15 +272,27 @@ export interface HealthBody {
   readonly status?: string;
   /** PID of the answering kickmon. */
   readonly pid?: number;
-  /** Database reachability and the last error. */
-  readonly database?: { up?: boolean; error?: string | null };
+  /** Database reachability, the current error, when it is tried again (ISO 8601). */
+  readonly database?: {
+    up?: boolean;
+    error?: string | null;
+    last_error?: string | null;
+    next_retry_at?: string | null;
+  };
   /** Pusher: all connections up, and each connection (shard) with its state. */
   readonly pusher?: {
     up?: boolean;
-    connections?: { index?: number; state?: string; channels?: number; subscribed?: number }[];
+    connections?: {
+      index?: number;
+      state?: string;
+      channels?: number;
+      subscribed?: number;
+      last_error?: string | null;
+      next_retry_at?: string | null;
+    }[];
   };
-  /** OAuth token state (`valid`, `refreshing`, `not used`, `failed`, …). */
-  readonly token?: { state?: string };
+  /** OAuth token state (`valid`, `refreshing`, `not used`, `failing`, …), its error and retry time. */
+  readonly token?: { state?: string; last_error?: string | null; next_retry_at?: string | null };
   /** Status writes waiting for the database. */
   readonly write_queue_depth?: number;
   /** Streamer counts by status (`online`, `offline`, `unknown`, `inactive`). */
@@ -317,7 +330,7 @@ export async function fetchHealth(url: string, timeoutMs = 5_000): Promise<Healt
     return {
       reachable: false,
       timedOut,
-      error: timedOut ? `no answer within ${timeoutMs} ms` : errText(e),
+      error: timedOut ? `no answer within ${timeoutMs} ms` : networkCause(e),
     };
   }
   const text = await res.text();
@@ -331,23 +344,37 @@ export async function fetchHealth(url: string, timeoutMs = 5_000): Promise<Healt
   return { reachable: true, status: res.status, body };
 }
 
-/** Lines naming what is wrong in an unhealthy `/health` answer. */
+/** `; next retry 12:00:05Z` for an ISO time, nothing for none. */
+function retryNote(at: string | null | undefined): string {
+  if (!at) return "";
+  return `; next retry ${at.replace(/^\d{4}-\d\d-\d\dT/, "").replace(/\.\d+Z$/, "Z")}`;
+}
+
+/** Lines naming what is wrong in an unhealthy `/health` answer, with each component's error. */
 function unhealthyComponents(b: HealthBody): string[] {
   const out: string[] = [];
   if (b.database && b.database.up === false) {
-    out.push(`database: down${b.database.error ? ` (${b.database.error})` : ""}`);
+    const why = b.database.last_error ?? b.database.error;
+    out.push(`database: down${why ? ` (${why}${retryNote(b.database.next_retry_at)})` : ""}`);
   }
   if (b.pusher && b.pusher.up === false) {
     const bad = (b.pusher.connections ?? []).filter((c) => c.state !== "connected");
     out.push(
-      `pusher: ${bad.length} of ${b.pusher.connections?.length ?? 0} connections not connected` +
-        (bad.length
-          ? ` (${bad.map((c) => `#${c.index ?? "?"} ${c.state ?? "?"}`).join(", ")})`
-          : ""),
+      `pusher: ${bad.length} of ${b.pusher.connections?.length ?? 0} connections not connected`,
     );
+    for (const c of bad) {
+      out.push(
+        `  #${c.index ?? "?"} ${c.state ?? "?"}${
+          c.last_error ? `: ${c.last_error}${retryNote(c.next_retry_at)}` : ""
+        }`,
+      );
+    }
   }
   const token = b.token?.state;
-  if (token && !["valid", "not used", "refreshing"].includes(token)) out.push(`token: ${token}`);
+  if (token && !["valid", "not used", "refreshing"].includes(token)) {
+    const why = b.token?.last_error;
+    out.push(`token: ${token}${why ? ` (${why}${retryNote(b.token?.next_retry_at)})` : ""}`);
+  }
   if (out.length === 0) out.push(`status: ${b.status ?? "unknown"}`);
   return out;
 }
@@ -391,7 +418,7 @@ export function loadOperatorConfig(requireKickCredentials = false): Config {
 export interface StopOptions {
   /** How long to wait for the process to exit after SIGTERM, ms. */
   readonly timeoutMs: number;
-  /** Progress lines (default `console.log`). */
+  /** Progress lines (default: stderr). */
   readonly log?: (line: string) => void;
 }
 
@@ -427,7 +454,8 @@ export async function stopInstance(
   what: "stop" | "restart",
   opts: StopOptions,
 ): Promise<StopOutcome> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  // Progress, not the result: stderr (stdout stays the command's answer).
+  const log = opts.log ?? ((l: string) => console.error(l));
   if (Deno.env.get("INVOCATION_ID") || Deno.env.get("NOTIFY_SOCKET")) {
     throw systemdRefusal(what, "this command runs inside a systemd unit");
   }
@@ -614,7 +642,8 @@ export function registerServiceCommands(program: Command, setExit: SetExit): voi
       const r = await stopInstance(config, "restart", {
         timeoutMs: stopTimeoutMs(config, opts.timeout),
       });
-      console.log(
+      // stderr: stdout carries the monitor's log lines from here on.
+      console.error(
         r.kind === "stopped"
           ? `kickmon (pid ${r.pid}) stopped; starting in the foreground`
           : `kickmon was not running (${r.detail}); starting in the foreground`,
@@ -678,7 +707,7 @@ function kickError(e: unknown, doing: string): never {
   if (e instanceof KickApiError || e instanceof OAuthError) {
     throw new CliError(`${doing}: ${e.message}`, EXIT.failure, { cause: e });
   }
-  throw new CliError(`${doing}: ${errText(e)}`, EXIT.failure, { cause: e });
+  throw new CliError(`${doing}: ${describeError(e)}`, EXIT.failure, { cause: e });
 }
 
 /**
@@ -723,7 +752,7 @@ export async function lookupStreamer(
           startedAt = l.startedAt ? new Date(l.startedAt).toISOString() : startedAt;
         }
       } catch (e) {
-        console.error(`kickmon: warning: could not read the live stream: ${errText(e)}`);
+        console.error(`kickmon: warning: could not read the live stream: ${describeError(e)}`);
       }
     }
     return {
@@ -937,12 +966,23 @@ export function pgDumpInvocation(
  */
 export function registerDbBackup(db: Command, setExit: SetExit): void {
   db.command("backup")
-    .description("pg_dump the database into kickmon-<YYYYmmdd-HHMMSS>.sql (UTC)")
-    .option("-o, --output <dir>", "directory for the file (default: the current directory)")
+    .description("pg_dump the database into kickmon-<YYYYmmdd-HHMMSS>.sql (UTC), mode 0600")
+    .option(
+      "-o, --output <dir>",
+      "directory for the file (default: <state directory>/backups, which the binary may write)",
+    )
     .action(async (opts: { output?: string }) => {
       const config = loadOperatorConfig(false);
-      const dir = (opts.output ?? ".").replace(/(.)\/+$/, "$1");
+      const dir = (opts.output ?? `${config.system.stateDirectory}/backups`).replace(
+        /(.)\/+$/,
+        "$1",
+      );
+      if (opts.output === undefined) await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       const file = dir === "." ? backupFileName() : `${dir}/${backupFileName()}`;
+      // The dump holds every row: create it 0600 before pg_dump writes into it
+      // (pg_dump would create it with the caller's umask, typically 0644).
+      await Deno.writeFile(file, new Uint8Array(), { createNew: true, mode: 0o600 });
+      await Deno.chmod(file, 0o600); // whatever the umask
       const { args, env } = pgDumpInvocation(config.database, file);
       let out: Deno.CommandOutput;
       try {
@@ -954,6 +994,7 @@ export function registerDbBackup(db: Command, setExit: SetExit): void {
           stderr: "piped",
         }).output();
       } catch (e) {
+        await Deno.remove(file).catch(() => {});
         if (e instanceof Deno.errors.NotFound) {
           throw new CliError(
             "pg_dump is not installed (Debian: apt-get install postgresql-client)",

@@ -12,9 +12,12 @@ import {
   readEnvironment,
   secretValues,
 } from "../config/config.ts";
+import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
+import { describeError } from "../log/errors.ts";
 import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
 import { InvalidCredentialsError } from "../kick/official/oauth.ts";
 import { Monitor } from "../service/monitor.ts";
+import { memoryLimits, memoryVerdict } from "../service/memory.ts";
 import { OfficialApiPlugin } from "../service/official.ts";
 import { HttpPlugin } from "../http/server.ts";
 import { SchemaError } from "../db/inspect.ts";
@@ -79,7 +82,6 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   if (!options.loggingConfigured) {
     await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
   }
-  await warnLooseEnvFile(config.envFile);
   const monitor = new Monitor(config);
   monitor.plugins.push(new OfficialApiPlugin(config));
   if (config.health.enabled) {
@@ -131,7 +133,8 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     e.preventDefault();
     const r = e.reason;
     log.error("unhandled promise rejection (kept running): {error}", {
-      error: r instanceof Error ? `${r.message}\n${r.stack ?? ""}` : String(r),
+      // The stack starts with the message: printing both said it twice.
+      error: r instanceof Error ? (r.stack ?? r.message) : String(r),
     });
   };
   globalThis.addEventListener("unhandledrejection", onUnhandled);
@@ -145,6 +148,17 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     });
   };
   globalThis.addEventListener("error", onUncaught);
+  // After the signal listeners: a SIGTERM that follows this warning is a clean stop.
+  await warnLooseEnvFile(config.envFile);
+  const limits = await memoryLimits();
+  const memory = memoryVerdict(limits);
+  const memoryProps = {
+    limits: memory.message,
+    heapLimitBytes: limits.heapLimitBytes,
+    cgroupLimitBytes: limits.cgroupLimitBytes,
+  };
+  if (memory.level === "warning") log.warn("memory: {limits}", memoryProps);
+  else log.info("memory: {limits}", memoryProps);
   const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
   let code: number = EXIT.ok;
   try {
@@ -164,7 +178,10 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
         monitor.fatal,
         ...(options.stopRequested ? [options.stopRequested.then(() => "stop")] : []),
       ]);
-      if (reason instanceof Error) {
+      if (reason instanceof NotPermittedError) {
+        log.fatal("{error}", { error: reason.message });
+        code = EXIT.usage; // a restart cannot grant a permission
+      } else if (reason instanceof Error) {
         log.fatal("{error}; exiting so that the supervisor restarts kickmon", {
           error: reason.message,
         });
@@ -174,14 +191,19 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
       }
     } else if (first instanceof Error) {
       log.fatal("{error}", { error: first.message });
-      code = first instanceof SchemaError ? EXIT.usage : EXIT.failure;
+      code = first instanceof NotPermittedError || first instanceof SchemaError
+        ? EXIT.usage
+        : EXIT.failure;
     } else {
       log.info("{reason} during start-up: shutting down", { reason: first });
     }
   } catch (e) {
-    log.fatal("kickmon failed: {error}", { error: e instanceof Error ? e.message : String(e) });
-    // A missing privilege, column or schema is the operator's to fix (exit 2), like bad credentials.
-    code = e instanceof InvalidCredentialsError || e instanceof SchemaError
+    // A permission this build lacks (a changed DATABASE_PORT, HEALTH_CHECK_LISTEN,
+    // state directory) is a configuration error: say so in kickmon's words, exit 2.
+    // So is a missing privilege, column or schema in the database, like bad credentials.
+    const refused = explainNotCapable(e, config);
+    log.fatal("kickmon failed: {error}", { error: refused ?? describeError(e) });
+    code = e instanceof InvalidCredentialsError || e instanceof SchemaError || refused
       ? EXIT.usage
       : EXIT.failure;
   } finally {

@@ -11,6 +11,7 @@
  * @module
  */
 import { z } from "zod";
+import { defaultStateDirectory } from "../build_info.ts";
 
 /** Every environment variable kickmon reads, in documentation order. */
 export const CONFIG_VARIABLES = [
@@ -163,11 +164,12 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
     def: "1000",
     doc: "ms between checks of the streamers table when the list is polled.",
   },
-  SYSTEM_LOG_LEVEL: { def: "info", doc: "trace | debug | info | warning | error | fatal." },
+  SYSTEM_LOG_LEVEL: { def: "info", doc: "trace, debug, info, warning, error or fatal." },
   SYSTEM_JSON_LOGGING: { def: "true", doc: "JSON lines on stdout (false: plain text)." },
   SYSTEM_STATE_DIRECTORY: {
     def: "",
-    doc: "State directory (spool, PID file); default $STATE_DIRECTORY, else ./state.",
+    doc: "State directory (spool, PID file); default $STATE_DIRECTORY, else /var/lib/kickmon " +
+      "in the bundle and the binary, ./state from source.",
   },
   SYSTEM_SPOOL_MAX_BYTES: {
     def: "67108864",
@@ -179,7 +181,8 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   MANUAL_MODE_MAX_STREAMERS: { def: "50", doc: "Rows shown by the live view." },
   KICKMON_ENV_FILE: {
     def: "",
-    doc: "Path of the env file in use: checked for loose permissions, re-read on SIGHUP.",
+    doc: "Path of the env file the environment came from; not loaded at start. Warned about " +
+      "when others can read it; re-read on SIGHUP (log level at once, others need a restart).",
   },
 };
 
@@ -554,7 +557,7 @@ export function loadConfig(
       logLevel: e.SYSTEM_LOG_LEVEL,
       jsonLogging: e.SYSTEM_JSON_LOGGING,
       stateDirectory: e.SYSTEM_STATE_DIRECTORY || env.STATE_DIRECTORY?.split(":")[0] ||
-        "./state",
+        defaultStateDirectory(),
       spoolMaxBytes: e.SYSTEM_SPOOL_MAX_BYTES,
     },
     health: {
@@ -669,6 +672,76 @@ export function redactedConfig(
     else out[name] = v;
   }
   return out;
+}
+
+/**
+ * Every variable as kickmon uses it after validation, as `kickmon config
+ * show` prints it: defaults filled in, values trimmed and normalized
+ * (`true`/`false`, `warning` for `WARN`, URLs without a trailing slash, the
+ * Pusher host a cluster implies, the state directory in use, the database
+ * parts read from `DATABASE_URL`), secrets replaced by `[REDACTED]`.
+ * Durations keep their variables' units (seconds or ms, see the README).
+ *
+ * @example
+ * ```ts
+ * normalizedConfig(loadConfig({ SYSTEM_LOG_LEVEL: " WARN " }, { requireKickCredentials: false }))
+ *   .SYSTEM_LOG_LEVEL; // "warning"
+ * ```
+ */
+export function normalizedConfig(c: Config): Record<ConfigVariable, string> {
+  const secret = (v: string) => (v && v !== "-" ? "[REDACTED]" : "");
+  const listen = (h: string, p: number) => `${h.includes(":") ? `[${h}]` : h}:${p}`;
+  const k = c.kick;
+  const d = c.database;
+  return {
+    KICK_CLIENT_ID: k.clientId === "-" ? "" : k.clientId,
+    KICK_CLIENT_SECRET: secret(k.clientSecret),
+    KICK_OAUTH_URL: k.oauthUrl,
+    KICK_API_URL: k.apiUrl,
+    KICK_API_MAX_REQUESTS_PER_MINUTE: String(k.apiMaxRequestsPerMinute),
+    KICK_API_TIMEOUT: String(k.apiTimeoutMs / 1000),
+    KICK_UNOFFICIAL_CHANNEL_LOOKUP: String(k.unofficialChannelLookup),
+    KICK_UNOFFICIAL_API_URL: k.unofficialApiUrl,
+    KICK_PUSHER_KEY: k.pusher.key,
+    KICK_PUSHER_CLUSTER: k.pusher.cluster,
+    KICK_PUSHER_HOST: k.pusher.host,
+    KICK_PUSHER_PORT: String(k.pusher.port),
+    KICK_PUSHER_TLS: String(k.pusher.tls),
+    KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: String(k.pusher.maxChannelsPerConnection),
+    KICK_PUSHER_PONG_TIMEOUT: String(k.pusher.pongTimeoutMs),
+    KICK_PUSHER_REFUSED_RETRY_DELAY: String(k.pusher.refusedRetryMs),
+    KICK_WEBHOOK_ENABLED: String(k.webhook.enabled),
+    KICK_WEBHOOK_LISTEN: listen(k.webhook.hostname, k.webhook.port),
+    KICK_WEBHOOK_PUBLIC_KEY: k.webhook.publicKeyPem ? "(PEM set)" : "",
+    DATABASE_URL: redactUrlPassword(d.url),
+    DATABASE_HOST: d.host,
+    DATABASE_PORT: String(d.port),
+    DATABASE_NAME: d.name,
+    DATABASE_USER: d.user,
+    DATABASE_PASSWORD: secret(d.password),
+    DATABASE_SSLMODE: d.sslmode,
+    DATABASE_SSLROOTCERT: d.sslRootCert ? "(PEM read)" : "",
+    DATABASE_POOL_SIZE: String(d.poolSize),
+    DATABASE_CONNECT_TIMEOUT: String(d.connectTimeoutSec),
+    DATABASE_SCHEMA: d.schema,
+    MONITORING_RECONNECT_DELAY: String(c.monitoring.reconnectDelayMs),
+    MONITORING_MAX_RECONNECT_DELAY: String(c.monitoring.maxReconnectDelayMs),
+    MONITORING_MAX_RECONNECT_ATTEMPTS: String(c.monitoring.maxReconnectAttempts),
+    MONITORING_RECONCILE_INTERVAL: String(c.monitoring.reconcileIntervalMs / 1000),
+    MONITORING_RESYNC_INTERVAL: String(c.monitoring.resyncIntervalMs / 1000),
+    MONITORING_SHUTDOWN_TIMEOUT: String(c.monitoring.shutdownTimeoutMs / 1000),
+    MONITORING_LIST_FOLLOW: c.monitoring.listFollow,
+    MONITORING_LIST_POLL_INTERVAL: String(c.monitoring.listPollIntervalMs),
+    SYSTEM_LOG_LEVEL: c.system.logLevel,
+    SYSTEM_JSON_LOGGING: String(c.system.jsonLogging),
+    SYSTEM_STATE_DIRECTORY: c.system.stateDirectory,
+    SYSTEM_SPOOL_MAX_BYTES: String(c.system.spoolMaxBytes),
+    HEALTH_CHECK_ENABLED: String(c.health.enabled),
+    HEALTH_CHECK_LISTEN: listen(c.health.hostname, c.health.port),
+    MANUAL_MODE_REFRESH_RATE: String(c.manual.refreshRateMs),
+    MANUAL_MODE_MAX_STREAMERS: String(c.manual.maxStreamers),
+    KICKMON_ENV_FILE: c.envFile ?? "",
+  };
 }
 
 /**

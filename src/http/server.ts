@@ -4,9 +4,9 @@
  *
  * | path | answer |
  * |---|---|
- * | `GET /health` | 200 when the database is reachable, every Pusher connection is up and a token is held; else 503. JSON naming each component's state. |
+ * | `GET /health` | 200 when the database is reachable, every Pusher connection is up and a token is held; else 503. JSON naming each component's state; each component (`database`, every `pusher.connections[]`, `token`) carries `last_error` (host and cause, null while it works), `last_error_at` and `next_retry_at` (ISO 8601 or null). |
  * | `GET /metrics` | Prometheus text exposition format (prom-client). |
- * | `GET /streamers` | JSON list of streamers with status. |
+ * | `GET /streamers` | JSON list of streamers with status (snake_case keys: `kick_user_id`, `last_status_update`, …). |
  * | `GET /streamers/{username}/status` | one streamer, 404 when unknown. |
  *
  * @module
@@ -14,7 +14,7 @@
 import { getLogger } from "@logtape/logtape";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { LogRateLimiter } from "../log/logging.ts";
-import type { Monitor, MonitorPlugin } from "../service/monitor.ts";
+import type { ComponentErrors, Monitor, MonitorPlugin } from "../service/monitor.ts";
 
 const log = getLogger(["kickmon", "http"]);
 
@@ -23,6 +23,35 @@ const json = (body: unknown, status = 200) =>
     status,
     headers: { "content-type": "application/json; charset=utf-8" },
   });
+
+/**
+ * An object with its camelCase keys in snake_case (`kickUserId` →
+ * `kick_user_id`), one level deep: every JSON answer uses Kick's convention.
+ *
+ * @example
+ * ```ts
+ * snakeKeys({ kickUserId: 1, isActive: true }); // { kick_user_id: 1, is_active: true }
+ * ```
+ */
+export function snakeKeys(o: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
+  }
+  return out;
+}
+
+/** ms since the Unix epoch as ISO 8601, null stays null. */
+const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString();
+
+/** A component's `last_error`, `last_error_at`, `next_retry_at` (ISO 8601 or null). */
+function errorsJson(c: ComponentErrors): Record<string, string | null> {
+  return {
+    last_error: c.lastError,
+    last_error_at: iso(c.lastErrorAt),
+    next_retry_at: iso(c.nextRetryAt),
+  };
+}
 
 /**
  * Builds the request handler for a monitor (usable without a server in tests).
@@ -45,7 +74,11 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
         return json({
           status: h.healthy ? "healthy" : "unhealthy",
           pid: Deno.pid,
-          database: h.database,
+          database: {
+            up: h.database.up,
+            ...(h.database.error ? { error: h.database.error } : {}),
+            ...errorsJson(h.database),
+          },
           pusher: {
             up: h.pusher.up,
             connections: h.pusher.shards.map((s) => ({
@@ -56,9 +89,21 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
               oldest_unsubscribed_ms: s.oldestUnsubscribedMs,
               subscription_retries: s.subscriptionRetries,
               reconnects: s.reconnects,
+              last_close_code: s.lastCloseCode,
+              ...errorsJson({
+                lastError: s.state === "connected" || !s.lastCloseReason
+                  ? null
+                  : `${monitor.subscriber.url}: ${s.lastCloseReason}`,
+                lastErrorAt: s.state === "connected" ? null : s.lastCloseAt,
+                nextRetryAt: s.nextAttemptAt,
+              }),
             })),
           },
-          token: h.token,
+          token: {
+            state: h.token.state,
+            expires_at: iso(h.token.expiresAt),
+            ...errorsJson(h.token),
+          },
           write_queue_depth: h.writeQueueDepth,
           write_lag_ms: h.writeLagMs,
           spool: h.spool,
@@ -71,7 +116,8 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
         });
       }
       if (url.pathname === "/streamers") {
-        return json(await listStreamerViews(monitor.sql));
+        // snake_case like /health, /streamers/{u}/status and Kick's own API.
+        return json((await listStreamerViews(monitor.sql)).map(snakeKeys));
       }
       const m = url.pathname.match(/^\/streamers\/([^/]+)\/status$/);
       if (m) {

@@ -1,6 +1,8 @@
 /**
  * Structured logging for kickmon on LogTape: one JSON object per line on
  * stdout (journald keeps them; `journalctl -u kickmon -o cat`), or plain text.
+ * Line shapes, value rendering and the syslog priority prefix under systemd
+ * are in `format.ts`; the bounded, failure-proof sink is in `sink.ts`.
  *
  * Every line passes through a redaction step that replaces registered secret
  * values (client secret, database password, access tokens) with
@@ -11,15 +13,9 @@
  *
  * @module
  */
-import {
-  configure,
-  getJsonLinesFormatter,
-  getStreamSink,
-  getTextFormatter,
-  type LogRecord,
-  reset,
-  type Sink,
-} from "@logtape/logtape";
+import { configure, type LogRecord, reset, type Sink } from "@logtape/logtape";
+import { createFormatter, stdoutIsJournal } from "./format.ts";
+import { GuardedSink, type GuardedSinkStats, type SinkFailure } from "./sink.ts";
 
 const secrets = new Set<string>();
 
@@ -73,10 +69,35 @@ export interface LoggingOptions {
 }
 
 /**
+ * The stdout sink, one per process: its failure (a closed pipe) is
+ * remembered across reconfigurations (SIGHUP re-reads the log level).
+ */
+let stdoutSink: GuardedSink | null = null;
+/** The sink in use by the current configuration (for {@linkcode logOutputStats}). */
+let current: GuardedSink | null = null;
+/** Lines dropped by sinks of earlier configurations (file sinks are replaced). */
+let droppedBefore = 0;
+
+/** Tells stderr, without ever blocking on it, that stdout stopped taking log lines. */
+function reportOnStderr(f: SinkFailure): void {
+  const what = f.permanent
+    ? "log lines are dropped from now on"
+    : "log lines are dropped for 30 s, then writing is tried again";
+  const line = `kickmon: log output to ${f.name} failed (${f.error.message}); ${what}\n`;
+  Deno.stderr.write(new TextEncoder().encode(line)).catch(() => {});
+}
+
+/**
  * Configures LogTape for the whole process (idempotent: a second call
  * replaces the first configuration).
  *
+ * Lines go through a {@linkcode GuardedSink}: a destination that fails
+ * (stdout closed by `| head -1`, a full disk under the live view's log file)
+ * or stops draining costs a counter increment per line, never CPU, memory
+ * or a stalled shutdown. A failing stdout is reported once on stderr.
+ *
  * @throws {Deno.errors.PermissionDenied} when a log file cannot be opened.
+ * @throws {Deno.errors.NotCapable} when this build may not write the log file.
  *
  * @example
  * ```ts
@@ -86,18 +107,33 @@ export interface LoggingOptions {
  */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   const dest = options.destination ?? { kind: "stdout" };
-  const base = options.json
-    ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
-    : getTextFormatter({ timestamp: "date-time-tz", category: "." });
+  // Priority prefixes only where journald reads them: stdout under systemd.
+  const journal = dest.kind === "stdout" && stdoutIsJournal();
+  const base = createFormatter({ json: options.json, journal });
   const formatter = (record: LogRecord): string => redactSecrets(base(record));
+  if (current && current !== stdoutSink) droppedBefore += current.stats.dropped;
   let sink: Sink;
   if (dest.kind === "none") {
+    current = null;
     sink = () => {};
   } else if (dest.kind === "file") {
     const file = await Deno.open(dest.path, { append: true, create: true, mode: 0o640 });
-    sink = getStreamSink(file.writable, { formatter });
+    current = new GuardedSink(file, {
+      name: dest.path,
+      formatter: (r) => formatter(r),
+      onDispose: () => file.close(),
+    });
+    sink = current.sink;
   } else {
-    sink = getStreamSink(Deno.stdout.writable, { formatter });
+    stdoutSink ??= new GuardedSink(Deno.stdout, {
+      name: "stdout",
+      formatter: (r) => stdoutFormatter(r),
+      onFailure: reportOnStderr,
+      keepOpen: true,
+    });
+    stdoutFormatter = formatter;
+    current = stdoutSink;
+    sink = current.sink;
   }
   await configure({
     reset: true,
@@ -107,6 +143,26 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
+}
+
+/** The formatter of the current stdout configuration (the sink outlives configurations). */
+let stdoutFormatter: (record: LogRecord) => string = (r) => `${r.message.join("")}\n`;
+
+/**
+ * Counters of the log output in use: lines written, dropped (destination
+ * failing or not draining), its state and last error. `dropped` includes
+ * lines dropped by earlier log files of this process.
+ *
+ * @example
+ * ```ts
+ * const { dropped, state } = logOutputStats();
+ * ```
+ */
+export function logOutputStats(): GuardedSinkStats {
+  const s = current?.stats ?? { written: 0, dropped: 0, state: "ok", lastError: null };
+  const extra = droppedBefore +
+    (stdoutSink && stdoutSink !== current ? stdoutSink.stats.dropped : 0);
+  return { ...s, dropped: s.dropped + extra };
 }
 
 /**

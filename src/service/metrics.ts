@@ -6,6 +6,8 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { logOutputStats } from "../log/logging.ts";
+import { VERSION } from "../version.ts";
 
 /**
  * The metric set of one monitor. Gauges that mirror live state are filled by
@@ -20,7 +22,11 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
  */
 export interface Metrics {
   readonly registry: Registry;
-  /** Events received, by Kick event name and source (pusher, webhook, reconcile). */
+  /**
+   * Events received, by Kick event name and source (pusher, webhook,
+   * reconcile); reconciliation's answers count as `stream.is_live` (the API
+   * field read), not as the endpoint they came from.
+   */
   readonly eventsReceived: Counter<"event" | "source">;
   /** Frames dropped as malformed, by reason. */
   readonly framesMalformed: Counter<"reason">;
@@ -168,11 +174,43 @@ export function createMetrics(c: MetricsCollectors): Metrics {
     },
   });
   new Gauge({
-    name: "kickmon_process_resident_memory_bytes",
-    help: "Resident set size of this process, bytes.",
+    name: "kickmon_build_info",
+    help: "Always 1; the version label says which kickmon runs.",
+    labelNames: ["version"],
+    registers,
+  }).set({ version: VERSION }, 1);
+  // The standard process metrics (Prometheus client conventions), computed
+  // without prom-client's collectDefaultMetrics, which reads /proc and needs
+  // permissions the binary does not have.
+  new Gauge({
+    name: "process_start_time_seconds",
+    help: "Start time of the process since the Unix epoch, seconds.",
+    registers,
+  }).set(Math.round(performance.timeOrigin) / 1000);
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size, bytes.",
     registers,
     collect() {
       this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new Gauge({
+    name: "kickmon_process_resident_memory_bytes",
+    help: "Deprecated: the same as process_resident_memory_bytes (kept for existing dashboards).",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new Counter({
+    name: "kickmon_log_lines_dropped_total",
+    help: "Log lines dropped because the log destination failed (closed pipe, full disk) " +
+      "or did not drain.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(logOutputStats().dropped);
     },
   });
   return {

@@ -28,17 +28,41 @@ import {
 import { type CommitResult, StatusWriter } from "../db/status_writer.ts";
 import { parsePusherEvent } from "../kick/pusher/frames.ts";
 import { PusherSubscriber, type ShardSnapshot } from "../kick/pusher/subscriber.ts";
+import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
+import { describeError } from "../log/errors.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
 const log = getLogger(["kickmon", "monitor"]);
 
+/**
+ * The last failure of a component and when it is tried again. Times are ms
+ * since the Unix epoch; `null` when there was no failure / no retry is due.
+ */
+export interface ComponentErrors {
+  /** The current failure's message (host and cause included); null while the component works. */
+  readonly lastError: string | null;
+  /** When it happened. */
+  readonly lastErrorAt: number | null;
+  /** When the next attempt is due while the component is failing. */
+  readonly nextRetryAt: number | null;
+}
+
+/** The OAuth token as `/health` reports it. */
+export interface TokenHealth extends ComponentErrors {
+  /** `valid`, `refreshing`, `failing`, `none`, `invalid_credentials` or `not used`. */
+  readonly state: string;
+  /** Expiry of the token held, ms since the Unix epoch, or null. */
+  readonly expiresAt: number | null;
+}
+
 /** Health of each component, as `/health` and the live view show it. */
 export interface MonitorHealth {
   readonly healthy: boolean;
-  readonly database: { readonly up: boolean; readonly error?: string };
+  /** `error`: why it is down now (absent when up). */
+  readonly database: { readonly up: boolean; readonly error?: string } & ComponentErrors;
   readonly pusher: { readonly up: boolean; readonly shards: readonly ShardSnapshot[] };
-  readonly token: { readonly state: string };
+  readonly token: TokenHealth;
   readonly writeQueueDepth: number;
   /** Age of the oldest transition waiting to be committed, ms (0 when none). */
   readonly writeLagMs: number;
@@ -54,6 +78,18 @@ export const WRITE_LAG_MAX_MS = 30_000;
 
 /** A wanted Pusher channel unsubscribed for longer than this makes `/health` unhealthy, ms. */
 export const SUBSCRIBE_DEGRADED_MS = 30_000;
+
+/**
+ * The `event` label of `kickmon_events_received_total`: Kick's event name;
+ * a reconciliation answer is not an event but the API's `stream.is_live`
+ * (its `event` names the endpoint, `GET /channels`, kept in status_events).
+ */
+function metricEvent(obs: Observation): string {
+  return obs.source === "reconcile" ? "stream.is_live" : obs.event;
+}
+
+/** How often the database is probed while it is down, ms. */
+const DATABASE_PROBE_MS = 5_000;
 
 /** Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP). */
 export interface MonitorPlugin {
@@ -94,9 +130,20 @@ export class Monitor {
   listFollow: "trigger" | "poll" | null = null;
   /** Token state reporter (set by the official-API plugin). */
   tokenState: () => string = () => "not used";
+  /** The token's details for `/health` (set by the official-API plugin). */
+  tokenHealth: () => Omit<TokenHealth, "state"> = () => ({
+    lastError: null,
+    lastErrorAt: null,
+    nextRetryAt: null,
+    expiresAt: null,
+  });
 
   #dbUp = true;
   #dbError: string | undefined;
+  #dbLastError: string | null = null;
+  #dbLastErrorAt: number | null = null;
+  #dbProbe: ReturnType<typeof setTimeout> | undefined;
+  #dbNextProbeAt: number | null = null;
   #stopListening: (() => Promise<void>) | null = null;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
   #resyncing: Promise<void> | null = null;
@@ -203,6 +250,11 @@ export class Monitor {
             detail,
           });
         }
+      },
+      onNotPermitted: (_shard, e) => {
+        this.#fatal?.(
+          new NotPermittedError(explainNotCapable(e, config) ?? e.message, { cause: e }),
+        );
       },
       onGiveUp: (shard, attempts) => {
         this.#fatal?.(
@@ -399,7 +451,9 @@ export class Monitor {
         if (!isConnectionError(e)) throw e;
         this.#setDb(false, e as Error);
         if (attempt === 0) {
-          log.error("database unreachable at start, retrying: {error}", { error: String(e) });
+          log.error("database unreachable at start, retrying: {error}", {
+            error: this.#describeDbError(e as Error),
+          });
         }
         await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
       }
@@ -433,7 +487,9 @@ export class Monitor {
           }
         } catch (e) {
           this.#setDb(false, e as Error);
-          log.warn("streamer list resync failed (will retry): {error}", { error: String(e) });
+          log.warn("streamer list resync failed (will retry): {error}", {
+            error: this.#describeDbError(e as Error),
+          });
         }
       } while (this.#resyncAgain && !this.#stopped);
     })().finally(() => (this.#resyncing = null));
@@ -520,7 +576,7 @@ export class Monitor {
    * @returns what the core decided (a `transition` is queued for commit).
    */
   observe(obs: Observation): Decision {
-    this.metrics.eventsReceived.inc({ event: obs.event, source: obs.source });
+    this.metrics.eventsReceived.inc({ event: metricEvent(obs), source: obs.source });
     const d = this.tracker.observe(obs);
     switch (d.kind) {
       case "transition":
@@ -596,9 +652,37 @@ export class Monitor {
   }
 
   #setDb(up: boolean, err?: Error): void {
+    if (!up && err) {
+      this.#dbLastError = this.#describeDbError(err);
+      this.#dbLastErrorAt = Date.now();
+      this.#scheduleDbProbe();
+    }
     if (up === this.#dbUp && (up || this.#dbError)) return;
     this.#dbUp = up;
-    this.#dbError = up ? undefined : err?.message.split("\n")[0];
+    this.#dbError = up ? undefined : this.#dbLastError ?? undefined;
+  }
+
+  /** A database error with the server it is about (postgres.js names it only sometimes). */
+  #describeDbError(err: Error): string {
+    const text = describeError(err);
+    const { host, port } = this.config.database;
+    return text.includes(host) ? text : `database ${host}:${port}: ${text}`;
+  }
+
+  /**
+   * While the database is down, pings it every {@linkcode DATABASE_PROBE_MS}
+   * so that `/health` can say when the next attempt is and turns healthy
+   * without waiting for a write.
+   */
+  #scheduleDbProbe(): void {
+    if (this.#dbProbe !== undefined || this.#stopped) return;
+    this.#dbNextProbeAt = Date.now() + DATABASE_PROBE_MS;
+    this.#dbProbe = setTimeout(async () => {
+      this.#dbProbe = undefined;
+      this.#dbNextProbeAt = null;
+      if (this.#stopped) return;
+      if (!(await this.checkDatabase(2000))) this.#scheduleDbProbe();
+    }, DATABASE_PROBE_MS);
   }
 
   /** Component states for `/health`, `kickmon status` and the live view. */
@@ -616,9 +700,15 @@ export class Monitor {
     return {
       healthy: dbUp && pusherUp && tokenOk && writeLagMs <= WRITE_LAG_MAX_MS &&
         w.spoolError === null,
-      database: { up: dbUp, error: this.#dbError },
+      database: {
+        up: dbUp,
+        error: dbUp ? undefined : this.#dbError ?? "the last write failed",
+        lastError: dbUp ? null : this.#dbLastError,
+        lastErrorAt: dbUp ? null : this.#dbLastErrorAt,
+        nextRetryAt: dbUp ? null : this.#dbNextProbeAt,
+      },
       pusher: { up: pusherUp, shards },
-      token: { state: token },
+      token: { state: token, ...this.tokenHealth() },
       writeQueueDepth: this.writer.depth,
       writeLagMs,
       spool: {
@@ -643,7 +733,11 @@ export class Monitor {
     try {
       const r = await Promise.race([pingDatabase(this.sql).then(() => "ok" as const), late]);
       if (r === "late") {
-        this.#setDb(false, new Error(`database did not answer within ${timeoutMs} ms`));
+        const { host, port } = this.config.database;
+        this.#setDb(
+          false,
+          new Error(`database ${host}:${port} did not answer within ${timeoutMs} ms`),
+        );
         return false;
       }
       this.#setDb(true);
@@ -666,6 +760,7 @@ export class Monitor {
     if (this.#stopped) return true;
     this.#stopped = true;
     clearInterval(this.#resyncTimer);
+    clearTimeout(this.#dbProbe);
     clearTimeout(this.#reloadTimer);
     if (this.#snapshotTimer !== undefined) {
       clearTimeout(this.#snapshotTimer);

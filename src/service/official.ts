@@ -10,6 +10,7 @@ import type { Config } from "../config/config.ts";
 import { KickApi, KickApiError } from "../kick/official/api.ts";
 import { InvalidCredentialsError, TokenProvider } from "../kick/official/oauth.ts";
 import { WebhookReceiver } from "../kick/official/webhook.ts";
+import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
 import {
   claimWebhookMessage,
   purgeWebhookMessages,
@@ -41,6 +42,7 @@ export function createKickApi(
     clientId: config.kick.clientId,
     clientSecret: config.kick.clientSecret,
     timeoutMs: config.kick.apiTimeoutMs,
+    onRequest,
   });
   const api = new KickApi({
     baseUrl: config.kick.apiUrl,
@@ -105,6 +107,18 @@ export class OfficialApiPlugin implements MonitorPlugin {
       // Retrying after a failure is still an outage, not a routine refresh.
       return t.state === "refreshing" && t.lastError ? "failing" : t.state;
     };
+    monitor.tokenHealth = () => {
+      const t = this.tokens.state();
+      const failing = t.lastError !== undefined;
+      return {
+        lastError: t.lastError ?? null,
+        lastErrorAt: t.lastErrorAt ?? null,
+        // Inside a refresh's backoff the provider knows; after it gave up,
+        // the next reconciliation pass asks for a token again.
+        nextRetryAt: t.nextAttemptAt ?? (failing ? this.reconciler?.nextPassAt ?? null : null),
+        expiresAt: t.expiresAt ?? null,
+      };
+    };
     try {
       await this.tokens.getToken();
     } catch (e) {
@@ -115,6 +129,8 @@ export class OfficialApiPlugin implements MonitorPlugin {
           { status: e.status, cause: e },
         );
       }
+      const refused = explainNotCapable(e, this.#config);
+      if (refused) throw new NotPermittedError(refused, { cause: e });
       log.error("cannot get a Kick access token yet (will retry): {error}", {
         error: e instanceof Error ? e.message : String(e),
       });

@@ -21,6 +21,7 @@ import { getLogger } from "@logtape/logtape";
 import type { StreamerRecord } from "../core/types.ts";
 import { writeIdentity } from "../db/streamers_repo.ts";
 import { type ApiChannel, type KickApi, KickApiError } from "../kick/official/api.ts";
+import { explainNotCapable } from "../config/capability.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import type { Monitor } from "./monitor.ts";
 
@@ -98,6 +99,16 @@ export class Reconciler {
   readonly #limit = new LogRateLimiter(3, 60_000);
   /** The last completed pass. */
   last: ReconcileReport | null = null;
+  #lastTickAt = 0;
+
+  /**
+   * When the next interval pass runs, ms since the Unix epoch (later while a
+   * rate limit or Cloudflare block pauses passes); null before `start()`.
+   */
+  get nextPassAt(): number | null {
+    if (this.#timer === undefined || this.#stopped) return null;
+    return Math.max(this.#lastTickAt + this.#opts.intervalMs, this.#pauseUntil);
+  }
 
   constructor(monitor: Monitor, api: KickApi, opts: ReconcilerOptions) {
     this.#monitor = monitor;
@@ -117,7 +128,11 @@ export class Reconciler {
     this.#monitor.onListChanged.push(() => {
       if (this.#needsPass()) this.run("list_changed");
     });
-    this.#timer = setInterval(() => this.run("interval"), this.#opts.intervalMs);
+    this.#lastTickAt = Date.now();
+    this.#timer = setInterval(() => {
+      this.#lastTickAt = Date.now();
+      this.run("interval");
+    }, this.#opts.intervalMs);
     this.run("start");
   }
 
@@ -363,7 +378,8 @@ export class Reconciler {
       : "";
     log.warn("{what} failed: {error}{hint}", {
       what,
-      error: e instanceof Error ? e.message : String(e),
+      error: explainNotCapable(e, this.#monitor.config) ??
+        (e instanceof Error ? e.message : String(e)),
       hint,
       kind,
     });

@@ -93,6 +93,14 @@ export class DemoError extends Error {
   }
 }
 
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+function freeLocalPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 /** Environment variables the demo replaces (Kick, database, state, listeners). */
 function isOverridden(name: string): boolean {
   return name.startsWith("KICK_") || name.startsWith("DATABASE_") ||
@@ -145,8 +153,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, onSignal);
 
+  // A log line already names its logger (kickmon.demo): no "kickmon demo:" twice.
   const say = (line: string) => {
-    if (!opts.view) log.info(line);
+    if (!opts.view) log.info(line.replace(/^kickmon demo: /, ""));
     else console.error(line);
   };
   if (!opts.view) {
@@ -190,9 +199,15 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       ...sim.env(),
       DATABASE_URL: url,
       SYSTEM_STATE_DIRECTORY: stateDir,
-      HEALTH_CHECK_ENABLED: "false",
+      // /health and /metrics of the demo's monitor, on a free port (said below).
+      HEALTH_CHECK_ENABLED: "true",
+      HEALTH_CHECK_LISTEN: `127.0.0.1:${freeLocalPort()}`,
       KICK_WEBHOOK_ENABLED: "false",
     });
+    say(
+      `kickmon demo: health and metrics on http://127.0.0.1:${config.health.port}/health ` +
+        `and /metrics`,
+    );
     sql = connectDatabase(config.database, { max: 2 });
     try {
       await migrate(sql, { appSchema: config.database.schema });
@@ -293,7 +308,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       for (const f of failures) console.error(`kickmon demo: cleanup: ${f}`);
       if (code === EXIT.ok) code = EXIT.failure;
     } else if (!opts.view) {
-      log.info("kickmon demo: cleaned up (simulator closed, temporary files removed)");
+      log.info("cleaned up (simulator closed, temporary files removed)");
     }
     if (!opts.view) await shutdownLogging();
   }

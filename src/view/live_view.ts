@@ -12,6 +12,7 @@
  * @module
  */
 import type { CommitResult } from "../db/status_writer.ts";
+import { logOutputStats } from "../log/logging.ts";
 import type { Monitor } from "../service/monitor.ts";
 import { TERM } from "./ansi.ts";
 import { type Key, parseKeys } from "./keys.ts";
@@ -118,6 +119,13 @@ export class LiveViewError extends Error {
 
 const MAX_RECENT = 50;
 const CRASH_EVENTS = ["unload", "error", "unhandledrejection"] as const;
+
+/** What to show when log lines are not written: `{ logProblem }`, or nothing when fine. */
+function logProblem(): { logProblem?: string } {
+  const s = logOutputStats();
+  if (s.state === "ok") return {};
+  return { logProblem: `${s.lastError ?? "write failed"}; ${s.dropped} lines dropped` };
+}
 
 /**
  * One live view over one monitor.
@@ -398,6 +406,7 @@ export class LiveView {
       recent: this.#recent,
       recentCleared: this.#recentCleared,
       logPath: this.#o.logPath,
+      ...logProblem(),
     };
   }
 

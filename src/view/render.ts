@@ -36,6 +36,7 @@ import {
   type Segment,
   type StyleName,
   textWidth,
+  truncate,
   truncateStart,
 } from "./ansi.ts";
 
@@ -115,6 +116,20 @@ export interface ViewModel {
   readonly recentCleared?: boolean;
   /** Where the log lines go (shown in the footer). */
   readonly logPath: string;
+  /** Why log lines are not being written (a full disk), shown after the path; absent when fine. */
+  readonly logProblem?: string;
+}
+
+/** The footer's log line: the path, and why nothing reaches it when writes fail. */
+function logFooter(m: ViewModel, width: number): Segment[] {
+  if (!m.logProblem) {
+    return [{ text: "logs: " + truncateStart(m.logPath, width - 6), style: "dim" }];
+  }
+  const problem = truncate(` (not written: ${m.logProblem})`, Math.max(0, width - 16));
+  return [
+    { text: "logs: " + truncateStart(m.logPath, width - 6 - textWidth(problem)), style: "dim" },
+    { text: problem, style: "red" },
+  ];
 }
 
 /** What the person chose with the keyboard. */
@@ -497,7 +512,7 @@ export function renderScreen(m: ViewModel, state: ViewState, o: RenderOptions): 
       { text: " help" },
       { text: `${SEP}sort: ${SORT_LABEL[state.sort]}${state.reverse ? " (reversed)" : ""}` },
     ],
-    [{ text: "logs: " + truncateStart(m.logPath, width - 6), style: "dim" }],
+    logFooter(m, width),
   ];
 
   // Room between header and footer; the smallest terminals lose header lines first.

@@ -14,10 +14,10 @@
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { LogRateLimiter } from "../../log/logging.ts";
+import { networkCause } from "../../log/errors.ts";
 import {
   abortableSleep,
   backoffDelay,
-  errorText,
   parseRetryAfter,
   readTextCapped,
   ResponseTooLargeError,
@@ -717,20 +717,20 @@ export class KickApi {
             { endpoint, cause: e },
           );
         }
+        // Name the host and the cause: Deno's fetch says only "fetch failed".
+        const host = spec.url.host;
         if (e instanceof DOMException && e.name === "TimeoutError") {
           throw new KickApiError(
             "timeout",
-            `${endpoint}: no response within ${this.#timeoutMs} ms`,
-            {
-              endpoint,
-              cause: e,
-            },
+            `${endpoint} at ${host}: no response within ${this.#timeoutMs} ms`,
+            { endpoint, cause: e },
           );
         }
-        throw new KickApiError("network", `${endpoint}: request failed: ${errorText(e)}`, {
-          endpoint,
-          cause: e,
-        });
+        throw new KickApiError(
+          "network",
+          `${endpoint} at ${host}: request failed: ${networkCause(e)}`,
+          { endpoint, cause: e },
+        );
       }
       this.#report(endpoint, res.status, started);
       const status = res.status;

@@ -19,6 +19,7 @@
 
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
+import { networkCause } from "../../log/errors.ts";
 
 const log = getLogger(["kickmon", "oauth"]);
 
@@ -41,6 +42,7 @@ export type OAuthErrorCode =
   | "empty_response"
   | "malformed"
   | "closed"
+  | "not_permitted"
   | (string & Record<never, never>);
 
 /**
@@ -144,6 +146,13 @@ export interface TokenProviderOptions {
   readonly backoffMaxMs?: number;
   /** Clock, in ms since the Unix epoch (default `Date.now`); injectable for tests. */
   readonly now?: () => number;
+  /**
+   * Called once per token request with the endpoint label `POST /oauth/token`,
+   * the HTTP status or `"error"` (no response: network, timeout), and the
+   * duration in ms; the same contract as `KickApiOptions.onRequest`, so that
+   * `kickmon_api_requests_total` counts token requests too.
+   */
+  readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
 }
 
 /** What {@linkcode TokenProvider.state} reports (for `/health` and metrics). */
@@ -157,8 +166,16 @@ export interface TokenState {
   readonly state: "none" | "valid" | "refreshing" | "failing" | "invalid_credentials";
   /** Expiry of the cached token, in ms since the Unix epoch. */
   readonly expiresAt?: number;
-  /** Message of the last failure (secret-free). */
+  /** Message of the last failure (secret-free); cleared by a success. */
   readonly lastError?: string;
+  /** When the last failure happened, ms since the Unix epoch. */
+  readonly lastErrorAt?: number;
+  /**
+   * When the next token request is due while retrying after a failure, ms
+   * since the Unix epoch; absent when no retry is scheduled (a token is held,
+   * or the next `getToken()` call tries again).
+   */
+  readonly nextAttemptAt?: number;
 }
 
 /** The part of {@linkcode TokenProvider} that API clients need. */
@@ -248,16 +265,24 @@ interface CachedToken {
  * ```
  */
 export class TokenProvider implements TokenSource {
-  readonly #opts: Required<Omit<TokenProviderOptions, "refreshMarginSec" | "fetch">> & {
-    refreshMarginSec?: number;
-  };
+  readonly #opts:
+    & Required<
+      Omit<TokenProviderOptions, "refreshMarginSec" | "fetch" | "onRequest">
+    >
+    & {
+      refreshMarginSec?: number;
+    };
+  readonly #onRequest: TokenProviderOptions["onRequest"];
   readonly #fetch: typeof fetch;
   readonly #closed = new AbortController();
   #cached: CachedToken | undefined;
   #inflight: Promise<CachedToken> | undefined;
   #fatal: InvalidCredentialsError | undefined;
   #lastError: string | undefined;
+  #lastErrorAt: number | undefined;
+  #nextAttemptAt: number | undefined;
   #failing = false;
+  readonly #host: string;
 
   /**
    * Creates a provider; no request is made until `getToken()`.
@@ -266,7 +291,7 @@ export class TokenProvider implements TokenSource {
    * @throws {TypeError} when `oauthUrl` is not an absolute URL.
    */
   constructor(opts: TokenProviderOptions) {
-    new URL(opts.oauthUrl); // validates
+    this.#host = new URL(opts.oauthUrl).host; // validates
     this.#opts = {
       oauthUrl: opts.oauthUrl,
       clientId: opts.clientId,
@@ -279,6 +304,7 @@ export class TokenProvider implements TokenSource {
       now: opts.now ?? Date.now,
     };
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#onRequest = opts.onRequest;
   }
 
   /**
@@ -345,7 +371,8 @@ export class TokenProvider implements TokenSource {
   state(): TokenState {
     const base = {
       ...(this.#cached ? { expiresAt: this.#cached.expiresAt } : {}),
-      ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      ...(this.#lastError ? { lastError: this.#lastError, lastErrorAt: this.#lastErrorAt } : {}),
+      ...(this.#nextAttemptAt ? { nextAttemptAt: this.#nextAttemptAt } : {}),
     };
     if (this.#fatal) return { state: "invalid_credentials", ...base };
     if (this.#inflight) return { state: "refreshing", ...base };
@@ -389,16 +416,20 @@ export class TokenProvider implements TokenSource {
         this.#cached = tok;
         this.#failing = false;
         this.#lastError = undefined;
+        this.#lastErrorAt = undefined;
         log.info("access token obtained ({token}), expires in {expiresInSec} s", {
           token: tokenFingerprint(tok.token),
           expiresInSec: Math.round((tok.expiresAt - this.#opts.now()) / 1000),
         });
         return tok;
       } catch (e) {
-        const err = e instanceof OAuthError
-          ? e
-          : new OAuthError("network", "token request failed", { retryable: true, cause: e });
+        const err = e instanceof OAuthError ? e : new OAuthError(
+          "network",
+          `token request to ${this.#host} failed: ${this.#redact(networkCause(e))}`,
+          { retryable: true, cause: e },
+        );
         this.#lastError = err.message;
+        this.#lastErrorAt = this.#opts.now();
         if (err instanceof InvalidCredentialsError) {
           this.#fatal = err;
           this.#cached = undefined;
@@ -411,15 +442,20 @@ export class TokenProvider implements TokenSource {
         const delay = err instanceof RetryAfterOAuthError
           ? Math.min(err.retryAfterMs, this.#opts.backoffMaxMs)
           : backoffDelay(attempt, this.#opts.backoffBaseMs, this.#opts.backoffMaxMs);
-        log.warn("token request failed ({code}): {message}; retrying in {delayMs} ms", {
+        log.warn("{message} ({code}); retrying in {delayMs} ms", {
           code: err.code,
           message: err.message,
           delayMs: delay,
         });
-        await abortableSleep(delay, this.#closed.signal);
+        this.#nextAttemptAt = this.#opts.now() + delay;
+        try {
+          await abortableSleep(delay, this.#closed.signal);
+        } finally {
+          this.#nextAttemptAt = undefined;
+        }
       }
     }
-    log.error("token request failed ({code}): {message}", {
+    log.error("{message} ({code})", {
       code: lastErr?.code,
       message: lastErr?.message,
     });
@@ -441,6 +477,12 @@ export class TokenProvider implements TokenSource {
       AbortSignal.timeout(this.#opts.timeoutMs),
       this.#closed.signal,
     ]);
+    const started = performance.now();
+    const report = (status: number | "error") => {
+      try {
+        this.#onRequest?.("POST /oauth/token", status, performance.now() - started);
+      } catch { /* a metrics hook must not break the token request */ }
+    };
     try {
       res = await this.#fetch(url, {
         method: "POST",
@@ -453,6 +495,7 @@ export class TokenProvider implements TokenSource {
       });
       text = await readTextCapped(res, MAX_OAUTH_BODY_BYTES);
     } catch (e) {
+      report("error");
       if (this.#closed.signal.aborted) {
         throw new OAuthError("closed", "token provider closed", { retryable: false, cause: e });
       }
@@ -463,19 +506,29 @@ export class TokenProvider implements TokenSource {
           { retryable: true, cause: e },
         );
       }
+      if (e instanceof Deno.errors.NotCapable) {
+        // The build's permissions, not the network: retrying cannot help.
+        throw new OAuthError("not_permitted", `token request to ${this.#host}: ${e.message}`, {
+          retryable: false,
+          cause: e,
+        });
+      }
       if (e instanceof DOMException && e.name === "TimeoutError") {
         throw new OAuthError(
           "timeout",
-          `token request timed out after ${this.#opts.timeoutMs} ms`,
+          `token request to ${this.#host} timed out after ${this.#opts.timeoutMs} ms`,
           { retryable: true, cause: e },
         );
       }
+      // Deno's fetch says only "fetch failed"; the host and the cause (DNS,
+      // connection refused, certificate) are what an operator can act on.
       throw new OAuthError(
         "network",
-        `token request failed: ${this.#redact(errorText(e))}`,
+        `token request to ${this.#host} failed: ${this.#redact(networkCause(e))}`,
         { retryable: true, cause: e },
       );
     }
+    report(res.status);
 
     if (res.ok) {
       let json: unknown;
@@ -525,7 +578,7 @@ export class TokenProvider implements TokenSource {
       : text.trim() === ""
       ? "empty body"
       : `${text.length}-byte non-JSON body`;
-    const msg = this.#redact(`token endpoint answered HTTP ${status} (${desc})`);
+    const msg = this.#redact(`token endpoint ${this.#host} answered HTTP ${status} (${desc})`);
     const code = oauthErr?.error;
 
     if (code === "invalid_client" || code === "unauthorized_client" || status === 401) {

@@ -100,6 +100,8 @@ export interface ShardSnapshot {
   readonly lastCloseCode: number | null;
   /** Human-readable reason of the last failure, or null. */
   readonly lastCloseReason: string | null;
+  /** When the last failure happened, ms since epoch, or null. */
+  readonly lastCloseAt: number | null;
   /** When the last frame (any, including `pusher:pong`) arrived, ms since epoch, or null. */
   readonly lastMessageAt: number | null;
   /** When the next attempt is due (ms since epoch) in `backoff`/`refused`, else null. */
@@ -203,6 +205,12 @@ export interface PusherSubscriberHandlers {
   /** A shard reached `maxReconnectAttempts` consecutive failures and stopped retrying. */
   onGiveUp?(shard: number, attempts: number): void;
   /**
+   * This build may not connect to the Pusher host (Deno's `NotCapable` when
+   * the socket is created): retrying cannot help. The shard keeps retrying
+   * as usual; the handler decides (the monitor stops, exit 2).
+   */
+  onNotPermitted?(shard: number, error: Deno.errors.NotCapable): void;
+  /**
    * A frame was dropped before pusher-js saw it (far too large), or
    * pusher-js threw while handling one. pusher-js would otherwise throw
    * inside the socket's message handler, which ends the process (found by
@@ -237,6 +245,8 @@ interface Conn {
   socketId: string | null;
   errorCode: number | undefined;
   errorMessage: string | undefined;
+  /** The native socket's `error` event text (Deno: `failed to connect to WebSocket: dns error`). */
+  socketError: string | undefined;
   fullyAcked: boolean;
   connectTimer: Timer | undefined;
   watchdog: Timer | undefined;
@@ -257,6 +267,7 @@ interface Shard {
   everConnected: boolean;
   lastCloseCode: number | null;
   lastCloseReason: string | null;
+  lastCloseAt: number | null;
   lastMessageAt: number | null;
   gaveUp: boolean;
   subscriptionRetries: number;
@@ -377,6 +388,8 @@ export class PusherSubscriber {
   readonly #staggerMs: number;
   readonly #stableAfterMs: number;
   readonly #h: PusherSubscriberHandlers;
+  /** `wss://host:port`, for log lines. */
+  readonly #url: string;
 
   readonly #shards = new Map<number, Shard>();
   readonly #channelShard = new Map<string, Shard>();
@@ -448,6 +461,8 @@ export class PusherSubscriber {
       ...(o.port !== undefined ? (tls ? { wssPort: o.port } : { wsPort: o.port }) : {}),
     };
     this.#h = handlers;
+    const host = o.host || `ws-${o.cluster}.pusher.com`;
+    this.#url = `${tls ? "wss" : "ws"}://${host}:${o.port ?? (tls ? 443 : 80)}`;
   }
 
   /**
@@ -571,6 +586,15 @@ export class PusherSubscriber {
    * ```
    */
   snapshot(): ShardSnapshot[] {
+    return this.#snapshot();
+  }
+
+  /** The WebSocket endpoint, e.g. `wss://ws-us2.pusher.com:443` (for messages). */
+  get url(): string {
+    return this.#url;
+  }
+
+  #snapshot(): ShardSnapshot[] {
     return [...this.#shards.values()].sort((a, b) => a.index - b.index).map((s) => ({
       index: s.index,
       state: s.state,
@@ -581,6 +605,7 @@ export class PusherSubscriber {
       failures: s.failures,
       lastCloseCode: s.lastCloseCode,
       lastCloseReason: s.lastCloseReason,
+      lastCloseAt: s.lastCloseAt,
       lastMessageAt: s.lastMessageAt,
       nextAttemptAt: s.retryTimer !== undefined ? s.nextAttemptAt : null,
       oldestUnsubscribedMs: s.conn?.connected ? oldestPending(s.conn) : 0,
@@ -607,6 +632,7 @@ export class PusherSubscriber {
       everConnected: false,
       lastCloseCode: null,
       lastCloseReason: null,
+      lastCloseAt: null,
       lastMessageAt: null,
       gaveUp: false,
       subscriptionRetries: 0,
@@ -815,8 +841,19 @@ export class PusherSubscriber {
     const created: WebSocket[] = [];
     const original = runtime.createWebSocket;
     const onRejected = this.#h.onFrameRejected?.bind(this.#h);
+    const onNotPermitted = this.#h.onNotPermitted?.bind(this.#h);
     runtime.createWebSocket = function (this: unknown, url: string): WebSocket {
-      const ws = original.call(this, url);
+      let ws: WebSocket;
+      try {
+        ws = original.call(this, url);
+      } catch (e) {
+        // pusher-js swallows this and waits for a handshake that never comes;
+        // a permission this build lacks is not a network problem to retry.
+        if (e instanceof Deno.errors.NotCapable && onNotPermitted) {
+          queueMicrotask(() => onNotPermitted(shard.index, e));
+        }
+        throw e;
+      }
       guardMessages(ws, shard.index, onRejected);
       created.push(ws);
       return ws;
@@ -857,6 +894,7 @@ export class PusherSubscriber {
       socketId: null,
       errorCode: undefined,
       errorMessage: undefined,
+      socketError: undefined,
       fullyAcked: false,
       connectTimer: undefined,
       subTimer: undefined,
@@ -903,11 +941,16 @@ export class PusherSubscriber {
   #watchSocket(shard: Shard, conn: Conn, ws: WebSocket): void {
     let resolve!: () => void;
     conn.socketClosed = new Promise<void>((r) => (resolve = r));
+    // The only place Deno says why a connection failed (dns error, tcp connect error, TLS).
+    ws.addEventListener("error", (e: Event) => {
+      const msg = (e as ErrorEvent).message;
+      if (msg) conn.socketError = msg.replace(/^NetworkError: /, "");
+    }, { once: true });
     ws.addEventListener("close", (e: CloseEvent) => {
       resolve();
       // Deno reports an abrupt TCP close (no close frame) as code 0: that is 1006.
       const code = e.code ? e.code : 1006;
-      const why = e.reason || conn.errorMessage;
+      const why = e.reason || conn.errorMessage || conn.socketError;
       this.#fail(
         shard,
         conn,
@@ -1045,35 +1088,43 @@ export class PusherSubscriber {
     this.#teardown(conn);
     shard.lastCloseCode = code ?? null;
     shard.lastCloseReason = reason;
+    shard.lastCloseAt = Date.now();
     if (wasConnected) {
-      log.warn("pusher shard {shard} lost its connection after {upMs} ms: {reason}", {
+      log.warn("pusher shard {shard} lost its connection to {url} after {upMs} ms: {reason}", {
         shard: shard.index,
+        url: this.#url,
         upMs: Math.round(upFor),
         reason,
       });
       this.#call("onDisconnected", () => this.#h.onDisconnected?.(shard.index, reason, code));
-    } else {
-      log.info("pusher shard {shard}: connection attempt failed: {reason}", {
-        shard: shard.index,
-        reason,
-      });
     }
     if (this.#stopped || this.#shards.get(shard.index) !== shard) {
       shard.state = "disconnected";
       return;
     }
     if (wasConnected && upFor >= this.#stableAfterMs) shard.failures = 0;
-    this.#afterFailure(shard, reason, code);
+    this.#afterFailure(shard, reason, code, !wasConnected);
   }
 
-  #afterFailure(shard: Shard, reason: string, code: number | undefined): void {
+  /**
+   * Schedules the next attempt after a failure. `attemptFailed`: a connection
+   * attempt (not an established connection) failed; it is logged here, at
+   * warning with the URL, the cause and when the next attempt is, since a
+   * monitor that cannot connect hears nothing.
+   */
+  #afterFailure(
+    shard: Shard,
+    reason: string,
+    code: number | undefined,
+    attemptFailed = false,
+  ): void {
     shard.failures++;
     if (this.#maxAttempts > 0 && shard.failures >= this.#maxAttempts) {
       shard.state = "disconnected";
       shard.gaveUp = true;
       log.error(
-        "pusher shard {shard}: giving up after {n} consecutive failures (last: {reason})",
-        { shard: shard.index, n: shard.failures, reason },
+        "pusher shard {shard}: giving up on {url} after {n} consecutive failures (last: {reason})",
+        { shard: shard.index, url: this.#url, n: shard.failures, reason },
       );
       this.#call("onGiveUp", () => this.#h.onGiveUp?.(shard.index, shard.failures));
       return;
@@ -1081,9 +1132,11 @@ export class PusherSubscriber {
     if (code !== undefined && code >= 4000 && code <= 4099) {
       const delay = this.#refusedMs * (1 + 0.1 * Math.random());
       log.error(
-        "pusher shard {shard}: connection refused with {code} ({reason}): {cause}. Next attempt in {seconds} s",
+        "pusher shard {shard}: {url} refused the connection with {code} ({reason}): {cause}. " +
+          "Next attempt in {seconds} s",
         {
           shard: shard.index,
+          url: this.#url,
           code,
           reason,
           cause: refusalCause(code),
@@ -1103,11 +1156,25 @@ export class PusherSubscriber {
         delay = Math.min(this.#maxMs, this.#baseMs + delay);
       }
     }
-    log.debug("pusher shard {shard}: reconnecting in {ms} ms (failure {n})", {
-      shard: shard.index,
-      ms: Math.round(delay),
-      n: shard.failures,
-    });
+    if (attemptFailed) {
+      log.warn(
+        "pusher shard {shard}: cannot connect to {url}: {reason}; next attempt in {seconds} s " +
+          "(failure {n})",
+        {
+          shard: shard.index,
+          url: this.#url,
+          reason,
+          seconds: Math.round(delay / 100) / 10,
+          n: shard.failures,
+        },
+      );
+    } else {
+      log.debug("pusher shard {shard}: reconnecting in {ms} ms (failure {n})", {
+        shard: shard.index,
+        ms: Math.round(delay),
+        n: shard.failures,
+      });
+    }
     this.#schedule(shard, delay, "backoff");
   }
 
