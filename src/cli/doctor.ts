@@ -60,7 +60,12 @@ export interface DoctorOptions {
   readonly env?: Record<string, string | undefined>;
 }
 
-const errText = (e: unknown) => e instanceof Error ? e.message : String(e);
+const errText = (e: unknown): string => {
+  if (!(e instanceof Error)) return String(e);
+  // fetch's "fetch failed" / WebSocket errors carry the useful part in `cause`.
+  const cause = e.cause instanceof Error ? e.cause.message : "";
+  return cause && !e.message.includes(cause) ? `${e.message}: ${cause}` : e.message;
+};
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
 function result(
@@ -156,6 +161,9 @@ async function checkDatabase(config: Config, found: Found): Promise<CheckResult[
     try {
       h = await databaseHealth(sql, config);
     } catch (e) {
+      const t2 = performance.now();
+      const why = "not checked: the database is unreachable";
+      const fix = "fix the database reachable check first";
       return [
         result(
           "database reachable",
@@ -164,6 +172,8 @@ async function checkDatabase(config: Config, found: Found): Promise<CheckResult[
           e instanceof DatabaseError && e.code ? `${e.code}: ${errText(e)}` : errText(e),
           "check DATABASE_URL (host, port, user, password, TLS) and that PostgreSQL accepts this host",
         ),
+        result("database schema", t2, "fail", why, fix),
+        result("database privileges", t2, "fail", why, fix),
       ];
     }
     const out = [
@@ -766,7 +776,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<CheckResult[]
   const env = opts.env ?? readEnvironment();
   const { check, config } = checkConfig(env);
   const checks: CheckResult[] = [check];
-  if (!config) return mask(checks, []);
+  if (!config) return mask(checks, envSecrets(env));
   const found: Found = {
     rows: null,
     slug: null,
@@ -832,9 +842,18 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<CheckResult[]
   return mask(checks, [...secretValues(config), ...(found.token ? [found.token] : [])]);
 }
 
+/** Secrets straight from the environment, for when the configuration does not load. */
+function envSecrets(env: Record<string, string | undefined>): string[] {
+  const out = [env.KICK_CLIENT_SECRET, env.DATABASE_PASSWORD];
+  try {
+    if (env.DATABASE_URL) out.push(decodeURIComponent(new URL(env.DATABASE_URL).password));
+  } catch { /* not a URL: nothing to take from it */ }
+  return out.filter((s): s is string => typeof s === "string" && s.length >= 3);
+}
+
 function mask(checks: CheckResult[], secrets: string[]): CheckResult[] {
   const hide = (s: string) => {
-    for (const v of secrets) if (v && v.length >= 4) s = s.split(v).join("***");
+    for (const v of secrets) if (v && v.length >= 3) s = s.split(v).join("***");
     return s;
   };
   return checks.map((c) => ({
