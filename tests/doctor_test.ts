@@ -79,18 +79,13 @@ Deno.test("doctor: every check passes against the simulator, then each broken mo
     });
 
     await t.step(
-      "healthy: every line ok (/users/livestreams: not in the simulator), exit 0",
+      "healthy: every line ok, exit 0",
       async () => {
         const r = await doctorJson(env);
         assert.equal(r.code, 0, r.out);
         noSecret(r.out);
         assert.deepEqual(r.report.checks.map((c) => c.name), NAMES);
         for (const c of r.report.checks) {
-          if (c.name === "api /users/livestreams") {
-            assert.equal(c.status, "warn", JSON.stringify(c));
-            assert.match(c.detail, /not available \(HTTP 404\)/);
-            continue;
-          }
           assert.equal(c.status, "ok", JSON.stringify(c));
           assert.equal(c.remedy, undefined);
           assert.ok(c.ms >= 0);
@@ -103,6 +98,7 @@ Deno.test("doctor: every check passes against the simulator, then each broken mo
           /HTTP 200, bossmanjack: user id 2570626, live/,
         );
         assert.match(r.line("api /livestreams v1").detail, /channel id 2515504/);
+        assert.match(r.line("api /users/livestreams").detail, /HTTP 200, 1 rows/);
         assert.match(r.line("unofficial lookup").detail, /channel id 2515504/);
         assert.match(r.line("pusher connect").detail, /activity_timeout 90 s/);
         assert.match(
@@ -117,7 +113,7 @@ Deno.test("doctor: every check passes against the simulator, then each broken mo
         const lines = text.stdout.trim().split("\n");
         assert.equal(lines.length, NAMES.length + 1, text.stdout);
         assert.match(lines[0], /^ok\s+configuration\s+valid/);
-        assert.match(lines.at(-1)!, /^13 ok, 1 warn, 0 fail$/);
+        assert.match(lines.at(-1)!, /^14 ok, 0 warn, 0 fail$/);
       },
     );
 
@@ -184,6 +180,19 @@ Deno.test("doctor: every check passes against the simulator, then each broken mo
       assert.match(l.detail, /HTTP 404: v1 \/livestreams is gone/);
       assert.match(l.remedy!, /channel ids are then known only from rows/);
       assert.equal(r.line("pusher subscribe").status, "ok", "the row's channel id still works");
+    });
+
+    await t.step("/users/livestreams missing: warn, not available, nothing to do", async () => {
+      sim.api.failNext("/public/v1/users/livestreams", {
+        status: 404,
+        body: '{"message":"Not Found"}',
+      });
+      const r = await doctorJson(env);
+      assert.equal(r.code, 0, r.out);
+      const u = r.line("api /users/livestreams");
+      assert.equal(u.status, "warn");
+      assert.match(u.detail, /not available \(HTTP 404\)/);
+      assert.match(u.remedy!, /kickmon does not need it/);
     });
 
     await t.step(
