@@ -351,7 +351,9 @@ async function checkLivestreams(api: KickApi, found: Found): Promise<CheckResult
       name,
       t,
       "ok",
-      mine ? `HTTP 200, live, channel id ${mine.channelId}` : "HTTP 200, not live (no row)",
+      `${
+        mine ? `HTTP 200, live, channel id ${mine.channelId}` : "HTTP 200, not live (no row)"
+      }; deprecated since 2026-06-23 but answering (the only official source of channel ids)`,
     );
   } catch (e) {
     if (e instanceof KickApiError && (e.kind === "not_found" || e.status === 410)) {
