@@ -16,6 +16,7 @@ import {
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { registerDbCommands } from "./db_commands.ts";
 import { registerDemoCommand } from "./demo_command.ts";
+import { registerDoctorCommand } from "./doctor.ts";
 import {
   registerDbBackup,
   registerServiceCommands,
@@ -149,6 +150,7 @@ export async function main(args: readonly string[]): Promise<number> {
     });
 
   registerDemoCommand(program, (c) => (code = c));
+  registerDoctorCommand(program, (c) => (code = c));
   registerServiceCommands(program, (c) => (code = c));
   registerStreamerCommands(streamers, (c) => (code = c));
   registerDbBackup(db, (c) => (code = c));

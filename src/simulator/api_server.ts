@@ -175,6 +175,8 @@ interface Computed {
  *   `start_time:"0001-01-01T00:00:00Z"` and an empty title (§4.4).
  * - `GET /public/v1/livestreams?broadcaster_user_id=…&limit=…` — only live
  *   streamers, shaped as `api-livestreams-1.json` incl. `channel_id` (§4.5).
+ * - `GET /public/v1/users/livestreams?user_id=…` (1–100) — live streamers only,
+ *   v2-shaped rows without a channel id (undocumented, §4.5).
  * - `GET|POST|DELETE /public/v1/events/subscriptions` — stateful; over the
  *   limit → 400 with {@linkcode SUBSCRIPTION_LIMIT_BODY}; DELETE → 204 (§4.7).
  * - `GET /public/v1/public-key` — `{"data":{"public_key":PEM},"message":"OK"}` (§4.8).
@@ -421,6 +423,27 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
       const seen = new Set<number>();
       const live = pool.filter((s) => s.live && !seen.has(s.userId) && seen.add(s.userId));
       return json(200, { data: live.slice(0, limit).map(livestreamElement), message: "OK" });
+    }
+
+    if (route === "/users/livestreams" && method === "GET") {
+      // Undocumented (§4.5, Low–Medium): `user_id` repeatable and required, live rows only,
+      // v2-shaped (no channel id).
+      const ids = parseIds(url, "user_id");
+      if (typeof ids === "string") return badRequest(ids);
+      if (ids.length === 0 || ids.length > 100) return badRequest("user_id: 1 to 100 values");
+      const live = [...new Set(ids)].map((id) => world.byUserId(id))
+        .filter((s) => s !== undefined && s.live) as SimStreamer[];
+      return json(200, {
+        data: live.map((s) => ({
+          id: `00000000-0000-4000-8000-${String(s.userId).padStart(12, "0")}`,
+          broadcaster_user: { id: s.userId, username: s.slug, profile_picture: "" },
+          channel: { slug: s.slug },
+          started_at: s.startedAt ?? new Date().toISOString(),
+          title: s.title,
+          viewer_count: 100,
+        })),
+        message: "OK",
+      });
     }
 
     if (route === "/events/subscriptions") {

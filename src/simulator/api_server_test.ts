@@ -170,6 +170,27 @@ Deno.test("api_server: /livestreams — only live streamers, fixture shape incl.
   }
 });
 
+Deno.test("api_server: /users/livestreams — live rows only, v2 shape, user_id required", async () => {
+  const { sim, token, get, live, off } = setup();
+  try {
+    const tok = await token();
+    const body = (await get(
+      `/public/v1/users/livestreams?user_id=${live.userId}&user_id=${off.userId}`,
+      tok,
+    )).json();
+    assert.equal(body.data.length, 1);
+    assert.equal(body.data[0].broadcaster_user.id, live.userId);
+    assert.equal(body.data[0].channel_id, undefined, "v2 rows carry no channel id");
+    assert.equal((await get("/public/v1/users/livestreams", tok)).status, 400);
+    assert.equal(
+      (await get(`/public/v1/users/livestreams?user_id=${live.userId}`, "")).status,
+      401,
+    );
+  } finally {
+    await sim.close();
+  }
+});
+
 Deno.test("api_server: /events/subscriptions — stateful, fixture shapes, limit body verbatim", async () => {
   const { sim, token, get } = setup({ subscriptionLimit: 1 });
   try {
