@@ -133,8 +133,10 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   DATABASE_CONNECT_TIMEOUT: { def: "5", doc: "Connect timeout, seconds." },
   DATABASE_SCHEMA: {
     def: "public",
-    doc: "Schema of the streamers and status_events tables (kickmon's own data is in `kickmon`).",
+    doc:
+      "Schema of the `streamers` and `status_events` tables (kickmon's own data is always in the schema `kickmon`).",
   },
+
   MONITORING_RECONNECT_DELAY: {
     def: "1000",
     doc: "Base reconnect backoff, ms (exponential, full jitter).",
@@ -158,12 +160,15 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   },
   MONITORING_LIST_FOLLOW: {
     def: "auto",
-    doc: "How list changes are seen: trigger (LISTEN), poll, or auto (trigger when installed).",
+    doc:
+      "How list changes are seen: `trigger` (LISTEN; installs the list trigger at start if it may), `poll`, or `auto` (LISTEN when the list trigger is installed, else poll).",
   },
+
   MONITORING_LIST_POLL_INTERVAL: {
     def: "1000",
-    doc: "ms between checks of the streamers table when the list is polled.",
+    doc: "ms between checks of the `streamers` table when the list is polled.",
   },
+
   SYSTEM_LOG_LEVEL: { def: "info", doc: "trace, debug, info, warning, error or fatal." },
   SYSTEM_JSON_LOGGING: { def: "true", doc: "JSON lines on stdout (false: plain text)." },
   SYSTEM_STATE_DIRECTORY: {
