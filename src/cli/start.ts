@@ -202,7 +202,10 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     // state directory) is a configuration error: say so in kickmon's words, exit 2.
     // So is a missing privilege, column or schema in the database, like bad credentials.
     const refused = explainNotCapable(e, config);
-    log.fatal("kickmon failed: {error}", { error: refused ?? describeError(e) });
+    log.fatal("kickmon failed: {error}", {
+      // A SchemaError's lines are the problems and their GRANTs: keep them all.
+      error: refused ?? (e instanceof SchemaError ? e.message : describeError(e)),
+    });
     code = e instanceof InvalidCredentialsError || e instanceof SchemaError || refused
       ? EXIT.usage
       : EXIT.failure;
