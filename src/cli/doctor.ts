@@ -25,11 +25,12 @@ import {
 } from "../config/config.ts";
 import { connectDatabase, DatabaseError } from "../db/client.ts";
 import { listStreamerViews, type StreamerView } from "../db/streamers_repo.ts";
-import { type ApiChannel, KickApi, KickApiError } from "../kick/official/api.ts";
-import { InvalidCredentialsError, OAuthError, TokenProvider } from "../kick/official/oauth.ts";
+import { type ApiChannel, type KickApi, KickApiError } from "../kick/official/api.ts";
+import { InvalidCredentialsError, OAuthError, type TokenProvider } from "../kick/official/oauth.ts";
 import { importKickPublicKey } from "../kick/official/webhook.ts";
 import { channelName } from "../kick/pusher/frames.ts";
 import { registerSecret } from "../log/logging.ts";
+import { createKickApi } from "../service/official.ts";
 import { databaseHealth } from "./db_commands.ts";
 import { healthUrl, type SetExit } from "./service_commands.ts";
 import { EXIT } from "./errors.ts";
@@ -807,27 +808,8 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<CheckResult[]
     }
   }
 
-  const tokens = new TokenProvider({
-    oauthUrl: config.kick.oauthUrl,
-    clientId: config.kick.clientId,
-    clientSecret: config.kick.clientSecret,
-    timeoutMs,
-    maxAttempts: 1,
-  });
-  const api = new KickApi({
-    baseUrl: config.kick.apiUrl,
-    tokens: {
-      getToken: async () => {
-        const tok = await tokens.getToken();
-        registerSecret(tok);
-        return tok;
-      },
-      invalidate: (tok) => tokens.invalidate(tok),
-    },
-    timeoutMs,
-    maxRetries: 0,
-    unofficialBaseUrl: config.kick.unofficialApiUrl,
-  });
+  // One attempt per request: a diagnosis reports what happens, it does not retry it away.
+  const { api, tokens } = createKickApi(config, { oneShot: true, timeoutMs });
   try {
     checks.push(await checkOAuth(config, tokens, found, timeoutMs));
     checks.push(await checkChannels(api, found));

@@ -22,9 +22,22 @@ import { Reconciler } from "./reconciler.ts";
 
 const log = getLogger(["kickmon", "official"]);
 
+/** Options for {@linkcode createKickApi}. */
+export interface KickApiHooks {
+  /** Each HTTP request: endpoint label, status (or `"error"`), duration ms. */
+  readonly onRequest?: (endpoint: string, status: number | "error", ms: number) => void;
+  /** Each skipped malformed element of a list answer. */
+  readonly onMalformedRow?: (endpoint: string, issue: string) => void;
+  /** One attempt per request, no retries (a diagnosis: `kickmon doctor`). */
+  readonly oneShot?: boolean;
+  /** Overrides `KICK_API_TIMEOUT`, ms. */
+  readonly timeoutMs?: number;
+}
+
 /**
  * Builds the token provider and API client for a config (also used by the
- * CLI's `streamers add|test`).
+ * CLI's `streamers add|test` and `doctor`). Every access token obtained is
+ * registered as a secret (redacted from all output).
  *
  * @example
  * ```ts
@@ -34,15 +47,17 @@ const log = getLogger(["kickmon", "official"]);
  */
 export function createKickApi(
   config: Config,
-  onRequest?: (endpoint: string, status: number | "error", ms: number) => void,
-  onMalformedRow?: (endpoint: string, issue: string) => void,
+  hooks: KickApiHooks = {},
 ): { api: KickApi; tokens: TokenProvider } {
+  const { onRequest, onMalformedRow } = hooks;
+  const timeoutMs = hooks.timeoutMs ?? config.kick.apiTimeoutMs;
   const tokens = new TokenProvider({
     oauthUrl: config.kick.oauthUrl,
     clientId: config.kick.clientId,
     clientSecret: config.kick.clientSecret,
-    timeoutMs: config.kick.apiTimeoutMs,
+    timeoutMs,
     onRequest,
+    ...(hooks.oneShot ? { maxAttempts: 1 } : {}),
   });
   const api = new KickApi({
     baseUrl: config.kick.apiUrl,
@@ -55,10 +70,11 @@ export function createKickApi(
       invalidate: (t) => tokens.invalidate(t),
     },
     maxRequestsPerMinute: config.kick.apiMaxRequestsPerMinute,
-    timeoutMs: config.kick.apiTimeoutMs,
+    timeoutMs,
     unofficialBaseUrl: config.kick.unofficialApiUrl,
     onRequest,
     onMalformedRow,
+    ...(hooks.oneShot ? { maxRetries: 0 } : {}),
   });
   return { api, tokens };
 }
@@ -89,13 +105,12 @@ export class OfficialApiPlugin implements MonitorPlugin {
 
   constructor(config: Config, private readonly monitorRef: { metrics?: Monitor["metrics"] } = {}) {
     this.#config = config;
-    const { api, tokens } = createKickApi(
-      config,
-      (endpoint, status) => {
+    const { api, tokens } = createKickApi(config, {
+      onRequest: (endpoint, status) => {
         this.monitorRef.metrics?.apiRequests.inc({ endpoint, code: String(status) });
       },
-      (endpoint) => this.monitorRef.metrics?.apiRowsMalformed.inc({ endpoint }),
-    );
+      onMalformedRow: (endpoint) => this.monitorRef.metrics?.apiRowsMalformed.inc({ endpoint }),
+    });
     this.api = api;
     this.tokens = tokens;
   }
