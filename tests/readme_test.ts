@@ -13,23 +13,14 @@ import { buildBundle } from "../scripts/build.ts";
 import { CONFIG_DOCS, CONFIG_VARIABLES } from "../src/config/config.ts";
 import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
 import { waitFor } from "./helpers/database.ts";
-import { baseEnv, spawnProcess } from "./helpers/kickmon_process.ts";
+import { baseEnv, runCommand, spawnProcess } from "./helpers/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const README = await Deno.readTextFile(`${ROOT}/README.md`);
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
-async function bash(script: string, env: Record<string, string> = {}) {
-  const o = await new Deno.Command("bash", {
-    args: ["-c", script],
-    cwd: ROOT,
-    env: { ...baseEnv(), NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
-}
+const bash = (script: string, env: Record<string, string> = {}) =>
+  runCommand("bash", ["-c", script], env);
 
 Deno.test("README: the env-file idiom keeps quotes, spaces and shell characters", async () => {
   const blocks = [...README.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]).join("\n");

@@ -199,12 +199,31 @@ export function spawnProcess(
  * assert.equal(r.code, 2);
  * ```
  */
-export async function runKickmon(
+export function runKickmon(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, ...args],
+  return runCommand(Deno.execPath(), ["run", "-A", `${ROOT}main.ts`, ...args], env);
+}
+
+/**
+ * Runs any command to its end in the repository root with exactly `env`
+ * (plus {@linkcode baseEnv} and `NO_COLOR`), stdin closed.
+ *
+ * @returns the exit code and the decoded stdout and stderr.
+ *
+ * @example
+ * ```ts
+ * const r = await runCommand("bash", ["-c", "echo hi"], {});
+ * ```
+ */
+export async function runCommand(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(cmd, {
+    args,
     cwd: ROOT,
     env: { ...baseEnv(), NO_COLOR: "1", ...env },
     clearEnv: true,
