@@ -327,10 +327,12 @@ async function checkChannels(api: KickApi, found: Found): Promise<CheckResult> {
   );
 }
 
-/** `api /livestreams v1`: still answering (the only official source of channel ids). */
-async function checkLivestreams(api: KickApi, found: Found): Promise<CheckResult> {
-  const t = performance.now();
-  const name = "api /livestreams v1";
+/**
+ * The streamer's user id a per-streamer API check asks about, or what the
+ * check says when it cannot ask: `fail` without a token, `warn` without a
+ * user id.
+ */
+function userToAsk(name: string, t: number, found: Found): number | CheckResult {
   if (!found.token) return result(name, t, "fail", NO_TOKEN, FIX_TOKEN);
   if (found.userId === null) {
     return result(
@@ -341,9 +343,18 @@ async function checkLivestreams(api: KickApi, found: Found): Promise<CheckResult
       "pass --streamer NAME",
     );
   }
+  return found.userId;
+}
+
+/** `api /livestreams v1`: still answering (the only official source of channel ids). */
+async function checkLivestreams(api: KickApi, found: Found): Promise<CheckResult> {
+  const t = performance.now();
+  const name = "api /livestreams v1";
+  const userId = userToAsk(name, t, found);
+  if (typeof userId !== "number") return userId;
   try {
-    const rows = await api.getLivestreams([found.userId]);
-    const mine = rows.find((r) => r.broadcasterUserId === found.userId);
+    const rows = await api.getLivestreams([userId]);
+    const mine = rows.find((r) => r.broadcasterUserId === userId);
     if (mine && found.channelId === null) {
       found.channelId = mine.channelId;
       found.channelIdFrom = "/livestreams";
@@ -379,18 +390,10 @@ async function checkUsersLivestreams(
 ): Promise<CheckResult> {
   const t = performance.now();
   const name = "api /users/livestreams";
-  if (!found.token) return result(name, t, "fail", NO_TOKEN, FIX_TOKEN);
-  if (found.userId === null) {
-    return result(
-      name,
-      t,
-      "warn",
-      "not asked: no streamer's user id known",
-      "pass --streamer NAME",
-    );
-  }
+  const userId = userToAsk(name, t, found);
+  if (typeof userId !== "number") return userId;
   const url = new URL(`${config.kick.apiUrl.replace(/\/+$/, "")}/users/livestreams`);
-  url.searchParams.set("user_id", String(found.userId));
+  url.searchParams.set("user_id", String(userId));
   try {
     const res = await fetch(url, {
       headers: { authorization: `Bearer ${found.token}`, accept: "application/json" },
