@@ -12,6 +12,12 @@
  */
 import { z } from "zod";
 import { defaultStateDirectory } from "../build_info.ts";
+import { bool, hostPort, httpUrl, int, nonEmpty } from "./parsers.ts";
+import { redactUrlPassword } from "./redact.ts";
+import type { Config, DatabaseConfig } from "./types.ts";
+
+export type { Config, DatabaseConfig } from "./types.ts";
+export { redactUrlPassword } from "./redact.ts";
 
 /** Every environment variable kickmon reads, in documentation order. */
 export const CONFIG_VARIABLES = [
@@ -191,83 +197,6 @@ export const CONFIG_DOCS: Readonly<Record<ConfigVariable, { def: string; doc: st
   },
 };
 
-/** Database connection settings. */
-export interface DatabaseConfig {
-  /** Full connection URL (built from the parts when DATABASE_URL is unset). */
-  readonly url: string;
-  readonly host: string;
-  readonly port: number;
-  readonly name: string;
-  readonly user: string;
-  readonly password: string;
-  readonly sslmode: "disable" | "require" | "verify-full";
-  /**
-   * PEM text of the CA bundle named by `DATABASE_SSLROOTCERT` (or `sslrootcert=`
-   * in the URL), read at load time; verify-full only.
-   */
-  readonly sslRootCert?: string;
-  readonly poolSize: number;
-  /** Seconds. */
-  readonly connectTimeoutSec: number;
-  /** Schema of the other system's tables (`DATABASE_SCHEMA`, default `public`). */
-  readonly schema: string;
-}
-
-/** The typed configuration. Durations carry their unit in the name. */
-export interface Config {
-  readonly kick: {
-    readonly clientId: string;
-    readonly clientSecret: string;
-    readonly oauthUrl: string;
-    readonly apiUrl: string;
-    readonly apiMaxRequestsPerMinute: number;
-    readonly apiTimeoutMs: number;
-    readonly unofficialChannelLookup: boolean;
-    readonly unofficialApiUrl: string;
-    readonly pusher: {
-      readonly key: string;
-      readonly cluster: string;
-      readonly host: string;
-      readonly port: number;
-      readonly tls: boolean;
-      readonly maxChannelsPerConnection: number;
-      /** ms. */
-      readonly pongTimeoutMs: number;
-      /** ms. */
-      readonly refusedRetryMs: number;
-    };
-    readonly webhook: {
-      readonly enabled: boolean;
-      readonly hostname: string;
-      readonly port: number;
-      readonly publicKeyPem: string | null;
-    };
-  };
-  readonly database: DatabaseConfig;
-  readonly monitoring: {
-    readonly reconnectDelayMs: number;
-    readonly maxReconnectDelayMs: number;
-    readonly maxReconnectAttempts: number;
-    readonly reconcileIntervalMs: number;
-    readonly resyncIntervalMs: number;
-    readonly shutdownTimeoutMs: number;
-    /** How list changes are followed (`MONITORING_LIST_FOLLOW`). */
-    readonly listFollow: "auto" | "trigger" | "poll";
-    /** ms. */
-    readonly listPollIntervalMs: number;
-  };
-  readonly system: {
-    readonly logLevel: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
-    readonly jsonLogging: boolean;
-    readonly stateDirectory: string;
-    readonly spoolMaxBytes: number;
-  };
-  readonly health: { readonly enabled: boolean; readonly hostname: string; readonly port: number };
-  readonly manual: { readonly refreshRateMs: number; readonly maxStreamers: number };
-  /** The env file in use (`KICKMON_ENV_FILE`), or null. */
-  readonly envFile: string | null;
-}
-
 /** One problem with one variable. */
 export interface ConfigIssue {
   readonly variable: ConfigVariable | string;
@@ -299,37 +228,6 @@ export class ConfigError extends Error {
     this.issues = issues;
   }
 }
-
-const bool = z.string().trim().toLowerCase().pipe(
-  z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"], {
-    error: "expected true or false",
-  }),
-).transform((v) => ["true", "1", "yes", "on"].includes(v));
-
-const int = (min: number, max: number, what = "an integer") =>
-  z.string().trim().regex(/^-?\d+$/, { error: `expected ${what}` }).transform(Number).pipe(
-    z.number().int().min(min, { error: `expected ${what} >= ${min}` }).max(max, {
-      error: `expected ${what} <= ${max}`,
-    }),
-  );
-
-const httpUrl = z.string().trim().refine((v) => {
-  try {
-    const u = new URL(v);
-    return u.protocol === "http:" || u.protocol === "https:";
-  } catch {
-    return false;
-  }
-}, { error: "expected an http(s) URL" }).transform((v) => v.replace(/\/+$/, ""));
-
-const hostPort = z.string().trim().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, {
-  error: "expected host:port, e.g. 127.0.0.1:8080",
-}).transform((v) => {
-  const i = v.lastIndexOf(":");
-  return { hostname: v.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(v.slice(i + 1)) };
-}).refine((v) => v.port > 0 && v.port < 65536, { error: "port must be 1..65535" });
-
-const nonEmpty = z.string().trim().min(1, { error: "must not be empty" });
 
 const schema = z.object({
   KICK_CLIENT_ID: nonEmpty,
@@ -747,18 +645,6 @@ export function normalizedConfig(c: Config): Record<ConfigVariable, string> {
     MANUAL_MODE_MAX_STREAMERS: String(c.manual.maxStreamers),
     KICKMON_ENV_FILE: c.envFile ?? "",
   };
-}
-
-/**
- * Replaces the password of a URL with `[REDACTED]` (for logs and `config show`).
- *
- * @example
- * ```ts
- * redactUrlPassword("postgres://u:p@h/db"); // "postgres://u:[REDACTED]@h/db"
- * ```
- */
-export function redactUrlPassword(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:/@]*:)[^@]*@/i, "$1[REDACTED]@");
 }
 
 /**
