@@ -2,7 +2,8 @@
  * Issue 10, item 7: what the README tells an operator to type works, and
  * says what it must. The env-file idiom with values that broke
  * `env $(grep -v '^#' f | xargs)`, the exact command that runs the bundle,
- * the demo's `/health`, the variable table against `config.ts`, and
+ * the demo's `/health`, the variable table against the rows of
+ * `src/config/variables.ts`, and
  * `./state` (made by running from source) neither tracked nor failing
  * `deno fmt --check`.
  *
@@ -10,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { buildBundle } from "../scripts/build.ts";
-import { CONFIG_DOCS, CONFIG_VARIABLES } from "../src/config/config.ts";
+import { CONFIG_DOCS, CONFIG_VARIABLES, VARIABLES } from "../src/config/config.ts";
 import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
 import { waitFor } from "./helpers/database.ts";
 import { baseEnv, runCommand, spawnProcess } from "./helpers/kickmon_process.ts";
@@ -69,12 +70,15 @@ Deno.test("README: the env-file idiom keeps quotes, spaces and shell characters"
 
 Deno.test("README: every configuration row says what config.ts says", () => {
   for (const v of CONFIG_VARIABLES) {
-    const row = README.match(new RegExp(`^\\| \`${v}\` +\\| ([^|]+?) +\\| (.*?) +\\|$`, "m"));
-    assert.ok(row, `${v} has a row in the README's table (with three cells)`);
+    const row = README.match(
+      new RegExp(`^\\| \`${v}\` +\\| ([^|]+?) +\\| ([^|]+?) +\\| (.*?) +\\|$`, "m"),
+    );
+    assert.ok(row, `${v} has a row in the README's table (with four cells)`);
     const def = CONFIG_DOCS[v].def;
     assert.equal(row[1], def ? `\`${def}\`` : "—", `${v} default`);
-    const cell = row[2].replaceAll("\\|", "|").replaceAll("`", "");
-    assert.equal(cell, CONFIG_DOCS[v].doc.replaceAll("`", ""), `${v} meaning`);
+    assert.equal(row[2], VARIABLES[v].unit ?? "—", `${v} unit`);
+    const cell = row[3].replaceAll("\\|", "|");
+    assert.equal(cell, CONFIG_DOCS[v].doc, `${v} meaning`);
   }
   assert.match(CONFIG_DOCS.KICKMON_ENV_FILE.doc, /not loaded at start/);
 });
