@@ -17,5 +17,5 @@ export const REDACTED = "[REDACTED]";
  * ```
  */
 export function redactUrlPassword(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:/@]*:)[^@]*@/i, "$1[REDACTED]@");
+  return url.replace(/^([a-z]+:\/\/[^:/@]*:)[^@]*@/i, `$1${REDACTED}@`);
 }

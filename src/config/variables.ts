@@ -15,7 +15,7 @@
  * periods are in milliseconds. Inside kickmon every duration is in ms
  * (`Config` fields end in `Ms`), except `database.connectTimeoutSec`.
  *
- * One concept (the variable table) over ~400 lines: the rows are the
+ * One concept (the variable table) in ~500 lines: the rows are the
  * documentation.
  *
  * @example
