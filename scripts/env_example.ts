@@ -1,9 +1,10 @@
 /**
  * Writes `.env.example`: a short header on installing it as systemd's
- * `EnvironmentFile=`, then `configTemplate()` from `src/config/config.ts`
- * (every variable with its default and a one-line comment).
- * `tests/env_example_test.ts` fails when the file falls out of step with
- * `CONFIG_VARIABLES`; run `deno task env-example` then.
+ * `EnvironmentFile=`, then `configTemplate()` from `src/config/docs.ts`
+ * (every variable of `src/config/variables.ts` with its default and a
+ * one-line comment). `tests/env_example_test.ts` fails when the file differs
+ * from what the rows generate; run `deno task env-example` (or
+ * `deno task docs`, which also writes the README's table) then.
  *
  * @example
  * ```sh
@@ -12,7 +13,7 @@
  *
  * @module
  */
-import { configTemplate } from "../src/config/config.ts";
+import { configTemplate } from "../src/config/docs.ts";
 
 /** Header placed above the generated template. */
 export const ENV_EXAMPLE_HEADER =

@@ -1,10 +1,12 @@
 /**
  * `.env.example` (the template operators copy to /etc/kickmon/kickmon.env)
- * documents every variable kickmon reads, with config.ts's defaults.
+ * documents every variable kickmon reads, with the defaults of the rows in
+ * `src/config/variables.ts`, and is exactly what `deno task docs` writes.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { envExample } from "../scripts/env_example.ts";
 import { CONFIG_DOCS, CONFIG_VARIABLES, SECRET_VARIABLES } from "../src/config/config.ts";
 
 const PATH = new URL("../.env.example", import.meta.url);
@@ -28,4 +30,13 @@ Deno.test(".env.example lists every CONFIG_VARIABLES entry once, with its defaul
     assert.equal(values[0], CONFIG_DOCS[name].def, `${name} default differs from config.ts`);
     if (SECRET_VARIABLES.has(name)) assert.equal(values[0], "", `${name} must ship empty`);
   }
+});
+
+Deno.test(".env.example is what the configuration rows generate", async () => {
+  const text = await Deno.readTextFile(PATH);
+  assert.equal(
+    text,
+    envExample(),
+    ".env.example differs from src/config/variables.ts: run `deno task docs`",
+  );
 });
