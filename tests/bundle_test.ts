@@ -27,7 +27,7 @@ import {
   permissionOptionsFromEnv,
   RUNTIME_ENV_VARIABLES,
 } from "../scripts/permissions.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { startThrowawayCluster } from "../src/devtools/pg_cluster.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
 import { baseEnv, spawnKickmon, spawnProcess } from "./helpers/kickmon_process.ts";

@@ -12,7 +12,7 @@ import postgres from "postgres";
 import type { Sql } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { NOT_A_TERMINAL_MESSAGE } from "../src/view/manual.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
 import { baseEnv, runKickmon, spawnProcess } from "./helpers/kickmon_process.ts";

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import type { Sql } from "../src/db/client.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 import { runKickmon, spawnKickmon } from "./helpers/kickmon_process.ts";
 

@@ -14,7 +14,7 @@ import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { Command, CommanderError } from "commander";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { loadConfig } from "../src/config/config.ts";
 import {
   backupFileName,

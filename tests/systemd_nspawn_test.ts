@@ -22,7 +22,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { bundleArgs, compileArgs } from "../scripts/build.ts";
 import { permissionFlags, permissionOptionsFromEnv } from "../scripts/permissions.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 import { type KickmonProcess, spawnProcess } from "./helpers/kickmon_process.ts";
 import {

@@ -35,7 +35,7 @@ import {
 } from "../devtools/pg_cluster.ts";
 import { setupLogging, shutdownLogging } from "../log/logging.ts";
 import type { Monitor } from "../service/monitor.ts";
-import { type Simulator, startSimulator } from "../simulator/simulator.ts";
+import { type Simulator, startSimulator } from "../../dev/simulator/simulator.ts";
 import { runLiveView } from "./manual.ts";
 
 const log = getLogger(["kickmon", "demo"]);

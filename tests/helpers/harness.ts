@@ -9,8 +9,8 @@ import {
   type Simulator,
   type SimulatorOptions,
   startSimulator,
-} from "../../src/simulator/simulator.ts";
-import type { SimStreamer } from "../../src/simulator/world.ts";
+} from "../../dev/simulator/simulator.ts";
+import type { SimStreamer } from "../../dev/simulator/world.ts";
 import type { Sql } from "../../src/db/client.ts";
 import { insertStreamer } from "../../src/db/streamers_repo.ts";
 import { createTestDatabase, waitFor } from "./database.ts";
