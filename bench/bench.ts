@@ -37,7 +37,7 @@
  * @module
  */
 import postgres from "postgres";
-import { startThrowawayCluster, type ThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster, type ThrowawayCluster } from "../dev/pg_cluster.ts";
 import { type FloorResult, measureFloor } from "./floor.ts";
 import { kickmonDenoArgs, runScenario, type ScenarioResult } from "./scenario.ts";
 import { spawnKickmon } from "../tests/helpers/kickmon_process.ts";

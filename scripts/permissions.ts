@@ -93,7 +93,7 @@ export const IGNORED_ENV_VARIABLES: readonly string[] = [
 /**
  * Variables read only by development tooling that ships in the same program
  * but is deliberately NOT permitted in the production binary: `kickmon demo`
- * starts a throwaway PostgreSQL cluster (`src/devtools/pg_cluster.ts` reads
+ * starts a throwaway PostgreSQL cluster (`dev/pg_cluster.ts` reads
  * `PATH` and `PG_BINDIR`, runs initdb/pg_ctl, listens on random ports). It is
  * run with `deno run -A main.ts demo`; from the compiled binary it stops with
  * a permission error. Neither granted nor ignored; the bundle scan in

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { startThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster } from "../dev/pg_cluster.ts";
 import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";

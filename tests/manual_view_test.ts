@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { Sql } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
-import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
+import { isPgServerInstalled } from "../dev/pg_cluster.ts";
 import { startSimulator } from "../dev/simulator/simulator.ts";
 import { NOT_A_TERMINAL_MESSAGE } from "../src/view/manual.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { buildBundle } from "../scripts/build.ts";
 import { CONFIG_DOCS, CONFIG_VARIABLES } from "../src/config/config.ts";
-import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
+import { isPgServerInstalled } from "../dev/pg_cluster.ts";
 import { waitFor } from "./helpers/database.ts";
 import { baseEnv, runCommand, spawnProcess } from "./helpers/kickmon_process.ts";
 

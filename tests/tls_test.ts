@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { startThrowawayCluster, type ThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster, type ThrowawayCluster } from "../dev/pg_cluster.ts";
 import { runKickmon } from "./helpers/kickmon_process.ts";
 
 /** Runs openssl; throws with its output when it fails. */

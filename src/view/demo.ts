@@ -32,7 +32,7 @@ import {
   isPgServerInstalled,
   startThrowawayCluster,
   type ThrowawayCluster,
-} from "../devtools/pg_cluster.ts";
+} from "../../dev/pg_cluster.ts";
 import { setupLogging, shutdownLogging } from "../log/logging.ts";
 import type { Monitor } from "../service/monitor.ts";
 import { type Simulator, startSimulator } from "../../dev/simulator/simulator.ts";

@@ -29,7 +29,7 @@
  */
 
 import postgres from "postgres";
-import { startThrowawayCluster, type ThrowawayCluster } from "../../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster, type ThrowawayCluster } from "../../dev/pg_cluster.ts";
 
 /**
  * A database made by {@linkcode createTestDatabase}.
