@@ -14,7 +14,7 @@ import type { Sql } from "../src/db/client.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { type KickmonProcess, spawnProcess } from "./helpers/kickmon_process.ts";
+import { type KickmonProcess, spawnProcess } from "../dev/kickmon_process.ts";
 import { bundleArgs, compileArgs, stampBundle } from "../scripts/build.ts";
 import {
   defaultKickHosts,

@@ -12,7 +12,7 @@ import { insertStreamer } from "../src/db/streamers_repo.ts";
 import type { Sql } from "../src/db/client.ts";
 import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort } from "./helpers/database.ts";
-import { runKickmon, spawnKickmon } from "./helpers/kickmon_process.ts";
+import { runKickmon, spawnKickmon } from "../dev/kickmon_process.ts";
 import { createUserDatabase } from "./helpers/user_database.ts";
 
 interface Check {

@@ -15,7 +15,7 @@ import { isPgServerInstalled } from "../dev/pg_cluster.ts";
 import { startSimulator } from "../dev/simulator/simulator.ts";
 import { NOT_A_TERMINAL_MESSAGE } from "../src/view/manual.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
-import { baseEnv, runKickmon, spawnProcess } from "./helpers/kickmon_process.ts";
+import { baseEnv, runKickmon, spawnProcess } from "../dev/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 

@@ -13,7 +13,7 @@ import { buildBundle } from "../scripts/build.ts";
 import { CONFIG_DOCS, CONFIG_VARIABLES } from "../src/config/config.ts";
 import { isPgServerInstalled } from "../dev/pg_cluster.ts";
 import { waitFor } from "./helpers/database.ts";
-import { baseEnv, runCommand, spawnProcess } from "./helpers/kickmon_process.ts";
+import { baseEnv, runCommand, spawnProcess } from "../dev/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const README = await Deno.readTextFile(`${ROOT}/README.md`);

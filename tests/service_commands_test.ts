@@ -26,7 +26,7 @@ import {
 } from "../src/cli/service_commands.ts";
 import { EXIT, reportError } from "../src/cli/errors.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
-import { type KickmonProcess, runKickmon, spawnKickmon } from "./helpers/kickmon_process.ts";
+import { type KickmonProcess, runKickmon, spawnKickmon } from "../dev/kickmon_process.ts";
 
 const THIS_FILE = new URL(import.meta.url).pathname;
 

@@ -14,7 +14,7 @@ import type { SimStreamer } from "../../dev/simulator/world.ts";
 import type { Sql } from "../../src/db/client.ts";
 import { insertStreamer } from "../../src/db/streamers_repo.ts";
 import { createTestDatabase, waitFor } from "./database.ts";
-import { type KickmonProcess, spawnKickmon } from "./kickmon_process.ts";
+import { type KickmonProcess, spawnKickmon } from "../../dev/kickmon_process.ts";
 
 /** A running rig. */
 export interface Rig {
