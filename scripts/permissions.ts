@@ -15,10 +15,9 @@
  * | `--allow-run` | absolute paths of `pg_dump` (`kickmon db backup`) and `kill` (`kickmon stop`: `Deno.kill` would need unrestricted `--allow-run`) |
  * | `--no-prompt` | a missing permission is an error, never a question |
  *
- * Nothing else (`--allow-sys`, `--allow-ffi`, `--allow-import`) is granted, so
- * `kickmon demo` (a development tool: throwaway PostgreSQL cluster, simulator
- * on random ports) does not run from the compiled binary; see
- * {@linkcode DEV_ONLY_ENV_VARIABLES}.
+ * Nothing else (`--allow-sys`, `--allow-ffi`, `--allow-import`) is granted.
+ * The development tools (the demo, the simulator, the throwaway cluster) live
+ * in `dev/`, outside the bundle, and run with `-A` (`deno task demo`).
  *
  * @module
  */

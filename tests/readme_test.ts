@@ -105,7 +105,7 @@ Deno.test({
     assert.match(README, /demo[\s\S]{0,400}`\/health`/, "the README says where the demo's is");
     const tmp = await Deno.makeTempDir({ prefix: "kickmon-demo-health-" });
     await Deno.chmod(tmp, 0o1777); // as root, the cluster runs as `postgres`
-    const p = spawnProcess(Deno.execPath(), ["run", "-A", `${ROOT}/main.ts`, "demo", "--no-view"], {
+    const p = spawnProcess(Deno.execPath(), ["run", "-A", `${ROOT}/dev/demo.ts`, "--no-view"], {
       ...baseEnv(),
       NO_COLOR: "1",
       TMPDIR: tmp,
