@@ -89,17 +89,6 @@ export const IGNORED_ENV_VARIABLES: readonly string[] = [
   "CLICOLOR_FORCE",
 ];
 
-/**
- * Variables read only by development tooling that ships in the same program
- * but is deliberately NOT permitted in the production binary: `kickmon demo`
- * starts a throwaway PostgreSQL cluster (`dev/pg_cluster.ts` reads
- * `PATH` and `PG_BINDIR`, runs initdb/pg_ctl, listens on random ports). It is
- * run with `deno run -A main.ts demo`; from the compiled binary it stops with
- * a permission error. Neither granted nor ignored; the bundle scan in
- * `tests/bundle_test.ts` accepts them.
- */
-export const DEV_ONLY_ENV_VARIABLES: readonly string[] = ["PATH", "PG_BINDIR"];
-
 /** The state directory systemd's `StateDirectory=kickmon` provides. */
 export const DEFAULT_STATE_DIRECTORY = "/var/lib/kickmon";
 

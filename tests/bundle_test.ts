@@ -18,7 +18,6 @@ import { type KickmonProcess, spawnProcess } from "../dev/kickmon_process.ts";
 import { bundleArgs, compileArgs, stampBundle } from "../scripts/build.ts";
 import {
   defaultKickHosts,
-  DEV_ONLY_ENV_VARIABLES,
   IGNORED_ENV_VARIABLES,
   permissionFlags,
   type PermissionOptions,
@@ -120,6 +119,8 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       );
       const js = await Deno.readTextFile(bundle);
       assert.match(js, /CREATE TABLE streamers/, "migrations are inlined");
+      // dev/ (simulator, throwaway cluster, demo) is never imported by src/.
+      assert.doesNotMatch(js, /startSimulator|startThrowawayCluster|kickmon demo/, "no dev/ code");
       // What the build allows goes into the bundle (scripts/build.ts does this after bundling).
       await stampBundle(bundle, options);
       assert.match(await Deno.readTextFile(bundle), /^globalThis\[Symbol\.for\("kickmon\./);
@@ -130,14 +131,12 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       const known = new Set([
         ...RUNTIME_ENV_VARIABLES,
         ...IGNORED_ENV_VARIABLES,
-        ...DEV_ONLY_ENV_VARIABLES,
       ]);
       const unknown = [...envReads(js)].filter((n) => !known.has(n));
       assert.deepEqual(
         unknown,
         [],
-        "add these to RUNTIME_ENV_VARIABLES, IGNORED_ENV_VARIABLES or DEV_ONLY_ENV_VARIABLES " +
-          "in scripts/permissions.ts",
+        "add these to RUNTIME_ENV_VARIABLES or IGNORED_ENV_VARIABLES in scripts/permissions.ts",
       );
     });
 
