@@ -37,10 +37,10 @@
  * @module
  */
 import postgres from "postgres";
-import { startThrowawayCluster, type ThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster, type ThrowawayCluster } from "../dev/pg_cluster.ts";
 import { type FloorResult, measureFloor } from "./floor.ts";
 import { kickmonDenoArgs, runScenario, type ScenarioResult } from "./scenario.ts";
-import { spawnKickmon } from "../tests/helpers/kickmon_process.ts";
+import { spawnKickmon } from "../dev/kickmon_process.ts";
 import { fmtMs } from "./stats.ts";
 import { V8_FLAGS } from "../scripts/v8_flags.ts";
 import { buildBundle } from "../scripts/build.ts";

@@ -20,8 +20,8 @@ import { seedStreamers } from "./seed.ts";
 import postgres from "postgres";
 import { migrate } from "../src/db/migrate.ts";
 import type { Sql } from "../src/db/client.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
-import { type KickmonProcess, spawnKickmon } from "../tests/helpers/kickmon_process.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
+import { type KickmonProcess, spawnKickmon } from "../dev/kickmon_process.ts";
 import { findScriptPid, readCpuSeconds, readMemory, readTreeCpuSeconds } from "./proc_stats.ts";
 import { type LatencySummary, poissonGaps, quantile, summarize, xorshift } from "./stats.ts";
 

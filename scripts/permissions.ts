@@ -15,10 +15,9 @@
  * | `--allow-run` | absolute paths of `pg_dump` (`kickmon db backup`) and `kill` (`kickmon stop`: `Deno.kill` would need unrestricted `--allow-run`) |
  * | `--no-prompt` | a missing permission is an error, never a question |
  *
- * Nothing else (`--allow-sys`, `--allow-ffi`, `--allow-import`) is granted, so
- * `kickmon demo` (a development tool: throwaway PostgreSQL cluster, simulator
- * on random ports) does not run from the compiled binary; see
- * {@linkcode DEV_ONLY_ENV_VARIABLES}.
+ * Nothing else (`--allow-sys`, `--allow-ffi`, `--allow-import`) is granted.
+ * The development tools (the demo, the simulator, the throwaway cluster) live
+ * in `dev/`, outside the bundle, and run with `-A` (`deno task demo`).
  *
  * @module
  */
@@ -89,17 +88,6 @@ export const IGNORED_ENV_VARIABLES: readonly string[] = [
   "FORCE_COLOR",
   "CLICOLOR_FORCE",
 ];
-
-/**
- * Variables read only by development tooling that ships in the same program
- * but is deliberately NOT permitted in the production binary: `kickmon demo`
- * starts a throwaway PostgreSQL cluster (`src/devtools/pg_cluster.ts` reads
- * `PATH` and `PG_BINDIR`, runs initdb/pg_ctl, listens on random ports). It is
- * run with `deno run -A main.ts demo`; from the compiled binary it stops with
- * a permission error. Neither granted nor ignored; the bundle scan in
- * `tests/bundle_test.ts` accepts them.
- */
-export const DEV_ONLY_ENV_VARIABLES: readonly string[] = ["PATH", "PG_BINDIR"];
 
 /** The state directory systemd's `StateDirectory=kickmon` provides. */
 export const DEFAULT_STATE_DIRECTORY = "/var/lib/kickmon";

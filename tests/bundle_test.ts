@@ -14,11 +14,10 @@ import type { Sql } from "../src/db/client.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { type KickmonProcess, spawnProcess } from "./helpers/kickmon_process.ts";
+import { type KickmonProcess, spawnProcess } from "../dev/kickmon_process.ts";
 import { bundleArgs, compileArgs, stampBundle } from "../scripts/build.ts";
 import {
   defaultKickHosts,
-  DEV_ONLY_ENV_VARIABLES,
   IGNORED_ENV_VARIABLES,
   permissionFlags,
   type PermissionOptions,
@@ -27,7 +26,7 @@ import {
   permissionOptionsFromEnv,
   RUNTIME_ENV_VARIABLES,
 } from "../scripts/permissions.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -120,6 +119,8 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       );
       const js = await Deno.readTextFile(bundle);
       assert.match(js, /CREATE TABLE streamers/, "migrations are inlined");
+      // dev/ (simulator, throwaway cluster, demo) is never imported by src/.
+      assert.doesNotMatch(js, /startSimulator|startThrowawayCluster|kickmon demo/, "no dev/ code");
       // What the build allows goes into the bundle (scripts/build.ts does this after bundling).
       await stampBundle(bundle, options);
       assert.match(await Deno.readTextFile(bundle), /^globalThis\[Symbol\.for\("kickmon\./);
@@ -130,14 +131,12 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       const known = new Set([
         ...RUNTIME_ENV_VARIABLES,
         ...IGNORED_ENV_VARIABLES,
-        ...DEV_ONLY_ENV_VARIABLES,
       ]);
       const unknown = [...envReads(js)].filter((n) => !known.has(n));
       assert.deepEqual(
         unknown,
         [],
-        "add these to RUNTIME_ENV_VARIABLES, IGNORED_ENV_VARIABLES or DEV_ONLY_ENV_VARIABLES " +
-          "in scripts/permissions.ts",
+        "add these to RUNTIME_ENV_VARIABLES or IGNORED_ENV_VARIABLES in scripts/permissions.ts",
       );
     });
 

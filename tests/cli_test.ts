@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createTestDatabase, freePort } from "./helpers/database.ts";
-import { runKickmon } from "./helpers/kickmon_process.ts";
+import { runKickmon } from "../dev/kickmon_process.ts";
 
 const good = {
   KICK_CLIENT_ID: "cid",

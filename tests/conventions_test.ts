@@ -12,7 +12,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { VERSION } from "../src/version.ts";
 import { freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
-import { runKickmon } from "./helpers/kickmon_process.ts";
+import { runKickmon } from "../dev/kickmon_process.ts";
 
 const creds = { KICK_CLIENT_ID: "cid", KICK_CLIENT_SECRET: "secret-value" };
 

@@ -10,9 +10,9 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
 import type { Sql } from "../src/db/client.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort } from "./helpers/database.ts";
-import { runKickmon, spawnKickmon } from "./helpers/kickmon_process.ts";
+import { runKickmon, spawnKickmon } from "../dev/kickmon_process.ts";
 import { createUserDatabase } from "./helpers/user_database.ts";
 
 interface Check {

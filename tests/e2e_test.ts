@@ -6,9 +6,9 @@ import type { Sql } from "../src/db/client.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
-import { spawnKickmon } from "./helpers/kickmon_process.ts";
+import { spawnKickmon } from "../dev/kickmon_process.ts";
 
 const fixture = (name: string) =>
   JSON.parse(Deno.readTextFileSync(new URL(`./fixtures/${name}`, import.meta.url)));

@@ -3,11 +3,11 @@
  */
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { startThrowawayCluster } from "../src/devtools/pg_cluster.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startThrowawayCluster } from "../dev/pg_cluster.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
-import { baseEnv, spawnKickmon, spawnProcess } from "./helpers/kickmon_process.ts";
+import { baseEnv, spawnKickmon, spawnProcess } from "../dev/kickmon_process.ts";
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const r = await fetch(url, { signal: AbortSignal.timeout(5000) });

@@ -13,9 +13,9 @@ import postgres from "postgres";
 import type { Sql } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
-import { baseEnv } from "./helpers/kickmon_process.ts";
+import { baseEnv } from "../dev/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 /** Kernel clock ticks per second (`getconf CLK_TCK`; 100 on Linux). */

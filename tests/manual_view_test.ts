@@ -1,5 +1,5 @@
 /**
- * The live view (`kickmon start --manual`) and `kickmon demo`, used the way
+ * The live view (`kickmon start --manual`) and `deno task demo`, used the way
  * a person uses them: a real kickmon process in a real terminal (tmux),
  * keys typed with `send-keys`, the screen read with `capture-pane`, against
  * the Kick simulator and a real PostgreSQL.
@@ -11,11 +11,11 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { Sql } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
-import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { isPgServerInstalled } from "../dev/pg_cluster.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { NOT_A_TERMINAL_MESSAGE } from "../src/view/manual.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
-import { baseEnv, runKickmon, spawnProcess } from "./helpers/kickmon_process.ts";
+import { baseEnv, runKickmon, spawnProcess } from "../dev/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
@@ -31,11 +31,8 @@ const TMUX = hasTmux();
 const NO_TMUX = TMUX ? "" : " [IGNORED: tmux is not installed; apt-get install -y tmux]";
 const NO_PG = isPgServerInstalled() ? "" : " [IGNORED: no PostgreSQL server binaries]";
 
-/** Is `kickmon demo` wired into main.ts yet? Otherwise run its standalone entry. */
-const DEMO_WIRED = Deno.readTextFileSync(`${ROOT}src/cli/main.ts`).includes("registerDemoCommand");
-const DEMO_ENTRY = DEMO_WIRED
-  ? [`${ROOT}main.ts`, "demo"]
-  : [`${ROOT}src/cli/demo_command.ts`, "demo"];
+/** What `deno task demo` runs (a dev tool of its own, not a command of the binary). */
+const DEMO_ENTRY = [`${ROOT}dev/demo.ts`];
 
 /** Shell-quotes one word. */
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;

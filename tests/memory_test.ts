@@ -19,7 +19,7 @@ import {
 } from "../scripts/v8_flags.ts";
 import { cgroupMemoryLimit, memoryVerdict } from "../src/service/memory.ts";
 import { freePort } from "./helpers/database.ts";
-import { spawnKickmon } from "./helpers/kickmon_process.ts";
+import { spawnKickmon } from "../dev/kickmon_process.ts";
 
 const UNIT = await Deno.readTextFile(new URL("../systemd/kickmon.service", import.meta.url));
 const MIB = 2 ** 20;

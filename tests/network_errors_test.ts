@@ -9,9 +9,9 @@
 import assert from "node:assert/strict";
 import type { Sql } from "../src/db/client.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
-import { runKickmon, spawnKickmon } from "./helpers/kickmon_process.ts";
+import { runKickmon, spawnKickmon } from "../dev/kickmon_process.ts";
 
 const creds = { KICK_CLIENT_ID: "sim-client-id", KICK_CLIENT_SECRET: "sim-client-secret" };
 

@@ -4,7 +4,7 @@
  * duplicated or reordered.
  */
 import assert from "node:assert/strict";
-import { startThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster } from "../dev/pg_cluster.ts";
 import { waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
 

@@ -13,9 +13,9 @@ import assert from "node:assert/strict";
 import { buildBundle } from "../scripts/build.ts";
 import { CONFIG_DOCS, CONFIG_VARIABLES, VARIABLES } from "../src/config/config.ts";
 import { withConfigTable } from "../src/config/docs.ts";
-import { isPgServerInstalled } from "../src/devtools/pg_cluster.ts";
+import { isPgServerInstalled } from "../dev/pg_cluster.ts";
 import { waitFor } from "./helpers/database.ts";
-import { baseEnv, runCommand, spawnProcess } from "./helpers/kickmon_process.ts";
+import { baseEnv, runCommand, spawnProcess } from "../dev/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const README = await Deno.readTextFile(`${ROOT}/README.md`);
@@ -117,7 +117,7 @@ Deno.test({
     assert.match(README, /demo[\s\S]{0,400}`\/health`/, "the README says where the demo's is");
     const tmp = await Deno.makeTempDir({ prefix: "kickmon-demo-health-" });
     await Deno.chmod(tmp, 0o1777); // as root, the cluster runs as `postgres`
-    const p = spawnProcess(Deno.execPath(), ["run", "-A", `${ROOT}/main.ts`, "demo", "--no-view"], {
+    const p = spawnProcess(Deno.execPath(), ["run", "-A", `${ROOT}/dev/demo.ts`, "--no-view"], {
       ...baseEnv(),
       NO_COLOR: "1",
       TMPDIR: tmp,

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/database.ts";
 import { type Rig, startRig } from "./helpers/harness.ts";
-import type { SimStreamer } from "../src/simulator/world.ts";
+import type { SimStreamer } from "../dev/simulator/world.ts";
 
 Deno.test("gap: transitions while no socket is up are corrected by reconciliation", async () => {
   const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });

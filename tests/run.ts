@@ -3,7 +3,7 @@
  * PostgreSQL cluster and ends with a one-line summary.
  *
  * 1. Unless `TEST_DATABASE_URL` is already set, starts a throwaway cluster
- *    (see `src/devtools/pg_cluster.ts`) and sets `TEST_DATABASE_URL` to its
+ *    (see `dev/pg_cluster.ts`) and sets `TEST_DATABASE_URL` to its
  *    admin URL for the child.
  * 2. Runs `deno test --allow-all --junit-path=<tmp>/junit.xml [args]` from the
  *    repository root, streaming its output. Arguments are passed through;
@@ -22,7 +22,7 @@
  * @example
  * ```sh
  * deno task test                      # everything
- * deno task test src/devtools/        # one directory
+ * deno task test dev/                 # one directory
  * deno task test --filter "pg_cluster"
  * TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres deno task test
  * ```
@@ -30,7 +30,7 @@
  * @module
  */
 
-import { startThrowawayCluster, type ThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster, type ThrowawayCluster } from "../dev/pg_cluster.ts";
 
 /** Counts read from a JUnit XML report; steps count as test cases. */
 interface Counts {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
-import { runKickmon, spawnKickmon } from "./helpers/kickmon_process.ts";
+import { runKickmon, spawnKickmon } from "../dev/kickmon_process.ts";
 
 const CLIENT_SECRET = "sekr1t-client-Zq9";
 const DB_PASSWORD = "pa55-db-Xy7";

@@ -14,7 +14,7 @@ import { insertStreamer } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { Command, CommanderError } from "commander";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { loadConfig } from "../src/config/config.ts";
 import {
   backupFileName,
@@ -26,7 +26,7 @@ import {
 } from "../src/cli/service_commands.ts";
 import { EXIT, reportError } from "../src/cli/errors.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
-import { type KickmonProcess, runKickmon, spawnKickmon } from "./helpers/kickmon_process.ts";
+import { type KickmonProcess, runKickmon, spawnKickmon } from "../dev/kickmon_process.ts";
 
 const THIS_FILE = new URL(import.meta.url).pathname;
 

@@ -8,7 +8,7 @@
  * (`details.collapsed`) equal the frames delivered to kickmon.
  */
 import assert from "node:assert/strict";
-import { startThrowawayCluster } from "../src/devtools/pg_cluster.ts";
+import { startThrowawayCluster } from "../dev/pg_cluster.ts";
 import { waitFor } from "./helpers/database.ts";
 import { type Rig, startRig } from "./helpers/harness.ts";
 

@@ -22,9 +22,9 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { bundleArgs, compileArgs } from "../scripts/build.ts";
 import { permissionFlags, permissionOptionsFromEnv } from "../scripts/permissions.ts";
-import { startSimulator } from "../src/simulator/simulator.ts";
+import { startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
-import { type KickmonProcess, spawnProcess } from "./helpers/kickmon_process.ts";
+import { type KickmonProcess, spawnProcess } from "../dev/kickmon_process.ts";
 import {
   bootContainer,
   type Container,

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { startThrowawayCluster, type ThrowawayCluster } from "../src/devtools/pg_cluster.ts";
-import { runKickmon } from "./helpers/kickmon_process.ts";
+import { startThrowawayCluster, type ThrowawayCluster } from "../dev/pg_cluster.ts";
+import { runKickmon } from "../dev/kickmon_process.ts";
 
 /** Runs openssl; throws with its output when it fails. */
 async function openssl(cwd: string, ...args: string[]): Promise<void> {

@@ -5,7 +5,7 @@
 import type { Sql } from "../src/db/client.ts";
 import { deleteStreamers } from "../src/db/streamers_repo.ts";
 import assert from "node:assert/strict";
-import { WebhookSender } from "../src/simulator/webhook_sender.ts";
+import { WebhookSender } from "../dev/simulator/webhook_sender.ts";
 import { freePort, waitFor } from "./helpers/database.ts";
 import { startRig } from "./helpers/harness.ts";
 

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
 import { type Rig, startRig } from "./helpers/harness.ts";
-import { runKickmon } from "./helpers/kickmon_process.ts";
+import { runKickmon } from "../dev/kickmon_process.ts";
 import { createUserDatabase, ORIGINAL_SCHEMA } from "./helpers/user_database.ts";
 
 /** Time from `fn`'s return to `cond` holding, ms; throws after `timeoutMs`. */

@@ -15,7 +15,6 @@ import {
 } from "../config/config.ts";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { registerDbCommands } from "./db_commands.ts";
-import { registerDemoCommand } from "./demo_command.ts";
 import { registerDoctorCommand } from "./doctor.ts";
 import {
   registerDbBackup,
@@ -149,7 +148,6 @@ export async function main(args: readonly string[]): Promise<number> {
       console.log(`${rows.length} streamers`);
     });
 
-  registerDemoCommand(program, (c) => (code = c));
   registerDoctorCommand(program, (c) => (code = c));
   registerServiceCommands(program, (c) => (code = c));
   registerStreamerCommands(streamers, (c) => (code = c));

@@ -9,12 +9,12 @@ import {
   type Simulator,
   type SimulatorOptions,
   startSimulator,
-} from "../../src/simulator/simulator.ts";
-import type { SimStreamer } from "../../src/simulator/world.ts";
+} from "../../dev/simulator/simulator.ts";
+import type { SimStreamer } from "../../dev/simulator/world.ts";
 import type { Sql } from "../../src/db/client.ts";
 import { insertStreamer } from "../../src/db/streamers_repo.ts";
 import { createTestDatabase, waitFor } from "./database.ts";
-import { type KickmonProcess, spawnKickmon } from "./kickmon_process.ts";
+import { type KickmonProcess, spawnKickmon } from "../../dev/kickmon_process.ts";
 
 /** A running rig. */
 export interface Rig {

@@ -22,9 +22,9 @@
  *
  * @module
  */
-import { startApiServer } from "../../src/simulator/api_server.ts";
-import { startPusherServer } from "../../src/simulator/pusher_server.ts";
-import { World } from "../../src/simulator/world.ts";
+import { startApiServer } from "../../dev/simulator/api_server.ts";
+import { startPusherServer } from "../../dev/simulator/pusher_server.ts";
+import { World } from "../../dev/simulator/world.ts";
 
 /** Credentials the simulated OAuth server accepts. */
 export const SIM_CLIENT_ID = "nspawn-sim-client";

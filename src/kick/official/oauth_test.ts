@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { captureLogs } from "../../../tests/helpers/logs.ts";
-import { World } from "../../simulator/world.ts";
-import { startApiServer } from "../../simulator/api_server.ts";
+import { World } from "../../../dev/simulator/world.ts";
+import { startApiServer } from "../../../dev/simulator/api_server.ts";
 import {
   InvalidCredentialsError,
   OAuthError,

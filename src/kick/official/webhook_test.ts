@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { captureLogs } from "../../../tests/helpers/logs.ts";
 import type { Observation } from "../../core/types.ts";
-import { World } from "../../simulator/world.ts";
-import { startApiServer } from "../../simulator/api_server.ts";
-import { WebhookSender } from "../../simulator/webhook_sender.ts";
+import { World } from "../../../dev/simulator/world.ts";
+import { startApiServer } from "../../../dev/simulator/api_server.ts";
+import { WebhookSender } from "../../../dev/simulator/webhook_sender.ts";
 import { TokenProvider } from "./oauth.ts";
 import { KickApi } from "./api.ts";
 import {

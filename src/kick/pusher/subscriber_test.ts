@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { waitFor as sharedWaitFor } from "../../../tests/helpers/database.ts";
-import { World } from "../../simulator/world.ts";
-import { type PusherServer, startPusherServer } from "../../simulator/pusher_server.ts";
+import { World } from "../../../dev/simulator/world.ts";
+import { type PusherServer, startPusherServer } from "../../../dev/simulator/pusher_server.ts";
 import { PusherSubscriber, type PusherSubscriberOptions } from "./subscriber.ts";
 import { parsePusherEvent } from "./frames.ts";
 import PusherWorker from "pusher-js/worker";

@@ -1,7 +1,7 @@
 /**
  * The whole simulated Kick in one call: the truth model ({@linkcode World}),
  * a Pusher protocol server, the OAuth + official API endpoints, and a
- * webhook sender whose public key the API serves. Tests, `kickmon demo` and
+ * webhook sender whose public key the API serves. Tests, `deno task demo` and
  * the benchmark all use this.
  *
  * @module

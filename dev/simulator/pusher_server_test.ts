@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitFor as sharedWaitFor } from "../../tests/helpers/database.ts";
+import { waitFor as sharedWaitFor } from "../wait_for.ts";
 import PusherWorker from "pusher-js/worker";
 import type Pusher from "pusher-js";
 import { World } from "./world.ts";

@@ -1,6 +1,9 @@
 /**
- * `kickmon demo`: the real monitor against the built-in Kick simulator, so
- * anyone can watch kickmon work without a Kick app or any streamer list.
+ * `deno task demo [--no-view]` (`deno run -A dev/demo.ts [--no-view]`): the
+ * real monitor against the built-in Kick simulator, so anyone can watch
+ * kickmon work without a Kick app or any streamer list. A development tool,
+ * not a command of the shipped binary: it needs the simulator and the
+ * throwaway cluster from `dev/`, which the bundle does not carry.
  *
  * 1. A database: `DATABASE_URL` when set (its `streamers` table must be
  *    empty, so the demo never writes simulated statuses over real ones),
@@ -19,24 +22,30 @@
  * closed, the demo rows are deleted (external database) or the cluster is
  * stopped and deleted, and the temporary state directory is removed.
  *
+ * Exit codes are kickmon's (`src/cli/errors.ts`): 0 after a clean stop, 1 a
+ * failure, 2 a usage or configuration error.
+ *
+ * @example
+ * ```sh
+ * deno task demo              # the live view
+ * deno task demo --no-view    # JSON log lines on stdout instead
+ * ```
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { loadConfig, readEnvironment } from "../config/config.ts";
-import { EXIT } from "../cli/errors.ts";
-import { runStart } from "../cli/start.ts";
-import { connectDatabase, type Sql } from "../db/client.ts";
-import { migrate } from "../db/migrate.ts";
-import { countStreamers, deleteStreamers, insertStreamer } from "../db/streamers_repo.ts";
-import {
-  isPgServerInstalled,
-  startThrowawayCluster,
-  type ThrowawayCluster,
-} from "../devtools/pg_cluster.ts";
-import { setupLogging, shutdownLogging } from "../log/logging.ts";
-import type { Monitor } from "../service/monitor.ts";
-import { type Simulator, startSimulator } from "../simulator/simulator.ts";
-import { runLiveView } from "./manual.ts";
+import { Command, CommanderError } from "commander";
+import { loadConfig, readEnvironment } from "../src/config/config.ts";
+import { EXIT, reportError } from "../src/cli/errors.ts";
+import { runStart } from "../src/cli/start.ts";
+import { connectDatabase, type Sql } from "../src/db/client.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { countStreamers, deleteStreamers, insertStreamer } from "../src/db/streamers_repo.ts";
+import { isPgServerInstalled, startThrowawayCluster, type ThrowawayCluster } from "./pg_cluster.ts";
+import { setupLogging, shutdownLogging } from "../src/log/logging.ts";
+import type { Monitor } from "../src/service/monitor.ts";
+import { type Simulator, startSimulator } from "./simulator/simulator.ts";
+import { runLiveView } from "../src/view/manual.ts";
 
 const log = getLogger(["kickmon", "demo"]);
 
@@ -126,7 +135,7 @@ function isOverridden(name: string): boolean {
 export async function runDemo(opts: DemoOptions): Promise<number> {
   if (opts.view && (!Deno.stdin.isTerminal() || !Deno.stdout.isTerminal())) {
     console.error(
-      "kickmon demo: the live view needs a terminal; use 'kickmon demo --no-view' for log lines",
+      "kickmon demo: the live view needs a terminal; use 'deno task demo --no-view' for log lines",
     );
     return EXIT.usage;
   }
@@ -320,4 +329,48 @@ class Interrupted extends Error {}
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message.split("\n")[0] : String(e);
+}
+
+/**
+ * The demo's command line: `[--no-view]`, `--help`. Errors are reported as
+ * every kickmon command reports them (`reportError`).
+ *
+ * @param args the arguments after `dev/demo.ts` (`deno task demo` passes its own).
+ * @returns the exit code: {@linkcode runDemo}'s, 0 for `--help`, 2 for a
+ *   usage or configuration error.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(["--no-view"]));
+ * ```
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command()
+    .name("deno task demo")
+    .summary("watch kickmon work against a built-in Kick simulator (no Kick app needed)")
+    .description(
+      "run the real monitor against a built-in Kick simulator (a dozen made-up streamers " +
+        "going live and offline) with the live view; uses DATABASE_URL (an empty database) " +
+        "or a throwaway PostgreSQL cluster, and removes everything on exit",
+    )
+    .option("--no-view", "log to stdout as 'kickmon start' does instead of the live view")
+    .exitOverride()
+    .showHelpAfterError("(run 'deno task demo --help' for usage)")
+    .action(async (opts: { view: boolean }) => {
+      code = await runDemo({ view: opts.view });
+    });
+  try {
+    await program.parseAsync([...args], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === "commander.helpDisplayed" ? EXIT.ok : EXIT.usage;
+    }
+    return reportError(e);
+  }
+  return code;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
 }

@@ -1,5 +1,5 @@
 /**
- * Throwaway PostgreSQL clusters for tests, `kickmon demo` and the benchmark.
+ * Throwaway PostgreSQL clusters for tests, `deno task demo` and the benchmark.
  *
  * {@linkcode startThrowawayCluster} runs `initdb` into a fresh temporary
  * directory, starts a server listening on `127.0.0.1` only (its unix socket

@@ -1,11 +1,11 @@
 /**
- * Runs a real `kickmon` process (`deno run main.ts …`) for end-to-end tests,
- * collecting its stdout/stderr lines.
+ * Runs a real `kickmon` process (`deno run main.ts …`) for end-to-end tests
+ * and the benchmark, collecting its stdout/stderr lines.
  *
  * @module
  */
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
 
 /** A running kickmon child process. */
 export interface KickmonProcess {
