@@ -26,7 +26,8 @@ import {
 import { connectDatabase, DatabaseError } from "../db/client.ts";
 import { listStreamerViews, type StreamerView } from "../db/streamers_repo.ts";
 import { type ApiChannel, type KickApi, KickApiError } from "../kick/official/api.ts";
-import { InvalidCredentialsError, OAuthError, type TokenProvider } from "../kick/official/oauth.ts";
+import type { TokenProvider } from "../kick/official/oauth.ts";
+import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth_error.ts";
 import { importKickPublicKey } from "../kick/official/webhook.ts";
 import { channelName } from "../kick/pusher/frames.ts";
 import { registerSecret } from "../log/logging.ts";

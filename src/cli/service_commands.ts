@@ -42,7 +42,7 @@ import { type Config, loadConfig, readEnvironment, secretValues } from "../confi
 import { connectDatabase, DatabaseError, type Sql } from "../db/client.ts";
 import { deleteStreamers, insertStreamer, listStreamerViews } from "../db/streamers_repo.ts";
 import { KickApiError } from "../kick/official/api.ts";
-import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth.ts";
+import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth_error.ts";
 import { describeError, networkCause } from "../log/errors.ts";
 import { registerSecret } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";

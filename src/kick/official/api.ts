@@ -15,15 +15,11 @@ import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { LogRateLimiter } from "../../log/logging.ts";
 import { networkCause } from "../../log/errors.ts";
-import {
-  abortableSleep,
-  backoffDelay,
-  parseRetryAfter,
-  readTextCapped,
-  ResponseTooLargeError,
-  type TokenSource,
-  truncate,
-} from "./oauth.ts";
+import { abortableSleep } from "../../util/abortable_sleep.ts";
+import { backoffDelay, parseRetryAfter } from "../http/backoff.ts";
+import { readTextCapped, ResponseTooLargeError } from "../http/body.ts";
+import { truncate } from "../http/text.ts";
+import type { TokenSource } from "./oauth.ts";
 
 const log = getLogger(["kickmon", "api"]);
 

@@ -15,7 +15,8 @@ import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import type { Observation } from "../../core/types.ts";
 import { LogRateLimiter } from "../../log/logging.ts";
-import { errorText, readBodyCapped } from "./oauth.ts";
+import { readBodyCapped } from "../http/body.ts";
+import { errorText } from "../http/text.ts";
 
 const log = getLogger(["kickmon", "webhook"]);
 
