@@ -25,7 +25,8 @@ import {
 } from "../config/config.ts";
 import { connectDatabase, DatabaseError } from "../db/client.ts";
 import { listStreamerViews, type StreamerView } from "../db/streamers_repo.ts";
-import { type ApiChannel, type KickApi, KickApiError } from "../kick/official/api.ts";
+import type { ApiChannel, KickApi } from "../kick/official/api.ts";
+import { KickApiError } from "../kick/official/api_error.ts";
 import type { TokenProvider } from "../kick/official/oauth.ts";
 import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth_error.ts";
 import { importKickPublicKey } from "../kick/official/webhook.ts";

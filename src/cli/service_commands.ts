@@ -41,7 +41,7 @@ import type { Command } from "commander";
 import { type Config, loadConfig, readEnvironment, secretValues } from "../config/config.ts";
 import { connectDatabase, DatabaseError, type Sql } from "../db/client.ts";
 import { deleteStreamers, insertStreamer, listStreamerViews } from "../db/streamers_repo.ts";
-import { KickApiError } from "../kick/official/api.ts";
+import { KickApiError } from "../kick/official/api_error.ts";
 import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth_error.ts";
 import { describeError, networkCause } from "../log/errors.ts";
 import { registerSecret } from "../log/logging.ts";

@@ -7,7 +7,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config/config.ts";
-import { KickApi, KickApiError } from "../kick/official/api.ts";
+import { KickApi } from "../kick/official/api.ts";
+import { KickApiError } from "../kick/official/api_error.ts";
 import { TokenProvider } from "../kick/official/oauth.ts";
 import { InvalidCredentialsError } from "../kick/official/oauth_error.ts";
 import { WebhookReceiver } from "../kick/official/webhook.ts";
