@@ -29,7 +29,7 @@ import type { ApiChannel, KickApi } from "../kick/official/api.ts";
 import { KickApiError } from "../kick/official/api_error.ts";
 import type { TokenProvider } from "../kick/official/oauth.ts";
 import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth_error.ts";
-import { importKickPublicKey } from "../kick/official/webhook.ts";
+import { importKickPublicKey } from "../kick/official/webhook_signature.ts";
 import { channelName } from "../kick/pusher/frames.ts";
 import { registerSecret } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";

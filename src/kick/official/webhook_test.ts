@@ -6,14 +6,13 @@ import { startApiServer } from "../../simulator/api_server.ts";
 import { WebhookSender } from "../../simulator/webhook_sender.ts";
 import { TokenProvider } from "./oauth.ts";
 import { KickApi } from "./api.ts";
+import { parseLivestreamStatusUpdated, WebhookPayloadError } from "./webhook_payload.ts";
 import {
   importKickPublicKey,
   KickPublicKeyError,
-  parseLivestreamStatusUpdated,
   verifyKickSignature,
-  WebhookPayloadError,
-  WebhookReceiver,
-} from "./webhook.ts";
+} from "./webhook_signature.ts";
+import { WebhookReceiver } from "./webhook.ts";
 import realDelivery from "../../../tests/fixtures/webhook-livestream-status-updated-1.json" with {
   type: "json",
 };
