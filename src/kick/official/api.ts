@@ -20,8 +20,7 @@ import { LogRateLimiter } from "../../log/logging.ts";
 import { truncate } from "../http/text.ts";
 import { type UnofficialChannel, UnofficialChannelLookup } from "../unofficial/channel_lookup.ts";
 import { KickApiError } from "./api_error.ts";
-import type { TokenSource } from "./oauth.ts";
-import { ApiRequester } from "./request.ts";
+import { ApiRequester, type ApiRequesterOptions } from "./request.ts";
 import {
   ChannelWire,
   CreatedSubscriptionWire,
@@ -95,39 +94,16 @@ export interface ApiCreatedSubscription {
   readonly version: number;
 }
 
-/** Options of {@linkcode KickApi}. */
-export interface KickApiOptions {
+/**
+ * Options of {@linkcode KickApi}: those of the request loop
+ * ({@linkcode ApiRequesterOptions}: token source, budget, timeout, `fetch`,
+ * `onRequest`, retries and backoff) and these.
+ */
+export interface KickApiOptions extends ApiRequesterOptions {
   /** e.g. `https://api.kick.com/public/v1`. */
   readonly baseUrl: string;
-  /** Source of app access tokens (a `TokenProvider`). */
-  readonly tokens: TokenSource;
-  /**
-   * Budget shared by every caller of this client, in requests per minute
-   * (token bucket; default 100, §4.9). 429 retries count against it.
-   */
-  readonly maxRequestsPerMinute?: number;
-  /** Bucket size: requests that may go out back to back (default: 10 s worth, at least 1). */
-  readonly burst?: number;
-  /** Timeout of one HTTP request incl. reading the body, in ms (default 10 000). */
-  readonly timeoutMs?: number;
   /** e.g. `https://kick.com/api/v2` (default). */
   readonly unofficialBaseUrl?: string;
-  /** `fetch` implementation (default `globalThis.fetch`). */
-  readonly fetch?: typeof fetch;
-  /**
-   * Called once per HTTP request with a low-cardinality endpoint label
-   * (`GET /channels`, `GET unofficial /channels/{slug}`, …), the status or
-   * `"error"` (network/timeout), and the duration in ms.
-   */
-  readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
-  /** Retries after 429 (and 5xx on idempotent requests) before giving up (default 3). */
-  readonly maxRetries?: number;
-  /** First backoff delay without `Retry-After`, in ms (default 1000); doubles per retry, with jitter. */
-  readonly backoffBaseMs?: number;
-  /** Largest backoff or honoured `Retry-After`, in ms (default 60 000). */
-  readonly backoffMaxMs?: number;
-  /** Back-off hint put on `blocked` errors, in ms (default 300 000). */
-  readonly blockedBackoffMs?: number;
   /**
    * Called for each element of a list answer that fails validation and is
    * skipped (the rest of the answer is used): endpoint label, the issue's

@@ -123,7 +123,14 @@ export const MAX_TOKEN_LENGTH = 4096;
 /** Largest token-endpoint answer read, bytes (a real one is well under 1 KiB). */
 export const MAX_OAUTH_BODY_BYTES = 64 * 1024;
 
-/** Raw wire schema of a successful token response (§4.1). */
+/**
+ * Raw wire schema of a successful token response (§4.1).
+ *
+ * @example
+ * ```ts
+ * const { access_token, expires_in } = OAuthTokenResponseWire.parse(JSON.parse(text)); // expires_in in s
+ * ```
+ */
 export const OAuthTokenResponseWire = z.object({
   // A token is a few hundred characters; a huge one is a broken or hostile answer
   // that would make every later request fail (and sit in every Authorization header).

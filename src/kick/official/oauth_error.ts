@@ -137,7 +137,14 @@ export class RetryAfterOAuthError extends OAuthError {
   }
 }
 
-/** Raw wire schema of an OAuth error body (§4.1, §4.3). */
+/**
+ * Raw wire schema of an OAuth error body (§4.1, §4.3).
+ *
+ * @example
+ * ```ts
+ * OAuthErrorResponseWire.safeParse({ error: "invalid_client" }).success; // true
+ * ```
+ */
 export const OAuthErrorResponseWire = z.object({
   error: z.string(),
   error_description: z.string().optional(),

@@ -51,23 +51,30 @@ export interface RequestSpec<T> {
   readonly schema?: z.ZodType<T>;
 }
 
-/** Options of {@linkcode ApiRequester}; the same names as in `KickApiOptions`. */
+/** Options of {@linkcode ApiRequester} (and the shared part of `KickApiOptions`). */
 export interface ApiRequesterOptions {
   /** Source of app access tokens (a `TokenProvider`). */
   readonly tokens: TokenSource;
-  /** Shared budget, requests per minute (default 100, §4.9). */
+  /**
+   * Budget shared by every caller of this client, in requests per minute
+   * (token bucket; default 100, §4.9). 429 retries count against it.
+   */
   readonly maxRequestsPerMinute?: number;
-  /** Bucket size (default: 10 s worth, at least 1). */
+  /** Bucket size: requests that may go out back to back (default: 10 s worth, at least 1). */
   readonly burst?: number;
   /** Timeout of one HTTP request incl. reading the body, in ms (default 10 000). */
   readonly timeoutMs?: number;
   /** `fetch` implementation (default `globalThis.fetch`). */
   readonly fetch?: typeof fetch;
-  /** Called once per HTTP request: endpoint label, status or `"error"`, duration ms. */
+  /**
+   * Called once per HTTP request with a low-cardinality endpoint label
+   * (`GET /channels`, `GET unofficial /channels/{slug}`, …), the status or
+   * `"error"` (network/timeout), and the duration in ms.
+   */
   readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
   /** Retries after 429 (and 5xx on idempotent requests) before giving up (default 3). */
   readonly maxRetries?: number;
-  /** First backoff delay without `Retry-After`, in ms (default 1000). */
+  /** First backoff delay without `Retry-After`, in ms (default 1000); doubles per retry, with jitter. */
   readonly backoffBaseMs?: number;
   /** Largest backoff or honoured `Retry-After`, in ms (default 60 000). */
   readonly backoffMaxMs?: number;

@@ -15,6 +15,11 @@ export const LIVESTREAM_STATUS_UPDATED = "livestream.status.updated";
  * Raw wire schema of a `livestream.status.updated` v1 body (§4.8). Real
  * deliveries have `is_verified: null` and no `identity`; docs show booleans
  * and `identity: null` — both accepted; unknown keys ignored.
+ *
+ * @example
+ * ```ts
+ * const live = LivestreamStatusUpdatedWire.parse(JSON.parse(rawBody)).is_live;
+ * ```
  */
 export const LivestreamStatusUpdatedWire = z.object({
   broadcaster: z.object({

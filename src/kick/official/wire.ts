@@ -10,7 +10,14 @@
 
 import { z } from "zod";
 
-/** Raw `data[]` element of `GET /channels` (§4.4, fixture `api-channels-1.json`). */
+/**
+ * Raw `data[]` element of `GET /channels` (§4.4, fixture `api-channels-1.json`).
+ *
+ * @example
+ * ```ts
+ * const live = ChannelWire.parse(row).stream.is_live;
+ * ```
+ */
 export const ChannelWire = z.object({
   broadcaster_user_id: z.number().int(),
   slug: z.string(),
@@ -21,7 +28,14 @@ export const ChannelWire = z.object({
   }),
 });
 
-/** Raw `data[]` element of `GET /livestreams` (§4.5, fixture `api-livestreams-1.json`). */
+/**
+ * Raw `data[]` element of `GET /livestreams` (§4.5, fixture `api-livestreams-1.json`).
+ *
+ * @example
+ * ```ts
+ * const { channel_id } = LivestreamWire.parse(row);
+ * ```
+ */
 export const LivestreamWire = z.object({
   broadcaster_user_id: z.number().int(),
   channel_id: z.number().int(),
@@ -30,7 +44,14 @@ export const LivestreamWire = z.object({
   stream_title: z.string().nullish(),
 });
 
-/** Raw `data[]` element of `GET /events/subscriptions` (§4.7). */
+/**
+ * Raw `data[]` element of `GET /events/subscriptions` (§4.7).
+ *
+ * @example
+ * ```ts
+ * const subs = envelope(z.array(EventSubscriptionWire)).parse(JSON.parse(text)).data;
+ * ```
+ */
 export const EventSubscriptionWire = z.object({
   id: z.string(),
   app_id: z.string().nullish(),
@@ -42,7 +63,14 @@ export const EventSubscriptionWire = z.object({
   updated_at: z.string().nullish(),
 });
 
-/** Raw `data[]` element of `POST /events/subscriptions` (§4.7). */
+/**
+ * Raw `data[]` element of `POST /events/subscriptions` (§4.7).
+ *
+ * @example
+ * ```ts
+ * const [item] = envelope(z.array(CreatedSubscriptionWire)).parse(JSON.parse(text)).data;
+ * ```
+ */
 export const CreatedSubscriptionWire = z.object({
   error: z.string().nullish(),
   name: z.string(),
@@ -50,7 +78,14 @@ export const CreatedSubscriptionWire = z.object({
   version: z.number().int(),
 });
 
-/** Raw `data` of `GET /public-key` (§4.8, fixture `api-public-key-1.json`). */
+/**
+ * Raw `data` of `GET /public-key` (§4.8, fixture `api-public-key-1.json`).
+ *
+ * @example
+ * ```ts
+ * const pem = envelope(PublicKeyWire).parse(JSON.parse(text)).data.public_key;
+ * ```
+ */
 export const PublicKeyWire = z.object({ public_key: z.string().includes("BEGIN PUBLIC KEY") });
 
 /**

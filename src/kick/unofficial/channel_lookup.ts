@@ -18,7 +18,14 @@ import type { ApiRequester } from "../official/request.ts";
 /** Default base URL of the unofficial API. */
 export const DEFAULT_UNOFFICIAL_API_URL = "https://kick.com/api/v2";
 
-/** Raw `kick.com/api/v2/channels/{slug}` (no full capture exists; §8 — only these keys are relied on). */
+/**
+ * Raw `kick.com/api/v2/channels/{slug}` (no full capture exists; §8 — only these keys are relied on).
+ *
+ * @example
+ * ```ts
+ * UnofficialChannelWire.parse({ id: 668, user_id: 676, slug: "xqc", followers_count: 1 }).id; // 668
+ * ```
+ */
 export const UnofficialChannelWire = z.object({
   id: z.number().int(),
   user_id: z.number().int(),
