@@ -436,7 +436,7 @@ export class TokenProvider implements TokenSource {
     }
     throw classifyTokenResponse(res, text, {
       host: this.#host,
-      now: this.#opts.now,
+      now: () => this.#opts.now(),
       redact: (t) => this.#redact(t),
     });
   }
