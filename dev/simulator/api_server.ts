@@ -18,7 +18,7 @@
  */
 
 import type { SimStreamer, World } from "./world.ts";
-import { abortableSleep } from "../../src/kick/official/oauth.ts";
+import { abortableSleep } from "../../src/util/abortable_sleep.ts";
 import { ulid, WebhookSender } from "./webhook_sender.ts";
 
 /** A canned response for {@linkcode ApiServer.failNext}. */

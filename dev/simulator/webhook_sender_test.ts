@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { World } from "./world.ts";
 import { rfc3339Seconds, ulid, WebhookSender } from "./webhook_sender.ts";
-import { importKickPublicKey, verifyKickSignature } from "../../src/kick/official/webhook.ts";
+import {
+  importKickPublicKey,
+  verifyKickSignature,
+} from "../../src/kick/official/webhook_signature.ts";
 import realDelivery from "../../tests/fixtures/webhook-livestream-status-updated-1.json" with {
   type: "json",
 };

@@ -15,7 +15,7 @@ import {
 import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
 import { describeError } from "../log/errors.ts";
 import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
-import { InvalidCredentialsError } from "../kick/official/oauth.ts";
+import { InvalidCredentialsError } from "../kick/official/oauth_error.ts";
 import { Monitor } from "../service/monitor.ts";
 import { memoryLimits, memoryVerdict } from "../service/memory.ts";
 import { OfficialApiPlugin } from "../service/official.ts";

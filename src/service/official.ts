@@ -7,8 +7,10 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config/config.ts";
-import { KickApi, KickApiError } from "../kick/official/api.ts";
-import { InvalidCredentialsError, TokenProvider } from "../kick/official/oauth.ts";
+import { KickApi } from "../kick/official/api.ts";
+import { KickApiError } from "../kick/official/api_error.ts";
+import { TokenProvider } from "../kick/official/oauth.ts";
+import { InvalidCredentialsError } from "../kick/official/oauth_error.ts";
 import { WebhookReceiver } from "../kick/official/webhook.ts";
 import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
 import {
@@ -16,6 +18,7 @@ import {
   purgeWebhookMessages,
   WEBHOOK_MESSAGE_RETENTION_MS,
 } from "../db/webhook_messages.ts";
+import { serveWebhooks } from "../http/webhook_listener.ts";
 import { registerSecret } from "../log/logging.ts";
 import type { Monitor, MonitorPlugin } from "./monitor.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -176,15 +179,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
         log.warn("purging old webhook message ids failed: {error}", { error: String(e) })
       );
     this.#purgeTimer = setInterval(purge, 3600_000);
-    this.#server = Deno.serve({
-      hostname: w.hostname,
-      port: w.port,
-      onListen: ({ hostname, port }) =>
-        log.info("webhook receiver listening on http://{hostname}:{port}/webhooks/kick", {
-          hostname,
-          port,
-        }),
-    }, this.webhook.handler);
+    this.#server = serveWebhooks({ hostname: w.hostname, port: w.port }, this.webhook.handler);
     await this.#syncSubscriptions(monitor);
     // Kick drops subscriptions after a day of failed deliveries (§4.7): re-check.
     this.#subTimer = setInterval(() => this.#syncSubscriptions(monitor), 10 * 60_000);

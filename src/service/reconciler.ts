@@ -20,7 +20,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { StreamerRecord } from "../core/types.ts";
 import { writeIdentity } from "../db/streamers_repo.ts";
-import { type ApiChannel, type KickApi, KickApiError } from "../kick/official/api.ts";
+import type { ApiChannel, KickApi } from "../kick/official/api.ts";
+import { KickApiError } from "../kick/official/api_error.ts";
 import { explainNotCapable } from "../config/capability.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import type { Monitor } from "./monitor.ts";

@@ -9,12 +9,10 @@
  * @module
  */
 import type { Config } from "../../config/config.ts";
-import { type ApiChannel, type KickApi, KickApiError } from "../../kick/official/api.ts";
-import {
-  InvalidCredentialsError,
-  OAuthError,
-  type TokenProvider,
-} from "../../kick/official/oauth.ts";
+import type { ApiChannel, KickApi } from "../../kick/official/api.ts";
+import { KickApiError } from "../../kick/official/api_error.ts";
+import type { TokenProvider } from "../../kick/official/oauth.ts";
+import { InvalidCredentialsError, OAuthError } from "../../kick/official/oauth_error.ts";
 import { registerSecret } from "../../log/logging.ts";
 import { type CheckResult, errText, type Found, result, round } from "./check.ts";
 

@@ -1,12 +1,15 @@
 /**
  * Client for Kick's official REST API (`https://api.kick.com/public/v1`,
- * kick-protocol.md §4.3–§4.9) plus the unofficial, Cloudflare-fronted
- * `kick.com/api/v2/channels/{slug}` (§2, §5) used only to learn a channel id.
+ * kick-protocol.md §4.3–§4.9): the endpoints and their typed domain results
+ * ({@linkcode ApiChannel}, {@linkcode ApiLivestream}, …), plus the unofficial,
+ * Cloudflare-fronted `kick.com/api/v2/channels/{slug}` (§2, §5) used only to
+ * learn a channel id (`kick/unofficial/channel_lookup.ts`).
  *
- * Raw wire schemas (`*Wire`, zod) are kept apart from the typed domain
- * results ({@linkcode ApiChannel}, {@linkcode ApiLivestream}, …). Every
- * failure becomes a {@linkcode KickApiError} with a `kind`; nothing a server
- * sends can crash the caller.
+ * Below the endpoints: the raw wire schemas (`wire.ts`), the request loop
+ * with the shared budget, token refresh and retries (`request.ts`) and the
+ * error kinds (`api_error.ts`). Every failure becomes a
+ * {@linkcode KickApiError} with a `kind`; nothing a server sends can crash
+ * the caller.
  *
  * @module
  */
@@ -14,187 +17,24 @@
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { LogRateLimiter } from "../../log/logging.ts";
-import { networkCause } from "../../log/errors.ts";
+import { truncate } from "../http/text.ts";
+import { type UnofficialChannel, UnofficialChannelLookup } from "../unofficial/channel_lookup.ts";
+import { KickApiError } from "./api_error.ts";
+import { ApiRequester, type ApiRequesterOptions } from "./request.ts";
 import {
-  abortableSleep,
-  backoffDelay,
-  parseRetryAfter,
-  readTextCapped,
-  ResponseTooLargeError,
-  type TokenSource,
-  truncate,
-} from "./oauth.ts";
+  ChannelWire,
+  CreatedSubscriptionWire,
+  envelope,
+  EventSubscriptionWire,
+  ListEnvelopeWire,
+  LivestreamWire,
+  PublicKeyWire,
+} from "./wire.ts";
 
 const log = getLogger(["kickmon", "api"]);
 
-/**
- * Largest answer read from the official or unofficial API, bytes (a full
- * batch of 50 channels is ~50 KB): a larger one is refused unread.
- */
-export const MAX_API_BODY_BYTES = 4 * 1024 * 1024;
-
 /** Most ids or slugs per `/channels` or `/livestreams` request (§4.4). */
 export const MAX_IDS_PER_REQUEST = 50;
-
-/** Kinds of {@linkcode KickApiError}. */
-export type KickApiErrorKind =
-  /** 401 even after refreshing the token once. */
-  | "unauthorized"
-  /** 429 after the bounded retries. */
-  | "rate_limited"
-  /** Cloudflare/WAF 403 (`Request blocked by security policy.`) or an HTML challenge page. */
-  | "blocked"
-  /** 403 that is not Cloudflare's. */
-  | "forbidden"
-  /** `event subscription limit reached` (§4.7). */
-  | "subscription_limit"
-  /** A subscription item came back with a non-empty `error` (§4.7). */
-  | "subscription_rejected"
-  /** Another 4xx. */
-  | "bad_request"
-  /** 404. */
-  | "not_found"
-  /** 5xx (after retries for idempotent requests). */
-  | "server"
-  /** No response within `timeoutMs`. */
-  | "timeout"
-  /** Connection failed. */
-  | "network"
-  /** Non-JSON body, or a body that fails the zod wire schema. */
-  | "malformed"
-  /** The client was closed. */
-  | "closed";
-
-/**
- * A failed API call.
- *
- * @example
- * ```ts
- * try {
- *   await api.getChannels({ slugs: ["xqc"] });
- * } catch (e) {
- *   if (e instanceof KickApiError && e.kind === "blocked") {
- *     console.warn(`blocked by Cloudflare; retry in ${e.retryAfterMs} ms`);
- *   }
- * }
- * ```
- */
-export class KickApiError extends Error {
-  /** What went wrong. */
-  readonly kind: KickApiErrorKind;
-  /** HTTP status, when a response arrived. */
-  readonly status?: number;
-  /** Endpoint label, e.g. `GET /channels` (same as in `onRequest`). */
-  readonly endpoint: string;
-  /** Suggested wait before trying again, in ms (rate limits, Cloudflare). */
-  readonly retryAfterMs?: number;
-  /** For `malformed`: the zod issue path, e.g. `data.0.stream.is_live`. */
-  readonly issuePath?: string;
-
-  /**
-   * Creates an API error.
-   *
-   * @param kind What went wrong.
-   * @param message Human-readable, secret-free description.
-   * @param opts `endpoint`, HTTP `status`, `retryAfterMs` (ms), `issuePath`, and `cause`.
-   */
-  constructor(
-    kind: KickApiErrorKind,
-    message: string,
-    opts: {
-      endpoint: string;
-      status?: number;
-      retryAfterMs?: number;
-      issuePath?: string;
-      cause?: unknown;
-    },
-  ) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = "KickApiError";
-    this.kind = kind;
-    this.endpoint = opts.endpoint;
-    this.status = opts.status;
-    this.retryAfterMs = opts.retryAfterMs;
-    this.issuePath = opts.issuePath;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Raw wire schemas (§4.3–§4.8). Unknown keys are ignored; fields kickmon does
-// not need are optional so that a harmless change upstream is not "malformed".
-
-/** Raw `data[]` element of `GET /channels` (§4.4, fixture `api-channels-1.json`). */
-export const ChannelWire = z.object({
-  broadcaster_user_id: z.number().int(),
-  slug: z.string(),
-  stream_title: z.string().nullish(),
-  stream: z.object({
-    is_live: z.boolean(),
-    start_time: z.string().nullish(),
-  }),
-});
-
-/** Raw `data[]` element of `GET /livestreams` (§4.5, fixture `api-livestreams-1.json`). */
-export const LivestreamWire = z.object({
-  broadcaster_user_id: z.number().int(),
-  channel_id: z.number().int(),
-  slug: z.string().nullish(),
-  started_at: z.string().nullish(),
-  stream_title: z.string().nullish(),
-});
-
-/** Raw `data[]` element of `GET /events/subscriptions` (§4.7). */
-export const EventSubscriptionWire = z.object({
-  id: z.string(),
-  app_id: z.string().nullish(),
-  broadcaster_user_id: z.number().int(),
-  event: z.string(),
-  version: z.number().int(),
-  method: z.string().nullish(),
-  created_at: z.string().nullish(),
-  updated_at: z.string().nullish(),
-});
-
-/** Raw `data[]` element of `POST /events/subscriptions` (§4.7). */
-export const CreatedSubscriptionWire = z.object({
-  error: z.string().nullish(),
-  name: z.string(),
-  subscription_id: z.string().nullish(),
-  version: z.number().int(),
-});
-
-/** Raw `data` of `GET /public-key` (§4.8, fixture `api-public-key-1.json`). */
-export const PublicKeyWire = z.object({ public_key: z.string().includes("BEGIN PUBLIC KEY") });
-
-/** Raw `kick.com/api/v2/channels/{slug}` (no full capture exists; §8 — only these keys are relied on). */
-export const UnofficialChannelWire = z.object({
-  id: z.number().int(),
-  user_id: z.number().int(),
-  slug: z.string(),
-});
-
-/**
- * Schema of the success envelope `{"data": …, "message": …}` (§4.3) around `data`.
- *
- * @example
- * ```ts
- * envelope(z.array(ChannelWire)).parse({ data: [], message: "OK" });
- * ```
- */
-export function envelope<T extends z.ZodType>(
-  data: T,
-): z.ZodObject<{ data: T; message: z.ZodOptional<z.ZodNullable<z.ZodString>> }> {
-  return z.object({ data, message: z.string().nullish() });
-}
-
-/**
- * A list answer whose elements are validated one by one (`KickApi` skips the
- * malformed ones instead of failing the batch). `data: null` counts as empty.
- */
-const ROWS = z.object({ data: z.array(z.unknown()).nullable(), message: z.string().nullish() });
-
-// ---------------------------------------------------------------------------
-// Domain results.
 
 /** A channel from `GET /channels` (§4.4). There is no channel id here (§4.4, issue #396). */
 export interface ApiChannel {
@@ -254,66 +94,22 @@ export interface ApiCreatedSubscription {
   readonly version: number;
 }
 
-/** The useful part of `kick.com/api/v2/channels/{slug}`. */
-export interface UnofficialChannel {
-  /** The Pusher channel id (`id`, §2). */
-  readonly channelId: number;
-  /** The broadcaster user id (`user_id`). */
-  readonly userId: number;
-  /** Channel slug. */
-  readonly slug: string;
-}
-
-/** Options of {@linkcode KickApi}. */
-export interface KickApiOptions {
+/**
+ * Options of {@linkcode KickApi}: those of the request loop
+ * ({@linkcode ApiRequesterOptions}: token source, budget, timeout, `fetch`,
+ * `onRequest`, retries and backoff) and these.
+ */
+export interface KickApiOptions extends ApiRequesterOptions {
   /** e.g. `https://api.kick.com/public/v1`. */
   readonly baseUrl: string;
-  /** Source of app access tokens (a `TokenProvider`). */
-  readonly tokens: TokenSource;
-  /**
-   * Budget shared by every caller of this client, in requests per minute
-   * (token bucket; default 100, §4.9). 429 retries count against it.
-   */
-  readonly maxRequestsPerMinute?: number;
-  /** Bucket size: requests that may go out back to back (default: 10 s worth, at least 1). */
-  readonly burst?: number;
-  /** Timeout of one HTTP request incl. reading the body, in ms (default 10 000). */
-  readonly timeoutMs?: number;
   /** e.g. `https://kick.com/api/v2` (default). */
   readonly unofficialBaseUrl?: string;
-  /** `fetch` implementation (default `globalThis.fetch`). */
-  readonly fetch?: typeof fetch;
-  /**
-   * Called once per HTTP request with a low-cardinality endpoint label
-   * (`GET /channels`, `GET unofficial /channels/{slug}`, …), the status or
-   * `"error"` (network/timeout), and the duration in ms.
-   */
-  readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
-  /** Retries after 429 (and 5xx on idempotent requests) before giving up (default 3). */
-  readonly maxRetries?: number;
-  /** First backoff delay without `Retry-After`, in ms (default 1000); doubles per retry, with jitter. */
-  readonly backoffBaseMs?: number;
-  /** Largest backoff or honoured `Retry-After`, in ms (default 60 000). */
-  readonly backoffMaxMs?: number;
-  /** Back-off hint put on `blocked` errors, in ms (default 300 000). */
-  readonly blockedBackoffMs?: number;
   /**
    * Called for each element of a list answer that fails validation and is
    * skipped (the rest of the answer is used): endpoint label, the issue's
    * path and message.
    */
   readonly onMalformedRow?: (endpoint: string, issue: string) => void;
-}
-
-interface RequestSpec<T> {
-  readonly method: "GET" | "POST" | "DELETE";
-  readonly url: URL;
-  readonly endpoint: string;
-  readonly auth: boolean;
-  readonly budget: boolean;
-  readonly json?: unknown;
-  /** Zod schema of the whole body; undefined when 204 is expected. */
-  readonly schema?: z.ZodType<T>;
 }
 
 /**
@@ -334,24 +130,10 @@ interface RequestSpec<T> {
  */
 export class KickApi {
   readonly #base: string;
-  readonly #unofficialBase: string;
-  readonly #tokens: TokenSource;
-  readonly #fetch: typeof fetch;
-  readonly #timeoutMs: number;
-  readonly #onRequest?: KickApiOptions["onRequest"];
+  readonly #requester: ApiRequester;
+  readonly #unofficial: UnofficialChannelLookup;
   readonly #onMalformedRow?: KickApiOptions["onMalformedRow"];
   readonly #rowLogLimit = new LogRateLimiter(3, 60_000);
-  readonly #maxRetries: number;
-  readonly #backoffBaseMs: number;
-  readonly #backoffMaxMs: number;
-  readonly #blockedBackoffMs: number;
-  readonly #closed = new AbortController();
-  // Token bucket as GCRA: #tat = theoretical arrival time (ms, performance.now()).
-  readonly #intervalMs: number;
-  readonly #toleranceMs: number;
-  #tat = 0;
-  /** performance.now() before which no budgeted request is sent (after a 429). */
-  #pausedUntil = 0;
 
   /**
    * Creates a client; no request is made until a method is called.
@@ -361,22 +143,9 @@ export class KickApi {
    */
   constructor(opts: KickApiOptions) {
     this.#base = new URL(opts.baseUrl).href.replace(/\/+$/, "");
-    this.#unofficialBase = new URL(opts.unofficialBaseUrl ?? "https://kick.com/api/v2").href
-      .replace(/\/+$/, "");
-    this.#tokens = opts.tokens;
-    this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
-    this.#timeoutMs = opts.timeoutMs ?? 10_000;
-    this.#onRequest = opts.onRequest;
+    this.#requester = new ApiRequester(opts);
+    this.#unofficial = new UnofficialChannelLookup(this.#requester, opts.unofficialBaseUrl);
     this.#onMalformedRow = opts.onMalformedRow;
-    this.#maxRetries = Math.max(0, opts.maxRetries ?? 3);
-    this.#backoffBaseMs = opts.backoffBaseMs ?? 1000;
-    this.#backoffMaxMs = opts.backoffMaxMs ?? 60_000;
-    this.#blockedBackoffMs = opts.blockedBackoffMs ?? 300_000;
-    const rpm = opts.maxRequestsPerMinute ?? 100;
-    if (!(rpm > 0)) throw new TypeError("maxRequestsPerMinute must be > 0");
-    this.#intervalMs = 60_000 / rpm;
-    const burst = Math.max(1, Math.floor(opts.burst ?? Math.ceil(rpm / 6)));
-    this.#toleranceMs = (burst - 1) * this.#intervalMs;
   }
 
   /**
@@ -407,13 +176,13 @@ export class KickApi {
     for (const [param, values] of batches) {
       const url = this.#url("/channels");
       for (const v of values) url.searchParams.append(param, v);
-      const body = await this.#request({
+      const body = await this.#requester.request({
         method: "GET",
         url,
         endpoint: "GET /channels",
         auth: true,
         budget: true,
-        schema: ROWS,
+        schema: ListEnvelopeWire,
       });
       for (const c of this.#rows(body.data, ChannelWire, "GET /channels")) {
         out.push({
@@ -446,13 +215,13 @@ export class KickApi {
       const url = this.#url("/livestreams");
       for (const id of batch) url.searchParams.append("broadcaster_user_id", String(id));
       url.searchParams.set("limit", "100");
-      const body = await this.#request({
+      const body = await this.#requester.request({
         method: "GET",
         url,
         endpoint: "GET /livestreams",
         auth: true,
         budget: true,
-        schema: ROWS,
+        schema: ListEnvelopeWire,
       });
       for (const l of this.#rows(body.data, LivestreamWire, "GET /livestreams")) {
         out.push({
@@ -479,7 +248,7 @@ export class KickApi {
    * ```
    */
   async listEventSubscriptions(): Promise<ApiEventSubscription[]> {
-    const body = await this.#request({
+    const body = await this.#requester.request({
       method: "GET",
       url: this.#url("/events/subscriptions"),
       endpoint: "GET /events/subscriptions",
@@ -521,7 +290,7 @@ export class KickApi {
     version = 1,
   ): Promise<ApiCreatedSubscription> {
     const endpoint = "POST /events/subscriptions";
-    const body = await this.#request({
+    const body = await this.#requester.request({
       method: "POST",
       url: this.#url("/events/subscriptions"),
       endpoint,
@@ -577,7 +346,7 @@ export class KickApi {
     for (const batch of chunk([...ids], MAX_IDS_PER_REQUEST)) {
       const url = this.#url("/events/subscriptions");
       for (const id of batch) url.searchParams.append("id", id);
-      await this.#request<undefined>({
+      await this.#requester.request<undefined>({
         method: "DELETE",
         url,
         endpoint: "DELETE /events/subscriptions",
@@ -599,7 +368,7 @@ export class KickApi {
    * ```
    */
   async getPublicKey(): Promise<string> {
-    const body = await this.#request({
+    const body = await this.#requester.request({
       method: "GET",
       url: this.#url("/public-key"),
       endpoint: "GET /public-key",
@@ -611,7 +380,8 @@ export class KickApi {
   }
 
   /**
-   * `GET {unofficialBaseUrl}/channels/{slug}` without auth (§2): the only
+   * `GET {unofficialBaseUrl}/channels/{slug}` without auth (§2), through
+   * `UnofficialChannelLookup` (`kick/unofficial/channel_lookup.ts`): the only
    * place that gives a channel id for an offline streamer. It sits behind
    * Cloudflare and is unsupported by Kick (§5), so expect `blocked`.
    * Not counted against the official API budget.
@@ -624,16 +394,8 @@ export class KickApi {
    * const { channelId } = await api.getUnofficialChannel("bossmanjack");
    * ```
    */
-  async getUnofficialChannel(slug: string): Promise<UnofficialChannel> {
-    const body = await this.#request({
-      method: "GET",
-      url: new URL(`${this.#unofficialBase}/channels/${encodeURIComponent(slug)}`),
-      endpoint: "GET unofficial /channels/{slug}",
-      auth: false,
-      budget: false,
-      schema: UnofficialChannelWire,
-    });
-    return { channelId: body.id, userId: body.user_id, slug: body.slug };
+  getUnofficialChannel(slug: string): Promise<UnofficialChannel> {
+    return this.#unofficial.getChannel(slug);
   }
 
   /**
@@ -646,143 +408,11 @@ export class KickApi {
    * ```
    */
   close(): void {
-    this.#closed.abort();
+    this.#requester.close();
   }
 
   #url(path: string): URL {
     return new URL(this.#base + path);
-  }
-
-  /** Waits for a slot in the shared budget (GCRA token bucket) and any 429 pause. */
-  async #takeBudget(endpoint: string): Promise<void> {
-    for (;;) {
-      const now = performance.now();
-      if (this.#pausedUntil > now) {
-        await this.#sleep(this.#pausedUntil - now, endpoint);
-        continue;
-      }
-      const tat = Math.max(this.#tat, now);
-      const wait = tat - this.#toleranceMs - now;
-      this.#tat = tat + this.#intervalMs;
-      if (wait > 0) await this.#sleep(wait, endpoint);
-      // A 429 that arrived while this caller waited for its slot pauses it too.
-      const paused = this.#pausedUntil - performance.now();
-      if (paused > 0) await this.#sleep(paused, endpoint);
-      return;
-    }
-  }
-
-  async #sleep(ms: number, endpoint: string): Promise<void> {
-    const signal = this.#closed.signal;
-    await abortableSleep(ms, signal);
-    if (signal.aborted) {
-      throw new KickApiError("closed", `${endpoint}: client closed`, { endpoint });
-    }
-  }
-
-  async #request<T>(spec: RequestSpec<T>): Promise<T> {
-    const { endpoint } = spec;
-    let refreshedAfter401 = false;
-    let retries = 0;
-    for (;;) {
-      if (this.#closed.signal.aborted) {
-        throw new KickApiError("closed", `${endpoint}: client closed`, { endpoint });
-      }
-      if (spec.budget) await this.#takeBudget(endpoint);
-      const token = spec.auth ? await this.#tokens.getToken() : undefined;
-      const headers: Record<string, string> = { accept: "application/json" };
-      if (token) headers.authorization = `Bearer ${token}`;
-      if (spec.json !== undefined) headers["content-type"] = "application/json";
-
-      const started = performance.now();
-      let res: Response;
-      let text: string;
-      try {
-        res = await this.#fetch(spec.url, {
-          method: spec.method,
-          headers,
-          body: spec.json === undefined ? undefined : JSON.stringify(spec.json),
-          signal: AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), this.#closed.signal]),
-        });
-        text = await readTextCapped(res, MAX_API_BODY_BYTES);
-      } catch (e) {
-        this.#report(endpoint, "error", started);
-        if (this.#closed.signal.aborted) {
-          throw new KickApiError("closed", `${endpoint}: client closed`, { endpoint, cause: e });
-        }
-        if (e instanceof ResponseTooLargeError) {
-          throw new KickApiError(
-            "malformed",
-            `${endpoint}: answer over ${MAX_API_BODY_BYTES} bytes, not read`,
-            { endpoint, cause: e },
-          );
-        }
-        // Name the host and the cause: Deno's fetch says only "fetch failed".
-        const host = spec.url.host;
-        if (e instanceof DOMException && e.name === "TimeoutError") {
-          throw new KickApiError(
-            "timeout",
-            `${endpoint} at ${host}: no response within ${this.#timeoutMs} ms`,
-            { endpoint, cause: e },
-          );
-        }
-        throw new KickApiError(
-          "network",
-          `${endpoint} at ${host}: request failed: ${networkCause(e)}`,
-          { endpoint, cause: e },
-        );
-      }
-      this.#report(endpoint, res.status, started);
-      const status = res.status;
-
-      if (status >= 200 && status < 300) {
-        if (!spec.schema) return undefined as T;
-        if (looksLikeHtml(text, res)) throw this.#blocked(endpoint, status, text, res);
-        return this.#parse(spec.schema, text, endpoint, status);
-      }
-
-      if (status === 401 && spec.auth && token !== undefined && !refreshedAfter401) {
-        refreshedAfter401 = true;
-        this.#tokens.invalidate(token);
-        log.info("{endpoint}: 401, refreshing the token and retrying once", { endpoint });
-        continue;
-      }
-
-      const idempotent = spec.method !== "POST";
-      if (
-        (status === 429 || (status >= 500 && idempotent && !looksLikeHtml(text, res))) &&
-        retries < this.#maxRetries
-      ) {
-        const ra = parseRetryAfter(res.headers.get("retry-after"), Date.now());
-        const delay = Math.min(
-          this.#backoffMaxMs,
-          ra ?? backoffDelay(retries, this.#backoffBaseMs, this.#backoffMaxMs),
-        );
-        retries++;
-        // A 429 pauses the whole shared budget, not just this caller.
-        const pauseAll = status === 429 && spec.budget;
-        if (pauseAll) this.#pausedUntil = Math.max(this.#pausedUntil, performance.now() + delay);
-        log.warn("{endpoint}: HTTP {status}, retry {retry}/{max} in {delayMs} ms", {
-          endpoint,
-          status,
-          retry: retries,
-          max: this.#maxRetries,
-          delayMs: delay,
-        });
-        if (!pauseAll) await this.#sleep(delay, endpoint);
-        continue;
-      }
-      throw this.#failure(endpoint, status, text, res, retries, refreshedAfter401);
-    }
-  }
-
-  #report(endpoint: string, status: number | "error", started: number): void {
-    if (!this.#onRequest) return;
-    try {
-      this.#onRequest(endpoint, status, performance.now() - started);
-    } catch (e) {
-      log.warn("onRequest hook threw: {error}", { error: String(e) });
-    }
   }
 
   /**
@@ -814,102 +444,6 @@ export class KickApi {
     }
     return out;
   }
-
-  #parse<T>(schema: z.ZodType<T>, text: string, endpoint: string, status: number): T {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new KickApiError(
-        "malformed",
-        `${endpoint}: HTTP ${status} with a non-JSON body (${text.length} bytes: ${
-          JSON.stringify(truncate(text, 80))
-        })`,
-        { endpoint, status, cause: e },
-      );
-    }
-    const r = schema.safeParse(json);
-    if (!r.success) {
-      const issue = r.error.issues[0];
-      const path = issue?.path.map(String).join(".") || "(root)";
-      throw new KickApiError(
-        "malformed",
-        `${endpoint}: response failed validation at ${path}: ${issue?.message ?? "invalid"}`,
-        { endpoint, status, issuePath: path, cause: r.error },
-      );
-    }
-    return r.data;
-  }
-
-  #blocked(endpoint: string, status: number, text: string, res: Response): KickApiError {
-    const ref = /"reference"\s*:\s*"([^"]*)"/.exec(text)?.[1];
-    const ray = res.headers.get("cf-ray");
-    const what = looksLikeHtml(text, res)
-      ? (/Just a moment/i.test(text)
-        ? 'a Cloudflare "Just a moment..." challenge page'
-        : "an HTML page")
-      : '"Request blocked by security policy."';
-    return new KickApiError(
-      "blocked",
-      `${endpoint}: blocked by Cloudflare (HTTP ${status}, ${what}${
-        ref ? `, reference ${ref}` : ""
-      }${ray ? `, cf-ray ${ray}` : ""}); back off for ~${
-        Math.round(this.#blockedBackoffMs / 1000)
-      } s before retrying`,
-      { endpoint, status, retryAfterMs: this.#blockedBackoffMs },
-    );
-  }
-
-  #failure(
-    endpoint: string,
-    status: number,
-    text: string,
-    res: Response,
-    retries: number,
-    refreshed: boolean,
-  ): KickApiError {
-    if (
-      looksLikeHtml(text, res) ||
-      (status === 403 &&
-        (/Request blocked by security policy/i.test(text) || res.headers.has("cf-ray")))
-    ) {
-      return this.#blocked(endpoint, status, text, res);
-    }
-    const detail = errorDetail(text);
-    const msg = `${endpoint}: HTTP ${status}${detail ? ` (${detail})` : ""}`;
-    if (/event subscription limit reached/i.test(text)) {
-      return new KickApiError(
-        "subscription_limit",
-        `${endpoint}: event subscription limit reached (HTTP ${status})`,
-        {
-          endpoint,
-          status,
-        },
-      );
-    }
-    if (status === 401) {
-      return new KickApiError(
-        "unauthorized",
-        `${msg}${refreshed ? " even after refreshing the token" : ""}`,
-        {
-          endpoint,
-          status,
-        },
-      );
-    }
-    if (status === 429) {
-      const ra = parseRetryAfter(res.headers.get("retry-after"), Date.now());
-      return new KickApiError("rate_limited", `${msg} after ${retries} retries`, {
-        endpoint,
-        status,
-        retryAfterMs: ra ?? backoffDelay(retries, this.#backoffBaseMs, this.#backoffMaxMs),
-      });
-    }
-    if (status === 403) return new KickApiError("forbidden", msg, { endpoint, status });
-    if (status === 404) return new KickApiError("not_found", msg, { endpoint, status });
-    if (status >= 500) return new KickApiError("server", msg, { endpoint, status });
-    return new KickApiError("bad_request", msg, { endpoint, status });
-  }
 }
 
 function chunk<T>(xs: T[], n: number): T[][] {
@@ -924,22 +458,4 @@ function optTime<K extends string>(key: K, v: string | null | undefined): { [P i
   const ms = Date.parse(v);
   if (Number.isNaN(ms) || ms < Date.UTC(2000, 0, 1)) return {};
   return { [key]: ms } as { [P in K]?: number };
-}
-
-function looksLikeHtml(text: string, res: Response): boolean {
-  const ct = res.headers.get("content-type") ?? "";
-  return /text\/html/i.test(ct) || /^\s*<(!doctype|html)/i.test(text);
-}
-
-/** A short, safe description of an error body: `message`/`error`/`data` string, else its size. */
-function errorDetail(text: string): string {
-  if (text.trim() === "") return "empty body";
-  try {
-    const j = JSON.parse(text) as Record<string, unknown>;
-    const parts = ["message", "error", "data"].map((k) => j?.[k]).filter((v) =>
-      typeof v === "string"
-    );
-    if (parts.length) return truncate(parts.join(": "), 200);
-  } catch { /* not JSON */ }
-  return `${text.length}-byte body`;
 }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { World } from "../../../dev/simulator/world.ts";
 import { CLOUDFLARE_CHALLENGE_HTML, startApiServer } from "../../../dev/simulator/api_server.ts";
 import { TokenProvider } from "./oauth.ts";
-import { KickApi, KickApiError, type KickApiOptions } from "./api.ts";
+import { KickApi, type KickApiOptions } from "./api.ts";
+import { KickApiError } from "./api_error.ts";
 import cloudflare403 from "../../../tests/fixtures/api-error-cloudflare-403-1.json" with {
   type: "json",
 };

@@ -7,9 +7,9 @@
  * `grant_type=client_credentials&client_id=…&client_secret=…`; 200 →
  * `{"access_token","token_type","expires_in"}` where `expires_in` is in
  * seconds and has been seen both as a number and as a numeric string; errors
- * are `{"error","error_description"}` (or `{"error":"Invalid request"}`), and
- * Kick has been seen answering a transient 400 with an empty body (§4.1,
- * KickDevDocs #156) and a Cloudflare 403 (§5).
+ * are read by `oauth_error.ts` ({@linkcode classifyTokenResponse}). The HTTP
+ * exchange (timeout, 64 KiB body cap, `onRequest`, close) is the shared
+ * {@linkcode HttpTransport}; the retry waits are `http/backoff.ts`'s.
  *
  * Secrets (the client secret, access tokens) never appear in error messages
  * or logs; at most a short non-reversible {@linkcode tokenFingerprint}.
@@ -20,106 +20,19 @@
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { networkCause } from "../../log/errors.ts";
+import { backoffDelay } from "../http/backoff.ts";
+import { HttpTransport, TransportError } from "../http/transport.ts";
+import {
+  classifyTokenResponse,
+  InvalidCredentialsError,
+  OAuthError,
+  RetryAfterOAuthError,
+} from "./oauth_error.ts";
 
 const log = getLogger(["kickmon", "oauth"]);
 
 /** Default HTTP timeout of one token request, in ms. */
 export const DEFAULT_OAUTH_TIMEOUT_MS = 10_000;
-
-/**
- * Error codes of {@linkcode OAuthError}. The first ones are OAuth error codes
- * from the server's `error` field; the rest describe transport failures.
- */
-export type OAuthErrorCode =
-  | "invalid_client"
-  | "unauthorized_client"
-  | "invalid_request"
-  | "network"
-  | "timeout"
-  | "server_error"
-  | "rate_limited"
-  | "blocked"
-  | "empty_response"
-  | "malformed"
-  | "closed"
-  | "not_permitted"
-  | (string & Record<never, never>);
-
-/**
- * A failed token request.
- *
- * `retryable` tells whether retrying later can help (network errors,
- * timeouts, 5xx, 429, Cloudflare 403, a 400 with an empty body, a malformed
- * 200). The message never contains the client secret or a token.
- *
- * @example
- * ```ts
- * try {
- *   await tokens.getToken();
- * } catch (e) {
- *   if (e instanceof OAuthError && e.retryable) console.warn("will retry:", e.code);
- * }
- * ```
- */
-export class OAuthError extends Error {
-  /** OAuth `error` code from the server, or a transport code (`network`, `timeout`, …). */
-  readonly code: OAuthErrorCode;
-  /** HTTP status, when a response arrived. */
-  readonly status?: number;
-  /** True when a later attempt may succeed. */
-  readonly retryable: boolean;
-
-  /**
-   * Creates an OAuth error.
-   *
-   * @param code OAuth or transport error code.
-   * @param message Human-readable, secret-free description.
-   * @param opts `status` (HTTP), `retryable`, and the underlying `cause`.
-   */
-  constructor(
-    code: OAuthErrorCode,
-    message: string,
-    opts: { status?: number; retryable: boolean; cause?: unknown },
-  ) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = "OAuthError";
-    this.code = code;
-    this.status = opts.status;
-    this.retryable = opts.retryable;
-  }
-}
-
-/**
- * Fatal configuration error: Kick rejected the client id / secret
- * (`invalid_client`, `unauthorized_client`, or HTTP 401 from the token
- * endpoint). Retrying does not help; fix the configuration.
- *
- * @example
- * ```ts
- * try {
- *   await tokens.getToken();
- * } catch (e) {
- *   if (e instanceof InvalidCredentialsError) Deno.exit(78); // EX_CONFIG
- * }
- * ```
- */
-export class InvalidCredentialsError extends OAuthError {
-  /**
-   * Creates a fatal credentials error.
-   *
-   * @param code `invalid_client` or `unauthorized_client`.
-   * @param message Secret-free description.
-   * @param opts HTTP `status` and the underlying `cause`.
-   */
-  constructor(
-    code: OAuthErrorCode,
-    message: string,
-    opts: { status?: number; cause?: unknown } = {},
-  ) {
-    super(code, message, { ...opts, retryable: false });
-    this.name = "InvalidCredentialsError";
-  }
-}
 
 /** Options of {@linkcode TokenProvider}. */
 export interface TokenProviderOptions {
@@ -210,7 +123,14 @@ export const MAX_TOKEN_LENGTH = 4096;
 /** Largest token-endpoint answer read, bytes (a real one is well under 1 KiB). */
 export const MAX_OAUTH_BODY_BYTES = 64 * 1024;
 
-/** Raw wire schema of a successful token response (§4.1). */
+/**
+ * Raw wire schema of a successful token response (§4.1).
+ *
+ * @example
+ * ```ts
+ * const { access_token, expires_in } = OAuthTokenResponseWire.parse(JSON.parse(text)); // expires_in in s
+ * ```
+ */
 export const OAuthTokenResponseWire = z.object({
   // A token is a few hundred characters; a huge one is a broken or hostile answer
   // that would make every later request fail (and sit in every Authorization header).
@@ -222,12 +142,6 @@ export const OAuthTokenResponseWire = z.object({
     z.number().positive(),
     z.string().regex(/^\s*\d+(\.\d+)?\s*$/, "expected a numeric string").transform(Number),
   ]).pipe(z.number().positive()),
-});
-
-/** Raw wire schema of an OAuth error body (§4.1, §4.3). */
-export const OAuthErrorResponseWire = z.object({
-  error: z.string(),
-  error_description: z.string().optional(),
 });
 
 interface CachedToken {
@@ -272,9 +186,7 @@ export class TokenProvider implements TokenSource {
     & {
       refreshMarginSec?: number;
     };
-  readonly #onRequest: TokenProviderOptions["onRequest"];
-  readonly #fetch: typeof fetch;
-  readonly #closed = new AbortController();
+  readonly #transport: HttpTransport;
   #cached: CachedToken | undefined;
   #inflight: Promise<CachedToken> | undefined;
   #fatal: InvalidCredentialsError | undefined;
@@ -303,8 +215,13 @@ export class TokenProvider implements TokenSource {
       backoffMaxMs: opts.backoffMaxMs ?? 30_000,
       now: opts.now ?? Date.now,
     };
-    this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
-    this.#onRequest = opts.onRequest;
+    // A metrics hook that throws must not break the token request (onHookError: ignored).
+    this.#transport = new HttpTransport({
+      timeoutMs: this.#opts.timeoutMs,
+      maxBodyBytes: MAX_OAUTH_BODY_BYTES,
+      fetch: opts.fetch,
+      onRequest: opts.onRequest,
+    });
   }
 
   /**
@@ -393,7 +310,7 @@ export class TokenProvider implements TokenSource {
    * ```
    */
   close(): void {
-    this.#closed.abort();
+    this.#transport.close();
   }
 
   #refresh(): Promise<CachedToken> {
@@ -408,7 +325,7 @@ export class TokenProvider implements TokenSource {
   async #fetchWithRetry(): Promise<CachedToken> {
     let lastErr: OAuthError | undefined;
     for (let attempt = 0; attempt < this.#opts.maxAttempts; attempt++) {
-      if (this.#closed.signal.aborted) {
+      if (this.#transport.signal.aborted) {
         throw new OAuthError("closed", "token provider closed", { retryable: false });
       }
       try {
@@ -449,7 +366,7 @@ export class TokenProvider implements TokenSource {
         });
         this.#nextAttemptAt = this.#opts.now() + delay;
         try {
-          await abortableSleep(delay, this.#closed.signal);
+          await this.#transport.sleep(delay);
         } finally {
           this.#nextAttemptAt = undefined;
         }
@@ -473,62 +390,18 @@ export class TokenProvider implements TokenSource {
     const sentAt = this.#opts.now();
     let res: Response;
     let text: string;
-    const signal = AbortSignal.any([
-      AbortSignal.timeout(this.#opts.timeoutMs),
-      this.#closed.signal,
-    ]);
-    const started = performance.now();
-    const report = (status: number | "error") => {
-      try {
-        this.#onRequest?.("POST /oauth/token", status, performance.now() - started);
-      } catch { /* a metrics hook must not break the token request */ }
-    };
     try {
-      res = await this.#fetch(url, {
+      ({ res, text } = await this.#transport.send("POST /oauth/token", url, {
         method: "POST",
         headers: {
           "content-type": "application/x-www-form-urlencoded",
           accept: "application/json",
         },
         body,
-        signal,
-      });
-      text = await readTextCapped(res, MAX_OAUTH_BODY_BYTES);
+      }));
     } catch (e) {
-      report("error");
-      if (this.#closed.signal.aborted) {
-        throw new OAuthError("closed", "token provider closed", { retryable: false, cause: e });
-      }
-      if (e instanceof ResponseTooLargeError) {
-        throw new OAuthError(
-          "malformed",
-          `token endpoint answered with a body over ${MAX_OAUTH_BODY_BYTES} bytes (not read)`,
-          { retryable: true, cause: e },
-        );
-      }
-      if (e instanceof Deno.errors.NotCapable) {
-        // The build's permissions, not the network: retrying cannot help.
-        throw new OAuthError("not_permitted", `token request to ${this.#host}: ${e.message}`, {
-          retryable: false,
-          cause: e,
-        });
-      }
-      if (e instanceof DOMException && e.name === "TimeoutError") {
-        throw new OAuthError(
-          "timeout",
-          `token request to ${this.#host} timed out after ${this.#opts.timeoutMs} ms`,
-          { retryable: true, cause: e },
-        );
-      }
-      // Deno's fetch says only "fetch failed"; the host and the cause (DNS,
-      // connection refused, certificate) are what an operator can act on.
-      throw new OAuthError(
-        "network",
-        `token request to ${this.#host} failed: ${this.#redact(networkCause(e))}`,
-        { retryable: true, cause: e },
-      );
+      throw this.#transportFailure(e);
     }
-    report(res.status);
 
     if (res.ok) {
       let json: unknown;
@@ -561,49 +434,47 @@ export class TokenProvider implements TokenSource {
         refreshAt: sentAt + Math.max(0, lifetimeMs - marginMs),
       };
     }
-    throw this.#classifyFailure(res, text);
+    throw classifyTokenResponse(res, text, {
+      host: this.#host,
+      now: () => this.#opts.now(),
+      redact: (t) => this.#redact(t),
+    });
   }
 
-  #classifyFailure(res: Response, text: string): OAuthError {
-    const status = res.status;
-    let oauthErr: z.infer<typeof OAuthErrorResponseWire> | undefined;
-    try {
-      const p = OAuthErrorResponseWire.safeParse(JSON.parse(text));
-      if (p.success) oauthErr = p.data;
-    } catch { /* not JSON */ }
-    const desc = oauthErr
-      ? `${oauthErr.error}${
-        oauthErr.error_description ? `: ${truncate(oauthErr.error_description, 200)}` : ""
-      }`
-      : text.trim() === ""
-      ? "empty body"
-      : `${text.length}-byte non-JSON body`;
-    const msg = this.#redact(`token endpoint ${this.#host} answered HTTP ${status} (${desc})`);
-    const code = oauthErr?.error;
-
-    if (code === "invalid_client" || code === "unauthorized_client" || status === 401) {
-      return new InvalidCredentialsError(code ?? "invalid_client", msg, { status });
+  /** The {@linkcode OAuthError} for a token request that got no answer. */
+  #transportFailure(e: unknown): OAuthError {
+    if (!(e instanceof TransportError)) throw e;
+    const cause = e.cause;
+    switch (e.kind) {
+      case "closed":
+        return new OAuthError("closed", "token provider closed", { retryable: false, cause });
+      case "too_large":
+        return new OAuthError(
+          "malformed",
+          `token endpoint answered with a body over ${MAX_OAUTH_BODY_BYTES} bytes (not read)`,
+          { retryable: true, cause },
+        );
+      case "not_permitted":
+        // The build's permissions, not the network: retrying cannot help.
+        return new OAuthError("not_permitted", `token request to ${this.#host}: ${e.message}`, {
+          retryable: false,
+          cause,
+        });
+      case "timeout":
+        return new OAuthError(
+          "timeout",
+          `token request to ${this.#host} timed out after ${this.#opts.timeoutMs} ms`,
+          { retryable: true, cause },
+        );
+      case "network":
+        // Deno's fetch says only "fetch failed"; the host and the cause (DNS,
+        // connection refused, certificate) are what an operator can act on.
+        return new OAuthError(
+          "network",
+          `token request to ${this.#host} failed: ${this.#redact(e.message)}`,
+          { retryable: true, cause },
+        );
     }
-    if (status === 429) {
-      const ra = parseRetryAfter(res.headers.get("retry-after"), this.#opts.now());
-      return ra === undefined
-        ? new OAuthError("rate_limited", msg, { status, retryable: true })
-        : new RetryAfterOAuthError(msg, status, ra);
-    }
-    if (status >= 500) return new OAuthError("server_error", msg, { status, retryable: true });
-    if (status === 403) {
-      const blocked = /Request blocked by security policy|Just a moment|<html/i.test(text) ||
-        res.headers.has("cf-ray");
-      return new OAuthError(blocked ? "blocked" : (code ?? "forbidden"), msg, {
-        status,
-        retryable: blocked,
-      });
-    }
-    if (status === 400 && text.trim() === "") {
-      // KickDevDocs #156: a transient 400 with content-length 0.
-      return new OAuthError("empty_response", msg, { status, retryable: true });
-    }
-    return new OAuthError(code ?? "invalid_request", msg, { status, retryable: false });
   }
 
   #redact(s: string): string {
@@ -613,190 +484,4 @@ export class TokenProvider implements TokenSource {
     }
     return out;
   }
-}
-
-class RetryAfterOAuthError extends OAuthError {
-  readonly retryAfterMs: number;
-  constructor(message: string, status: number, retryAfterMs: number) {
-    super("rate_limited", message, { status, retryable: true });
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-/**
- * Exponential backoff with "equal jitter": half of the capped exponential
- * delay `min(maxMs, baseMs * 2^attempt)` plus a random share of the other
- * half. All values in ms; `attempt` counts from 0.
- *
- * @example
- * ```ts
- * backoffDelay(0, 500, 30_000); // 250…500
- * backoffDelay(3, 500, 30_000); // 2000…4000
- * ```
- */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
-  const d = Math.min(maxMs, baseMs * 2 ** attempt);
-  return Math.round(d / 2 + Math.random() * d / 2);
-}
-
-/**
- * Parses an HTTP `Retry-After` header value — delta-seconds (`"120"`) or an
- * HTTP date (`"Wed, 21 Oct 2015 07:28:00 GMT"`) — into a delay in ms from
- * `nowMs` (ms since epoch). Dates in the past give 0.
- *
- * @returns the delay in ms, or `undefined` when absent or unparseable.
- * @example
- * ```ts
- * parseRetryAfter("2", Date.now()); // 2000
- * parseRetryAfter(new Date(Date.now() + 5000).toUTCString(), Date.now()); // ≈ 5000
- * ```
- */
-export function parseRetryAfter(
-  value: string | null | undefined,
-  nowMs: number,
-): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  const t = value.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
-  const d = Date.parse(t);
-  return Number.isNaN(d) ? undefined : Math.max(0, d - nowMs);
-}
-
-/**
- * Waits `ms` milliseconds, or less if `signal` aborts first. Never rejects.
- *
- * @example
- * ```ts
- * const stop = new AbortController();
- * await abortableSleep(1000, stop.signal); // resolves early on stop.abort()
- * ```
- */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
-/**
- * A response body over the limit the caller set (the read was cancelled).
- *
- * @example
- * ```ts
- * try { await readTextCapped(res, 1024); } catch (e) {
- *   if (e instanceof ResponseTooLargeError) console.log(e.limitBytes);
- * }
- * ```
- */
-export class ResponseTooLargeError extends Error {
-  /** The limit, bytes. */
-  readonly limitBytes: number;
-  constructor(limitBytes: number, options?: ErrorOptions) {
-    super(`response body over ${limitBytes} bytes`, options);
-    this.name = "ResponseTooLargeError";
-    this.limitBytes = limitBytes;
-  }
-}
-
-/**
- * Reads a request's or response's body, at most `maxBytes` (bytes): a larger
- * body is cancelled and `null` is returned, so a runaway body costs neither
- * memory nor the event loop. A declared `Content-Length` over the limit is
- * refused before reading.
- *
- * @returns the bytes, or null when the body is larger than `maxBytes`.
- * @throws {TypeError|DOMException} when reading fails (network, timeout).
- *
- * @example
- * ```ts
- * const bytes = await readBodyCapped(req, 65_536); // null: too large
- * ```
- */
-export async function readBodyCapped(
-  msg: Request | Response,
-  maxBytes: number,
-): Promise<Uint8Array<ArrayBuffer> | null> {
-  const declared = Number(msg.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await msg.body?.cancel().catch(() => {});
-    return null;
-  }
-  if (!msg.body) return new Uint8Array(0);
-  const reader = msg.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.byteLength;
-    if (n > maxBytes) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.byteLength;
-  }
-  return all;
-}
-
-/**
- * A response's body as UTF-8 text, at most `maxBytes` (bytes); see {@linkcode readBodyCapped}.
- *
- * @throws {ResponseTooLargeError} when the body is larger than `maxBytes`.
- * @throws {TypeError|DOMException} when reading fails (network, timeout).
- *
- * @example
- * ```ts
- * const text = await readTextCapped(await fetch(url), 64 * 1024);
- * ```
- */
-export async function readTextCapped(res: Response, maxBytes: number): Promise<string> {
-  const bytes = await readBodyCapped(res, maxBytes);
-  if (bytes === null) throw new ResponseTooLargeError(maxBytes);
-  return new TextDecoder().decode(bytes);
-}
-
-/**
- * Shortens `s` to at most `n` UTF-16 code units, marking a cut with `…`
- * (so a cut result is `n + 1` long). For server-supplied text in errors and logs.
- *
- * @param s The text.
- * @param n Most code units kept.
- * @returns `s` unchanged when it fits, else its first `n` units followed by `…`.
- * @example
- * ```ts
- * truncate("abcdef", 3); // "abc…"
- * truncate("abc", 3); // "abc"
- * ```
- */
-export function truncate(s: string, n: number): string {
-  return s.length <= n ? s : `${s.slice(0, n)}…`;
-}
-
-/**
- * One-line description of a thrown value for errors and logs: `Name: message`
- * for an `Error`, else `String(e)`. Secrets are not removed here; redact the
- * result where it may contain them.
- *
- * @param e Anything caught.
- * @returns The description.
- * @example
- * ```ts
- * errorText(new TypeError("fetch failed")); // "TypeError: fetch failed"
- * errorText("boom"); // "boom"
- * ```
- */
-export function errorText(e: unknown): string {
-  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }

@@ -2,14 +2,9 @@ import assert from "node:assert/strict";
 import { captureLogs } from "../../../tests/helpers/logs.ts";
 import { World } from "../../../dev/simulator/world.ts";
 import { startApiServer } from "../../../dev/simulator/api_server.ts";
-import {
-  InvalidCredentialsError,
-  OAuthError,
-  parseRetryAfter,
-  tokenFingerprint,
-  TokenProvider,
-  type TokenProviderOptions,
-} from "./oauth.ts";
+import { parseRetryAfter } from "../http/backoff.ts";
+import { InvalidCredentialsError, OAuthError } from "./oauth_error.ts";
+import { tokenFingerprint, TokenProvider, type TokenProviderOptions } from "./oauth.ts";
 
 const CLIENT_ID = "01JTESTCLIENTID";
 const SECRET = "super-secret-client-secret-value";

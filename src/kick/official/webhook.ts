@@ -1,251 +1,33 @@
 /**
- * Receiving Kick's official webhooks (kick-protocol.md §4.8): signature
- * verification, the `livestream.status.updated` v1 payload, and an HTTP
- * handler for `POST /webhooks/kick` usable with `Deno.serve`.
- *
- * Signature (§4.8, verified against a real delivery): RSA PKCS#1 v1.5 with
- * SHA-256 over the bytes `{Kick-Event-Message-Id}.{Kick-Event-Message-Timestamp}.{raw body}`,
- * base64 in `Kick-Event-Signature`, checked with Kick's public key (docs PEM or
- * `GET /public/v1/public-key`).
+ * Receiving Kick's official webhooks (kick-protocol.md §4.8): the HTTP
+ * handler for `POST /webhooks/kick` (checks, answers, de-duplication, the
+ * public key's loading and rotation). The signature is `webhook_signature.ts`,
+ * the payload `webhook_payload.ts`; the listening socket is
+ * `src/http/webhook_listener.ts`.
  *
  * @module
  */
 
-import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import type { Observation } from "../../core/types.ts";
 import { LogRateLimiter } from "../../log/logging.ts";
-import { errorText, readBodyCapped } from "./oauth.ts";
+import { readBodyCapped } from "../http/body.ts";
+import { errorText } from "../http/text.ts";
+import {
+  LIVESTREAM_STATUS_UPDATED,
+  parseLivestreamStatusUpdated,
+  parseWebhookTime,
+} from "./webhook_payload.ts";
+import {
+  importKickPublicKey,
+  type KickSignatureInput,
+  verifyKickSignature,
+} from "./webhook_signature.ts";
 
 const log = getLogger(["kickmon", "webhook"]);
 
-/** The event type this module turns into observations (§4.8). */
-export const LIVESTREAM_STATUS_UPDATED = "livestream.status.updated";
-
 /** Default path of {@linkcode WebhookReceiver}. */
 export const DEFAULT_WEBHOOK_PATH = "/webhooks/kick";
-
-// ---------------------------------------------------------------------------
-// Signatures.
-
-/** Input of {@linkcode verifyKickSignature}: the headers as received and the body bytes. */
-export interface KickSignatureInput {
-  /** `Kick-Event-Message-Id` header, verbatim. */
-  readonly messageId: string;
-  /** `Kick-Event-Message-Timestamp` header, verbatim (RFC 3339 text, not re-formatted). */
-  readonly timestamp: string;
-  /** The request body exactly as received (never re-serialised JSON). */
-  readonly rawBody: Uint8Array;
-  /** `Kick-Event-Signature` header (base64). */
-  readonly signatureB64: string;
-}
-
-/**
- * A public key that could not be imported (not an SPKI RSA PEM).
- *
- * @example
- * ```ts
- * try { await importKickPublicKey("nope"); } catch (e) { console.log(e instanceof KickPublicKeyError); } // true
- * ```
- */
-export class KickPublicKeyError extends Error {
-  /**
-   * Creates a key import error.
-   *
-   * @param message Description.
-   * @param options `cause`: the underlying WebCrypto/base64 error.
-   */
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "KickPublicKeyError";
-  }
-}
-
-/**
- * Imports Kick's webhook public key (SPKI PEM, `-----BEGIN PUBLIC KEY-----`)
- * for RSASSA-PKCS1-v1_5 / SHA-256 verification (§4.8).
- *
- * @throws {KickPublicKeyError} when the text is not a valid SPKI RSA PEM.
- * @example
- * ```ts
- * const key = await importKickPublicKey(await api.getPublicKey());
- * ```
- */
-export async function importKickPublicKey(pem: string): Promise<CryptoKey> {
-  const m = /-----BEGIN PUBLIC KEY-----([\s\S]+?)-----END PUBLIC KEY-----/.exec(pem);
-  if (!m) {
-    throw new KickPublicKeyError("not a PEM public key (expected -----BEGIN PUBLIC KEY-----)");
-  }
-  let der: Uint8Array<ArrayBuffer>;
-  try {
-    der = base64ToBytes(m[1].replace(/\s+/g, ""));
-  } catch (e) {
-    throw new KickPublicKeyError("PEM public key is not valid base64", { cause: e });
-  }
-  try {
-    return await crypto.subtle.importKey(
-      "spki",
-      der,
-      { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
-      false,
-      ["verify"],
-    );
-  } catch (e) {
-    throw new KickPublicKeyError("PEM public key is not an RSA SPKI key", { cause: e });
-  }
-}
-
-/**
- * Verifies a Kick webhook signature: RSA PKCS#1 v1.5 + SHA-256 over
- * `{messageId}.{timestamp}.` followed by the raw body bytes (§4.8).
- *
- * @returns true when the signature is valid; false when it is not, or when
- *   `signatureB64` is not base64. Never throws for bad input.
- * @example
- * ```ts
- * const ok = await verifyKickSignature({
- *   messageId: req.headers.get("Kick-Event-Message-Id")!,
- *   timestamp: req.headers.get("Kick-Event-Message-Timestamp")!,
- *   rawBody: new Uint8Array(await req.arrayBuffer()),
- *   signatureB64: req.headers.get("Kick-Event-Signature")!,
- * }, key);
- * ```
- */
-export async function verifyKickSignature(
-  input: KickSignatureInput,
-  publicKey: CryptoKey,
-): Promise<boolean> {
-  let sig: Uint8Array<ArrayBuffer>;
-  try {
-    sig = base64ToBytes(input.signatureB64.trim());
-  } catch {
-    return false;
-  }
-  if (sig.length === 0) return false;
-  const prefix = new TextEncoder().encode(`${input.messageId}.${input.timestamp}.`);
-  const msg = new Uint8Array(prefix.length + input.rawBody.length);
-  msg.set(prefix, 0);
-  msg.set(input.rawBody, prefix.length);
-  try {
-    return await crypto.subtle.verify("RSASSA-PKCS1-v1_5", publicKey, sig, msg);
-  } catch {
-    return false;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Payload.
-
-/**
- * Raw wire schema of a `livestream.status.updated` v1 body (§4.8). Real
- * deliveries have `is_verified: null` and no `identity`; docs show booleans
- * and `identity: null` — both accepted; unknown keys ignored.
- */
-export const LivestreamStatusUpdatedWire = z.object({
-  broadcaster: z.object({
-    user_id: z.number().int().positive(),
-    channel_slug: z.string().nullish(),
-    username: z.string().nullish(),
-    is_anonymous: z.boolean().nullish(),
-    is_verified: z.boolean().nullish(),
-    profile_picture: z.string().nullish(),
-  }),
-  is_live: z.boolean(),
-  title: z.string().nullish(),
-  started_at: z.string().nullish(),
-  ended_at: z.string().nullish(),
-});
-
-/** The typed wire body. */
-export type LivestreamStatusUpdatedPayload = z.infer<typeof LivestreamStatusUpdatedWire>;
-
-/**
- * A webhook body that is not a valid `livestream.status.updated` payload.
- *
- * @example
- * ```ts
- * try { parseLivestreamStatusUpdated({}); } catch (e) { console.log((e as WebhookPayloadError).issuePath); } // "broadcaster"
- * ```
- */
-export class WebhookPayloadError extends Error {
-  /** zod issue path, e.g. `broadcaster.user_id`. */
-  readonly issuePath: string;
-  /**
-   * Creates a payload validation error.
-   *
-   * @param message Description.
-   * @param issuePath zod issue path (dot-joined).
-   * @param options `cause`: the `ZodError`.
-   */
-  constructor(message: string, issuePath: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "WebhookPayloadError";
-    this.issuePath = issuePath;
-  }
-}
-
-/** Delivery facts that are not in the body (headers, receive times). */
-export interface WebhookMeta {
-  /** `Kick-Event-Message-Id`, kept in `extra.message_id`. */
-  readonly messageId?: string;
-  /** `Kick-Event-Subscription-Id`, kept in `extra.subscription_id`. */
-  readonly subscriptionId?: string;
-  /** `Kick-Event-Message-Timestamp` in ms since epoch; fallback `eventTime` when the body has none. */
-  readonly messageTimestamp?: number;
-  /** When the delivery arrived, ms since epoch (default `Date.now()`). */
-  readonly observedAt?: number;
-  /** `performance.now()` at receipt, ms. */
-  readonly receivedMono?: number;
-}
-
-/**
- * Turns a `livestream.status.updated` v1 body (already JSON-parsed) into an
- * {@linkcode Observation}: source `webhook`, key `broadcaster_user_id`,
- * status from `is_live`, `eventTime` (ms since epoch) from `started_at` when
- * live / `ended_at` when offline (else the message timestamp), `extra` with
- * `message_id` and `channel_slug`.
- *
- * @throws {WebhookPayloadError} when the body does not match the schema (with the zod issue path).
- * @example
- * ```ts
- * const obs = parseLivestreamStatusUpdated(JSON.parse(raw), { messageId: "01JQR5KV0QC94HMETWYNBWRW4Z" });
- * console.log(obs.status, obs.broadcasterUserId); // "online" 4809577
- * ```
- */
-export function parseLivestreamStatusUpdated(body: unknown, meta: WebhookMeta = {}): Observation {
-  const r = LivestreamStatusUpdatedWire.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const path = issue?.path.map(String).join(".") || "(root)";
-    throw new WebhookPayloadError(
-      `${LIVESTREAM_STATUS_UPDATED} payload failed validation at ${path}: ${
-        issue?.message ?? "invalid"
-      }`,
-      path,
-      { cause: r.error },
-    );
-  }
-  const p = r.data;
-  const when = parseTime(p.is_live ? p.started_at : p.ended_at) ?? meta.messageTimestamp;
-  const extra: Record<string, unknown> = {};
-  if (meta.messageId) extra.message_id = meta.messageId;
-  if (p.broadcaster.channel_slug) extra.channel_slug = p.broadcaster.channel_slug;
-  if (meta.subscriptionId) extra.subscription_id = meta.subscriptionId;
-  return {
-    source: "webhook",
-    key: { kind: "broadcaster_user_id", userId: p.broadcaster.user_id },
-    status: p.is_live ? "online" : "offline",
-    observedAt: meta.observedAt ?? Date.now(),
-    ...(when !== undefined ? { eventTime: when } : {}),
-    event: LIVESTREAM_STATUS_UPDATED,
-    broadcasterUserId: p.broadcaster.user_id,
-    extra,
-    ...(meta.receivedMono !== undefined ? { receivedMono: meta.receivedMono } : {}),
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Receiver.
 
 /** Where the receiver gets Kick's public key when no PEM is configured (a `KickApi`). */
 export interface PublicKeySource {
@@ -454,7 +236,7 @@ export class WebhookReceiver {
       const rawBody = await readBodyCapped(req, this.#maxBody);
       if (!rawBody) return this.#answer("too_large", 413, messageId);
 
-      const ts = parseTime(timestamp);
+      const ts = parseWebhookTime(timestamp);
       if (ts === undefined) return this.#answer("bad_timestamp", 400, messageId);
       if (Math.abs(observedAt - ts) > this.#maxSkewMs) {
         return this.#answer("stale_timestamp", 401, messageId);
@@ -700,17 +482,4 @@ export class WebhookReceiver {
 /** Text appended to a rate-limited line that follows suppressed ones. */
 function moreNote(suppressed: number): string {
   return suppressed > 0 ? ` (${suppressed} similar lines suppressed before this one)` : "";
-}
-
-function parseTime(v: string | null | undefined): number | undefined {
-  if (!v) return undefined;
-  const ms = Date.parse(v);
-  return Number.isNaN(ms) ? undefined : ms;
-}
-
-function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(b64); // throws on invalid base64
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }

@@ -6,21 +6,8 @@ import { startApiServer } from "../../../dev/simulator/api_server.ts";
 import { WebhookSender } from "../../../dev/simulator/webhook_sender.ts";
 import { TokenProvider } from "./oauth.ts";
 import { KickApi } from "./api.ts";
-import {
-  importKickPublicKey,
-  KickPublicKeyError,
-  parseLivestreamStatusUpdated,
-  verifyKickSignature,
-  WebhookPayloadError,
-  WebhookReceiver,
-} from "./webhook.ts";
+import { WebhookReceiver } from "./webhook.ts";
 import realDelivery from "../../../tests/fixtures/webhook-livestream-status-updated-1.json" with {
-  type: "json",
-};
-import docsStarted from "../../../tests/fixtures/webhook-livestream-status-updated-2.json" with {
-  type: "json",
-};
-import docsEnded from "../../../tests/fixtures/webhook-livestream-status-updated-3.json" with {
   type: "json",
 };
 import kickKey from "../../../tests/fixtures/kick-webhook-public-key.json" with { type: "json" };
@@ -48,120 +35,6 @@ function realRequest(
     body: opts.method === "GET" ? undefined : (opts.body ?? new TextEncoder().encode(RAW)),
   });
 }
-
-// ---------------------------------------------------------------------------
-// Mandatory test vector.
-
-Deno.test("webhook: the real signed delivery verifies with Kick's published key", async () => {
-  const key = await importKickPublicKey(kickKey.public_key_pem);
-  const input = {
-    messageId: H["Kick-Event-Message-Id"],
-    timestamp: H["Kick-Event-Message-Timestamp"],
-    rawBody: new TextEncoder().encode(RAW),
-    signatureB64: H["Kick-Event-Signature"],
-  };
-  assert.equal(await verifyKickSignature(input, key), true);
-
-  // Flip one byte of the body: no longer valid.
-  for (const i of [0, 57, input.rawBody.length - 1]) {
-    const flipped = new Uint8Array(input.rawBody);
-    flipped[i] ^= 0x01;
-    assert.equal(
-      await verifyKickSignature({ ...input, rawBody: flipped }, key),
-      false,
-      `byte ${i}`,
-    );
-  }
-  // Re-serialised JSON (whitespace) is different bytes: not valid.
-  const reserialised = new TextEncoder().encode(JSON.stringify(JSON.parse(RAW), null, 1));
-  assert.equal(await verifyKickSignature({ ...input, rawBody: reserialised }, key), false);
-  // A different timestamp or message id: not valid.
-  assert.equal(
-    await verifyKickSignature({ ...input, timestamp: "2025-04-01T07:56:20Z" }, key),
-    false,
-  );
-  assert.equal(
-    await verifyKickSignature({ ...input, messageId: "01JQR5KV0QC94HMETWYNBWRW4Y" }, key),
-    false,
-  );
-  // A wrong key: not valid.
-  const other = await WebhookSender.create();
-  assert.equal(await verifyKickSignature(input, other.publicKey), false);
-  // Garbage signatures never throw.
-  assert.equal(
-    await verifyKickSignature({ ...input, signatureB64: "%%%not base64%%%" }, key),
-    false,
-  );
-  assert.equal(await verifyKickSignature({ ...input, signatureB64: "" }, key), false);
-  assert.equal(await verifyKickSignature({ ...input, signatureB64: "AAAA" }, key), false);
-});
-
-Deno.test("webhook: importKickPublicKey rejects non-PEM input", async () => {
-  await assert.rejects(importKickPublicKey("text"), KickPublicKeyError);
-  await assert.rejects(
-    importKickPublicKey("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"),
-    KickPublicKeyError,
-  );
-});
-
-// ---------------------------------------------------------------------------
-// Payload parsing.
-
-Deno.test("webhook: parseLivestreamStatusUpdated on the real delivery and the docs examples", () => {
-  const obs = parseLivestreamStatusUpdated(JSON.parse(RAW), {
-    messageId: H["Kick-Event-Message-Id"],
-    observedAt: 1234,
-    receivedMono: 5.5,
-  });
-  assert.deepEqual(
-    obs,
-    {
-      source: "webhook",
-      key: { kind: "broadcaster_user_id", userId: 4809577 },
-      status: "online",
-      observedAt: 1234,
-      eventTime: Date.parse("2025-04-01T07:56:18Z"),
-      event: "livestream.status.updated",
-      broadcasterUserId: 4809577,
-      extra: { message_id: "01JQR5KV0QC94HMETWYNBWRW4Z", channel_slug: "fusedchat" },
-      receivedMono: 5.5,
-    } satisfies Observation,
-  );
-
-  const started = parseLivestreamStatusUpdated(docsStarted.webhook.body);
-  assert.equal(started.status, "online");
-  assert.equal(started.eventTime, Date.parse("2025-01-01T11:00:00+11:00"));
-  const ended = parseLivestreamStatusUpdated(docsEnded.webhook.body);
-  assert.equal(ended.status, "offline");
-  assert.equal(ended.eventTime, Date.parse("2025-01-01T15:00:00+11:00"));
-  assert.equal(ended.broadcasterUserId, 123456789);
-  assert.equal(ended.extra?.channel_slug, "broadcaster_channel");
-});
-
-Deno.test("webhook: invalid payloads throw WebhookPayloadError with the issue path", () => {
-  const body = JSON.parse(RAW);
-  for (
-    const [bad, path] of [
-      [{ ...body, is_live: "true" }, "is_live"],
-      [
-        { ...body, broadcaster: { ...body.broadcaster, user_id: "4809577" } },
-        "broadcaster.user_id",
-      ],
-      [{}, "broadcaster"],
-      [null, "(root)"],
-    ] as const
-  ) {
-    const e = (() => {
-      try {
-        parseLivestreamStatusUpdated(bad);
-      } catch (e) {
-        return e;
-      }
-    })();
-    assert.ok(e instanceof WebhookPayloadError, `no error for ${JSON.stringify(bad)}`);
-    assert.equal(e.issuePath, path);
-  }
-});
 
 // ---------------------------------------------------------------------------
 // Receiver with the real delivery (injected clock).
