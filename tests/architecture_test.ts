@@ -23,11 +23,20 @@ const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace
 export const SRC_LAYERS: Record<string, readonly string[]> = {
   "src/core": [],
   "src/build": [],
-  "src/log": ["src/build"],
-  "src/config": ["src/build", "src/log", "src/core"],
-  "src/kick": ["src/core", "src/log", "src/build"],
-  "src/db": ["src/core", "src/log", "src/config", "src/build"],
-  "src/service": ["src/core", "src/log", "src/config", "src/kick", "src/db", "src/build"],
+  "src/util": [],
+  "src/log": ["src/build", "src/util"],
+  "src/config": ["src/build", "src/log", "src/core", "src/util"],
+  "src/kick": ["src/core", "src/log", "src/build", "src/util"],
+  "src/db": ["src/core", "src/log", "src/config", "src/build", "src/util"],
+  "src/service": [
+    "src/core",
+    "src/log",
+    "src/config",
+    "src/kick",
+    "src/db",
+    "src/build",
+    "src/util",
+  ],
   "src/http": [
     "src/core",
     "src/log",
@@ -36,6 +45,7 @@ export const SRC_LAYERS: Record<string, readonly string[]> = {
     "src/db",
     "src/service",
     "src/build",
+    "src/util",
   ],
   "src/view": [
     "src/core",
@@ -45,6 +55,7 @@ export const SRC_LAYERS: Record<string, readonly string[]> = {
     "src/service",
     "src/http",
     "src/build",
+    "src/util",
   ],
   "src/cli": [
     "src/core",
@@ -56,6 +67,7 @@ export const SRC_LAYERS: Record<string, readonly string[]> = {
     "src/http",
     "src/view",
     "src/build",
+    "src/util",
   ],
 };
 
