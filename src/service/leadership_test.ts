@@ -1,0 +1,519 @@
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createTestDatabase, waitFor } from "../../tests/helpers/database.ts";
+import { type DatabaseConfig, loadConfig } from "../config/config.ts";
+import { LEADER_LOCK_NAMESPACE, type LockHolder } from "../db/leader_lock.ts";
+import { startThrowawayCluster } from "../devtools/pg_cluster.ts";
+import {
+  createLeaderElector,
+  type ElectorClock,
+  electorTimings,
+  initialState,
+  LeaderElector,
+  type LeadershipChange,
+  type LockPort,
+  MIN_TAKEOVER_MS,
+  transition,
+} from "./leadership.ts";
+
+// ---------------------------------------------------------------------------
+// The transition function
+// ---------------------------------------------------------------------------
+
+const ME = { host: "me", pid: 1, since: 1000 };
+const OTHER = { host: "other", pid: 2, since: 500 };
+
+Deno.test("transition: every role change goes through one function", async (t) => {
+  const s0 = initialState(0);
+  const leader = transition(s0, { type: "acquired", at: 1000, self: ME });
+
+  await t.step("unknown → leader on acquired; counts one change", () => {
+    assert.equal(s0.role, "unknown");
+    assert.equal(leader.role, "leader");
+    assert.equal(leader.since, 1000);
+    assert.deepEqual(leader.leader, ME);
+    assert.equal(leader.lastVerifiedAt, 1000);
+    assert.equal(leader.changesTotal, 1);
+  });
+  await t.step("verified keeps the role and since, moves the lease", () => {
+    const v = transition(leader, { type: "verified", at: 3000 });
+    assert.equal(v.role, "leader");
+    assert.equal(v.since, 1000);
+    assert.equal(v.lastVerifiedAt, 3000);
+    assert.equal(v.changesTotal, 1);
+  });
+  await t.step("verified means nothing to a standby", () => {
+    const sb = transition(s0, { type: "refused", at: 5, leader: OTHER });
+    assert.equal(transition(sb, { type: "verified", at: 9 }), sb);
+  });
+  await t.step("refused: standby, with the leader seen (or none)", () => {
+    const sb = transition(s0, { type: "refused", at: 5, leader: OTHER });
+    assert.equal(sb.role, "standby");
+    assert.deepEqual(sb.leader, OTHER);
+    assert.equal(sb.changesTotal, 0, "unknown → standby is not a leadership change");
+    const free = transition(s0, { type: "refused", at: 5, leader: null });
+    assert.equal(free.leader, null);
+    assert.match(free.reason, /free/);
+  });
+  await t.step("closed demotes a leader to unknown; a standby stays", () => {
+    const c = transition(leader, { type: "closed", at: 2000 });
+    assert.equal(c.role, "unknown");
+    assert.equal(c.since, 2000);
+    assert.equal(c.leader, null);
+    assert.equal(c.changesTotal, 2);
+    const sb = transition(s0, { type: "refused", at: 5, leader: OTHER });
+    assert.equal(transition(sb, { type: "closed", at: 6 }), sb);
+  });
+  await t.step("lost demotes a leader to standby", () => {
+    const l = transition(leader, { type: "lost", at: 2000 });
+    assert.equal(l.role, "standby");
+    assert.equal(l.changesTotal, 2);
+  });
+  await t.step("unreachable: unknown from any role", () => {
+    const u = transition(leader, { type: "unreachable", at: 2000, error: "ECONNREFUSED" });
+    assert.equal(u.role, "unknown");
+    assert.match(u.reason, /ECONNREFUSED/);
+    const sb = transition(s0, { type: "refused", at: 5, leader: OTHER });
+    assert.equal(transition(sb, { type: "unreachable", at: 6, error: "x" }).role, "unknown");
+  });
+  await t.step("lease_expired demotes only when no check succeeded for leaseMs", () => {
+    assert.equal(
+      transition(leader, { type: "lease_expired", at: 4999, leaseMs: 4000 }),
+      leader,
+      "a stale timer",
+    );
+    const e = transition(leader, { type: "lease_expired", at: 5000, leaseMs: 4000 });
+    assert.equal(e.role, "unknown");
+    assert.match(e.reason, /4000 ms/);
+  });
+  await t.step("stopped: standby, no leader", () => {
+    const st = transition(leader, { type: "stopped", at: 7000 });
+    assert.equal(st.role, "standby");
+    assert.equal(st.leader, null);
+    assert.equal(st.changesTotal, 2);
+  });
+  await t.step("acquired again while leading changes nothing but the lease", () => {
+    const again = transition(leader, { type: "acquired", at: 1500, self: ME });
+    assert.equal(again.since, 1000);
+    assert.equal(again.changesTotal, 1);
+    assert.equal(again.lastVerifiedAt, 1500);
+  });
+});
+
+Deno.test("electorTimings: poll takeover/5, lease two polls, dead peer 0.6 × takeover", () => {
+  assert.deepEqual(electorTimings(10_000), {
+    pollMs: 2000,
+    queryTimeoutMs: 2000,
+    leaseMs: 4000,
+    deadPeerSec: 6,
+  });
+  assert.deepEqual(electorTimings(MIN_TAKEOVER_MS), {
+    pollMs: 1000,
+    queryTimeoutMs: 1000,
+    leaseMs: 2000,
+    deadPeerSec: 3,
+  });
+  for (const ms of [10_000, 5000, 7000, 30_000, 60_000]) {
+    const t = electorTimings(ms);
+    assert.ok(
+      t.leaseMs < t.deadPeerSec * 1000,
+      `${ms}: a silent leader demotes before its lock frees`,
+    );
+    assert.ok(t.deadPeerSec * 1000 + t.pollMs <= ms, `${ms}: takeover within the bound`);
+  }
+  assert.throws(() => electorTimings(4999), RangeError);
+  assert.throws(() => electorTimings(Number.NaN), RangeError);
+});
+
+// ---------------------------------------------------------------------------
+// The elector with a fake lock and a fake clock
+// ---------------------------------------------------------------------------
+
+class FakeClock implements ElectorClock {
+  #now = 1_000_000;
+  #next = 1;
+  readonly #timers = new Map<number, { at: number; fn: () => void }>();
+  now = () => this.#now;
+  setTimeout = (fn: () => void, ms: number) => {
+    const id = this.#next++;
+    this.#timers.set(id, { at: this.#now + ms, fn });
+    return id;
+  };
+  clearTimeout = (id: unknown) => {
+    this.#timers.delete(id as number);
+  };
+  /** Moves time on by `ms`, running due timers in order and letting promises settle. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    await settle();
+    for (;;) {
+      const due = [...this.#timers.entries()].filter(([, t]) => t.at <= end)
+        .sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      this.#timers.delete(due[0]);
+      this.#now = due[1].at;
+      due[1].fn();
+      await settle();
+    }
+    this.#now = end;
+    await settle();
+  }
+}
+
+/** Lets promise chains run (a few turns of the event loop). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+/** The lock as seen by one elector; `free`/`others` simulate the database. */
+class FakeLock implements LockPort {
+  held = false;
+  /** Someone else holds it (their identity), or null. */
+  other: LockHolder | null = null;
+  /** `up`: answers; `down`: fails at once; `hang`: never answers until reset. */
+  mode: "up" | "down" | "hang" = "up";
+  calls: string[] = [];
+  resets = 0;
+  closed = false;
+  #hanging: Array<(e: Error) => void> = [];
+
+  #answer<T>(name: string, value: () => T): Promise<T> {
+    this.calls.push(name);
+    if (this.mode === "down") return Promise.reject(new Error("ECONNREFUSED"));
+    if (this.mode === "hang") {
+      return new Promise<T>((_, reject) => this.#hanging.push(reject));
+    }
+    return Promise.resolve(value());
+  }
+  tryAcquire(_since: number) {
+    return this.#answer("tryAcquire", () => {
+      if (this.other) return false;
+      this.held = true;
+      return true;
+    });
+  }
+  verify() {
+    return this.#answer("verify", () => this.held);
+  }
+  holder() {
+    return this.#answer("holder", () => this.other);
+  }
+  release() {
+    return this.#answer("release", () => {
+      this.held = false;
+    });
+  }
+  reset() {
+    this.resets++;
+    this.held = false;
+    for (const reject of this.#hanging.splice(0)) reject(new Error("CONNECTION_ENDED"));
+    return Promise.resolve();
+  }
+  close() {
+    this.closed = true;
+    return this.reset();
+  }
+}
+
+function fakeElector(takeoverMs = 10_000) {
+  const clock = new FakeClock();
+  const lock = new FakeLock();
+  const elector = new LeaderElector({
+    lock,
+    identity: { host: "me", pid: 1 },
+    takeoverMs,
+    clock,
+  });
+  const changes: LeadershipChange[] = [];
+  elector.onChange((c) => changes.push(c));
+  return { clock, lock, elector, changes };
+}
+
+const OTHER_HOLDER: LockHolder = {
+  backendPid: 999,
+  applicationName: "kickmon-leader:500:2:other",
+  identity: { host: "other", pid: 2, since: 500_000 },
+};
+
+Deno.test("elector: a free lock is taken on the first poll; onPromoted once; snapshot", async () => {
+  const { clock, lock, elector, changes } = fakeElector();
+  let promoted = 0;
+  elector.onPromoted(() => promoted++);
+  assert.equal(elector.snapshot().role, "unknown");
+  elector.start();
+  elector.start(); // idempotent
+  await clock.advance(0);
+  assert.equal(elector.isLeader, true);
+  assert.equal(promoted, 1);
+  assert.deepEqual(changes.map((c) => `${c.from}→${c.to}`), ["unknown→leader"]);
+  const snap = elector.snapshot();
+  assert.equal(snap.role, "leader");
+  assert.equal(snap.since, 1_000_000);
+  assert.deepEqual(snap.leader, { host: "me", pid: 1, since: 1_000_000 });
+  assert.equal(snap.changes_total, 1);
+  // The leader re-checks every poll, and never tries to take the lock again.
+  lock.calls = [];
+  await clock.advance(6000);
+  assert.deepEqual(lock.calls, ["verify", "verify", "verify"]);
+  assert.equal(promoted, 1);
+  await elector.stop();
+});
+
+Deno.test("elector: a standby shows the leader and takes over within one poll of the lock freeing", async () => {
+  const { clock, lock, elector, changes } = fakeElector();
+  lock.other = OTHER_HOLDER;
+  elector.start();
+  await clock.advance(0);
+  assert.equal(elector.snapshot().role, "standby");
+  assert.deepEqual(elector.snapshot().leader, OTHER_HOLDER.identity);
+  lock.other = null; // the leader died
+  await clock.advance(elector.timings.pollMs);
+  assert.equal(elector.isLeader, true);
+  assert.deepEqual(changes.map((c) => c.to), ["standby", "leader"]);
+  assert.equal(elector.snapshot().changes_total, 1);
+  await elector.stop();
+});
+
+Deno.test("elector: a closed session demotes at once, ends the session, and re-checks on a new one", async () => {
+  const { clock, lock, elector } = fakeElector();
+  const demotions: LeadershipChange[] = [];
+  elector.onDemoted((c) => demotions.push(c));
+  elector.start();
+  await clock.advance(0);
+  assert.equal(elector.isLeader, true);
+  // The session drops (PostgreSQL restarted): demoted synchronously, no timer needed.
+  lock.held = false;
+  lock.other = OTHER_HOLDER; // and someone else got it meanwhile
+  elector.connectionClosed();
+  assert.equal(elector.isLeader, false);
+  assert.equal(demotions.length, 1);
+  assert.equal(demotions[0].to, "unknown");
+  assert.match(demotions[0].reason, /session closed/);
+  assert.equal(lock.resets, 1, "the session is ended");
+  // The next poll is a candidate's on the new session: refused, standby.
+  lock.calls = [];
+  await clock.advance(elector.timings.pollMs);
+  assert.deepEqual(lock.calls, ["tryAcquire", "holder"]);
+  assert.equal(elector.snapshot().role, "standby");
+  assert.equal(elector.snapshot().changes_total, 2);
+  await elector.stop();
+});
+
+Deno.test("elector: a check that never answers demotes after the lease, not later", async () => {
+  const { clock, lock, elector, changes } = fakeElector();
+  elector.start();
+  await clock.advance(0);
+  const promotedAt = clock.now();
+  lock.mode = "hang";
+  await clock.advance(elector.timings.leaseMs - 1);
+  assert.equal(elector.isLeader, true, "still inside the lease");
+  await clock.advance(1);
+  assert.equal(elector.isLeader, false);
+  const demoted = changes.at(-1)!;
+  assert.equal(demoted.at - promotedAt, elector.timings.leaseMs);
+  assert.match(demoted.reason, /no successful lock check/);
+  assert.ok(lock.resets >= 1, "the hung session is ended");
+  // The database answers again: leader again on the next poll.
+  lock.mode = "up";
+  await clock.advance(elector.timings.pollMs);
+  assert.equal(elector.isLeader, true);
+  await elector.stop();
+});
+
+Deno.test("elector: unreachable is unknown; back, it competes again; hooks and unsubscribe", async () => {
+  const { clock, lock, elector } = fakeElector();
+  const seen: string[] = [];
+  elector.onChange(() => {
+    throw new Error("a broken hook");
+  });
+  const off = elector.onChange((c) => seen.push(c.to));
+  lock.mode = "down";
+  elector.start();
+  await clock.advance(0);
+  assert.equal(elector.snapshot().role, "unknown");
+  assert.match(elector.snapshot().reason, /ECONNREFUSED/);
+  lock.mode = "up";
+  await clock.advance(elector.timings.pollMs);
+  assert.equal(elector.isLeader, true);
+  assert.deepEqual(seen, ["leader"], "a throwing hook does not stop the next one");
+  lock.mode = "down";
+  await clock.advance(elector.timings.pollMs);
+  assert.equal(elector.snapshot().role, "unknown");
+  off();
+  lock.mode = "up";
+  await clock.advance(elector.timings.pollMs);
+  assert.equal(elector.isLeader, true);
+  assert.deepEqual(seen, ["leader", "unknown"], "no call after unsubscribing");
+  assert.equal(elector.snapshot().changes_total, 3);
+  await elector.stop();
+});
+
+Deno.test("elector: stop demotes, releases the lock, closes the session and polls no more", async () => {
+  const { clock, lock, elector, changes } = fakeElector();
+  elector.start();
+  await clock.advance(0);
+  await elector.stop();
+  assert.equal(elector.isLeader, false);
+  assert.equal(changes.at(-1)?.reason, "stopped");
+  assert.ok(lock.calls.includes("release"));
+  assert.equal(lock.held, false);
+  assert.equal(lock.closed, true);
+  lock.calls = [];
+  await clock.advance(60_000);
+  assert.deepEqual(lock.calls, []);
+  await elector.stop(); // idempotent
+});
+
+// ---------------------------------------------------------------------------
+// Real PostgreSQL
+// ---------------------------------------------------------------------------
+
+const TAKEOVER_MS = 5000;
+
+function dbConfig(url: string): DatabaseConfig {
+  return loadConfig({ DATABASE_URL: url, DATABASE_CONNECT_TIMEOUT: "2" }, {
+    requireKickCredentials: false,
+  }).database;
+}
+
+/** Electors on one database, with a check that two never lead at once. */
+function electors(url: string, n: number) {
+  const leaders = new Set<number>();
+  let maxConcurrent = 0;
+  const log: Array<{ i: number; to: string; at: number }> = [];
+  const list = Array.from({ length: n }, (_, i) => {
+    const e = createLeaderElector(dbConfig(url), {
+      takeoverMs: TAKEOVER_MS,
+      identity: { host: `host-${i}`, pid: 1000 + i },
+    });
+    e.onChange((c) => {
+      log.push({ i, to: c.to, at: performance.now() });
+      if (c.to === "leader") leaders.add(i);
+      else leaders.delete(i);
+      maxConcurrent = Math.max(maxConcurrent, leaders.size);
+    });
+    return e;
+  });
+  return {
+    list,
+    log,
+    get maxConcurrent() {
+      return maxConcurrent;
+    },
+    leaderIndexes: () => list.flatMap((e, i) => (e.isLeader ? [i] : [])),
+    stop: () => Promise.all(list.map((e) => e.stop())),
+  };
+}
+
+async function leaderBackend(admin: postgres.Sql): Promise<number | null> {
+  const rows = await admin`
+    SELECT pid FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+      AND classid = ${LEADER_LOCK_NAMESPACE}::oid
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+  return rows[0]?.pid ?? null;
+}
+
+Deno.test("elector on PostgreSQL: three instances, exactly one leader, the others name it", async () => {
+  const db = await createTestDatabase();
+  const group = electors(db.url, 3);
+  try {
+    for (const e of group.list) e.start();
+    await waitFor(
+      () =>
+        group.list.every((e) => e.snapshot().role !== "unknown") &&
+        group.leaderIndexes().length === 1 &&
+        group.list.every((e) => e.snapshot().leader !== null),
+      { timeoutMs: TAKEOVER_MS, message: "one leader, known to all" },
+    );
+    const [li] = group.leaderIndexes();
+    for (const [i, e] of group.list.entries()) {
+      const s = e.snapshot();
+      assert.equal(s.role, i === li ? "leader" : "standby");
+      assert.equal(s.leader?.host, `host-${li}`);
+      assert.equal(s.leader?.pid, 1000 + li);
+    }
+    // Stays so: several polls later still exactly one.
+    await new Promise((r) => setTimeout(r, 2 * electorTimings(TAKEOVER_MS).pollMs + 200));
+    assert.deepEqual(group.leaderIndexes(), [li]);
+    assert.equal(group.maxConcurrent, 1);
+  } finally {
+    await group.stop();
+    await db.drop();
+  }
+});
+
+Deno.test("elector on PostgreSQL: the leader's backend terminated → demoted at once, another takes over in bound", async () => {
+  const db = await createTestDatabase();
+  const admin = postgres(db.url, { max: 1, onnotice: () => {} });
+  const group = electors(db.url, 3);
+  try {
+    for (const e of group.list) e.start();
+    await waitFor(() => group.leaderIndexes().length === 1, {
+      timeoutMs: TAKEOVER_MS,
+      message: "a leader",
+    });
+    const [old] = group.leaderIndexes();
+    const backend = await leaderBackend(admin);
+    assert.ok(backend);
+    const t0 = performance.now();
+    await admin`SELECT pg_terminate_backend(${backend})`;
+    await waitFor(() => !group.list[old].isLeader, { timeoutMs: 1000, message: "demoted at once" });
+    const demotedMs = performance.now() - t0;
+    await waitFor(() => group.leaderIndexes().length === 1, {
+      timeoutMs: TAKEOVER_MS,
+      message: "a new leader within the takeover bound",
+    });
+    const tookMs = performance.now() - t0;
+    console.log(
+      `demoted after ${demotedMs.toFixed(0)} ms, new leader after ${tookMs.toFixed(0)} ms`,
+    );
+    assert.ok(tookMs <= TAKEOVER_MS, `${tookMs} ms`);
+    assert.equal(group.maxConcurrent, 1, JSON.stringify(group.log));
+    const [now] = group.leaderIndexes();
+    assert.notEqual(await leaderBackend(admin), backend);
+    assert.equal(group.list[old].snapshot().leader?.host ?? `host-${now}`, `host-${now}`);
+  } finally {
+    await group.stop();
+    await admin.end({ timeout: 1 });
+    await db.drop();
+  }
+});
+
+Deno.test({
+  name: "elector on PostgreSQL: a restarted server leaves at most one leader, within the bound",
+  sanitizeResources: false, // the cluster's postgres is a separate process tree
+  fn: async () => {
+    const cluster = await startThrowawayCluster();
+    const group = electors(cluster.url, 3);
+    try {
+      for (const e of group.list) e.start();
+      await waitFor(() => group.leaderIndexes().length === 1, {
+        timeoutMs: TAKEOVER_MS,
+        message: "a leader before the restart",
+      });
+      await cluster.pgStop();
+      await waitFor(() => group.list.every((e) => e.snapshot().role === "unknown"), {
+        timeoutMs: TAKEOVER_MS,
+        message: "nobody leads, nobody knows who does, while the server is down",
+      });
+      await cluster.pgStart();
+      const t0 = performance.now();
+      await waitFor(() => group.leaderIndexes().length === 1, {
+        timeoutMs: TAKEOVER_MS,
+        message: "one leader after the restart",
+      });
+      console.log(`leader again ${(performance.now() - t0).toFixed(0)} ms after the server was up`);
+      await waitFor(
+        () => group.list.every((e) => e.snapshot().role !== "unknown"),
+        { timeoutMs: TAKEOVER_MS, message: "everyone sees the database again" },
+      );
+      await new Promise((r) => setTimeout(r, electorTimings(TAKEOVER_MS).pollMs + 200));
+      assert.equal(group.leaderIndexes().length, 1);
+      assert.equal(group.maxConcurrent, 1, JSON.stringify(group.log));
+    } finally {
+      await group.stop();
+      await cluster.stop();
+    }
+  },
+});
