@@ -175,7 +175,12 @@ export interface LeaderLockOptions {
   readonly deadPeerSec?: number;
   /** A statement not answered within this many ms ends the client (default 2000). */
   readonly queryTimeoutMs?: number;
-  /** Called (synchronously) whenever the session's connection closed, for any reason. */
+  /**
+   * Called (synchronously) whenever the session's connection closed, for any
+   * reason, and also BEFORE this side ends it ({@linkcode LeaderLock.reset},
+   * a statement timeout, `close()`), so that leadership is given up before
+   * the server can free the lock. May be called more than once per session.
+   */
   readonly onClose?: () => void;
 }
 
@@ -427,7 +432,9 @@ export class LeaderLock {
   async reset(): Promise<void> {
     const sql = this.#sql;
     this.#sql = null;
-    await sql?.end({ timeout: 0 }).catch(() => {});
+    if (!sql) return;
+    this.#onClose(); // before the server can see the session go
+    await sql.end({ timeout: 0 }).catch(() => {});
   }
 
   /**

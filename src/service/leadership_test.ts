@@ -517,3 +517,115 @@ Deno.test({
     }
   },
 });
+
+/**
+ * A TCP proxy to PostgreSQL that can stop forwarding (a network that drops
+ * everything, both ways, without closing anything). When either side closes,
+ * it closes the other.
+ */
+function blackholeProxy(port: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let black = false;
+  const close = (c: Deno.Conn) => {
+    if (!conns.delete(c)) return;
+    try {
+      c.close();
+    } catch {
+      // already closed
+    }
+  };
+  const pump = async (from: Deno.Conn, to: Deno.Conn) => {
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        if (black) continue;
+        let off = 0;
+        while (off < n) off += await to.write(buf.subarray(off, n));
+      }
+    } catch {
+      // a side went away
+    } finally {
+      close(from);
+      close(to);
+    }
+  };
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.add(client);
+      conns.add(upstream);
+      pump(client, upstream);
+      pump(upstream, client);
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    blackhole: () => (black = true),
+    async close() {
+      listener.close();
+      await accepting;
+      for (const c of [...conns]) close(c);
+    },
+  };
+}
+
+Deno.test("elector on PostgreSQL: a leader whose database stops answering demotes itself; a standby takes over", async () => {
+  const db = await createTestDatabase();
+  const url = new URL(db.url);
+  const proxy = blackholeProxy(Number(url.port));
+  const viaProxy = new URL(db.url);
+  viaProxy.port = String(proxy.port);
+  const t = electorTimings(TAKEOVER_MS);
+  const cut = createLeaderElector(dbConfig(viaProxy.toString()), {
+    takeoverMs: TAKEOVER_MS,
+    identity: { host: "cut-off", pid: 1 },
+  });
+  const standby = createLeaderElector(dbConfig(db.url), {
+    takeoverMs: TAKEOVER_MS,
+    identity: { host: "standby", pid: 2 },
+  });
+  const events: string[] = [];
+  let both = false;
+  for (const [name, e] of [["cut", cut], ["standby", standby]] as const) {
+    e.onChange((c) => {
+      events.push(`${name}:${c.to}`);
+      if (cut.isLeader && standby.isLeader) both = true;
+    });
+  }
+  try {
+    cut.start();
+    await waitFor(() => cut.isLeader, { timeoutMs: TAKEOVER_MS, message: "cut-off leads first" });
+    standby.start();
+    await waitFor(() => standby.snapshot().leader?.host === "cut-off", {
+      timeoutMs: TAKEOVER_MS,
+      message: "the standby names the leader",
+    });
+    const t0 = performance.now();
+    proxy.blackhole();
+    await waitFor(() => !cut.isLeader, {
+      timeoutMs: t.leaseMs + 1000,
+      message: "the cut-off leader demotes itself within its lease",
+    });
+    const demotedMs = performance.now() - t0;
+    await waitFor(() => standby.isLeader, {
+      timeoutMs: TAKEOVER_MS,
+      message: "the standby takes over",
+    });
+    const tookMs = performance.now() - t0;
+    console.log(
+      `demoted after ${demotedMs.toFixed(0)} ms, taken over after ${tookMs.toFixed(0)} ms`,
+    );
+    assert.ok(demotedMs <= t.leaseMs + 500, `${demotedMs} ms`);
+    assert.ok(tookMs <= TAKEOVER_MS, `${tookMs} ms`);
+    assert.equal(both, false, events.join(", "));
+    assert.match(cut.snapshot().reason, /unreachable|closed|no successful lock check/);
+  } finally {
+    await cut.stop();
+    await standby.stop();
+    await proxy.close();
+    await db.drop();
+  }
+});
