@@ -3,197 +3,40 @@
  * database spends the API budget (reconciliation, identity resolution,
  * webhook subscription management, the unofficial lookup). Not wired in yet.
  *
- * Three roles: `leader` (holds the advisory lock of `db/leader_lock.ts`),
- * `standby` (the database answers and someone else, or nobody yet, holds
- * it) and `unknown` (the database does not answer: this instance cannot
- * lead and cannot tell who does). Every change of role goes through ONE
- * function, {@linkcode transition}; {@linkcode LeaderElector} is the shell
- * that polls the lock, feeds it events and runs the hooks.
+ * {@linkcode LeaderElector} is the shell around the pure state machine of
+ * `leadership_state.ts` (roles `leader | standby | unknown`, one
+ * `transition` function, the timings): it polls the lock of
+ * `db/leader_lock.ts`, feeds the answers in as events and runs the hooks.
  *
- * **Timings**, all from `takeoverMs` (`MONITORING_LEADER_TAKEOVER`, at least
- * 5000 ms), see {@linkcode electorTimings}:
- *
- * | what | default (10 s) | rule |
- * |---|---|---|
- * | poll: a candidate tries the lock, the leader re-checks it in `pg_locks` | 2 s | takeover / 5 |
- * | statement timeout of each poll | 2 s | = poll |
- * | lease: a leader with no successful check for this long demotes itself | 4 s | 2 × poll |
- * | dead peer: the server ends a silent leader's session (TCP keepalives) | 6 s | 0.6 × takeover, whole s |
- *
- * So a standby takes over within one poll of the leader's process dying
- * (its socket closes, the server frees the lock at once), and within
- * dead peer + poll (8 s) of the leader's host or network dying. A leader
- * that cannot reach the database demotes itself after the lease, before the
- * server can free its lock for someone else (lease < dead peer, measured
- * from the same statement); one whose session closed (a PostgreSQL restart
- * or failover, `pg_terminate_backend`) demotes at once, before any other
- * poll could see the lock free, and re-checks `pg_locks` on its new session
- * before it claims anything. On demotion the elector ends its session, so a
- * lock held by a hung session cannot outlive the leadership it stood for.
+ * With the timings of `leadership_state.ts` (default bound 10 s: poll 2 s,
+ * lease 4 s, dead peer 6 s) a standby takes over within one poll of the
+ * leader's process dying (its socket closes, the server frees the lock at
+ * once), and within dead peer + poll (8 s) of the leader's host or network
+ * dying. A leader that cannot reach the database demotes itself after the
+ * lease, before the server can free its lock for someone else (lease < dead
+ * peer, measured from the same statement); one whose session closed (a
+ * PostgreSQL restart or failover, `pg_terminate_backend`) demotes at once,
+ * before any other poll could see the lock free, and re-checks `pg_locks` on
+ * its new session before it claims anything. On demotion the elector ends
+ * its session, so a lock held by a hung session cannot outlive the
+ * leadership it stood for.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import type { DatabaseConfig } from "../config/config.ts";
-import { type LeaderIdentity, LeaderLock, type LockHolder } from "../db/leader_lock.ts";
+import { LeaderLock, type LockHolder } from "../db/leader_lock.ts";
+import {
+  type ElectorEvent,
+  type ElectorState,
+  type ElectorTimings,
+  electorTimings,
+  initialState,
+  type Role,
+  transition,
+} from "./leadership_state.ts";
 
 const log = getLogger(["kickmon", "leadership"]);
-
-/** This instance's role. */
-export type Role = "leader" | "standby" | "unknown";
-
-/** The leader as this instance knows it (see `LeaderIdentity` of `db/leader_lock.ts`). */
-export type LeaderInfo = LeaderIdentity;
-
-/** The elector's whole state; only {@linkcode transition} makes a new one. */
-export interface ElectorState {
-  readonly role: Role;
-  /** When this role began, ms since the Unix epoch. */
-  readonly since: number;
-  /** The leader (this instance when `role` is `leader`), null when unknown or nobody leads. */
-  readonly leader: LeaderInfo | null;
-  /** Promotions + demotions of this instance so far. */
-  readonly changesTotal: number;
-  /** When the last successful lock check was SENT, ms since the epoch (leader only), else null. */
-  readonly lastVerifiedAt: number | null;
-  /** Why the role is what it is (for logs and `/health`). */
-  readonly reason: string;
-}
-
-/**
- * What can happen to the elector. `at` is when it happened, ms since the
- * Unix epoch; for a check's answer, when the check was sent.
- */
-export type ElectorEvent =
-  /** The lock was taken and found in `pg_locks`; `self` is this instance's identity. */
-  | { readonly type: "acquired"; readonly at: number; readonly self: LeaderInfo }
-  /** The leader's check found the lock still held by this session. */
-  | { readonly type: "verified"; readonly at: number }
-  /** The lock is someone else's (`leader`), or nobody's (null): not taken this time. */
-  | { readonly type: "refused"; readonly at: number; readonly leader: LeaderInfo | null }
-  /** The leader's check found the lock NOT held by this session (e.g. after a reconnect). */
-  | { readonly type: "lost"; readonly at: number }
-  /** A statement failed or timed out: the database is unreachable. */
-  | { readonly type: "unreachable"; readonly at: number; readonly error: string }
-  /** The session's connection closed (restart, failover, terminated backend, network). */
-  | { readonly type: "closed"; readonly at: number }
-  /** The lease timer fired; demotes only if no check succeeded for `leaseMs`. */
-  | { readonly type: "lease_expired"; readonly at: number; readonly leaseMs: number }
-  /** `stop()`: leadership is given up for good. */
-  | { readonly type: "stopped"; readonly at: number };
-
-/**
- * The state before the first poll.
- *
- * @param now ms since the Unix epoch.
- *
- * @example
- * ```ts
- * initialState(Date.now()).role; // "unknown"
- * ```
- */
-export function initialState(now: number): ElectorState {
-  return {
-    role: "unknown",
-    since: now,
-    leader: null,
-    changesTotal: 0,
-    lastVerifiedAt: null,
-    reason: "not checked yet",
-  };
-}
-
-/**
- * THE transition function: the state after an event. Pure. A change between
- * `leader` and another role counts in `changesTotal`.
- *
- * @example
- * ```ts
- * const s0 = initialState(0);
- * const s1 = transition(s0, { type: "acquired", at: 5, self: { host: "a", pid: 1, since: 5 } });
- * s1.role; // "leader"
- * transition(s1, { type: "closed", at: 9 }).role; // "unknown"
- * ```
- */
-export function transition(s: ElectorState, e: ElectorEvent): ElectorState {
-  const become = (
-    role: Role,
-    leader: LeaderInfo | null,
-    reason: string,
-    lastVerifiedAt: number | null = null,
-  ): ElectorState => ({
-    role,
-    since: role === s.role ? s.since : e.at,
-    leader,
-    changesTotal: s.changesTotal + ((role === "leader") !== (s.role === "leader") ? 1 : 0),
-    lastVerifiedAt,
-    reason,
-  });
-  switch (e.type) {
-    case "acquired":
-      if (s.role === "leader") return { ...s, lastVerifiedAt: e.at };
-      return become("leader", e.self, "holds the leader lock", e.at);
-    case "verified":
-      return s.role === "leader" ? { ...s, lastVerifiedAt: e.at } : s;
-    case "refused":
-      return become(
-        "standby",
-        e.leader,
-        e.leader ? "another instance holds the leader lock" : "the leader lock is free",
-      );
-    case "lost":
-      if (s.role !== "leader") return s;
-      return become("standby", null, "the leader lock is no longer held by this session");
-    case "unreachable":
-      return become("unknown", null, `database unreachable: ${e.error}`);
-    case "closed":
-      if (s.role !== "leader") return s;
-      return become("unknown", null, "the leader lock's session closed");
-    case "lease_expired":
-      if (s.role !== "leader" || s.lastVerifiedAt === null) return s;
-      if (e.at - s.lastVerifiedAt < e.leaseMs) return s;
-      return become("unknown", null, `no successful lock check for ${e.leaseMs} ms`);
-    case "stopped":
-      return become("standby", null, "stopped");
-  }
-}
-
-/** Derived timings, all ms except `deadPeerSec`; see the module doc. */
-export interface ElectorTimings {
-  readonly pollMs: number;
-  readonly queryTimeoutMs: number;
-  readonly leaseMs: number;
-  readonly deadPeerSec: number;
-}
-
-/** The smallest `takeoverMs` the bounds hold for (keepalives count in whole seconds). */
-export const MIN_TAKEOVER_MS = 5000;
-
-/**
- * The timings for a takeover bound.
- *
- * @param takeoverMs `MONITORING_LEADER_TAKEOVER` in ms, at least {@linkcode MIN_TAKEOVER_MS}.
- * @throws {RangeError} when `takeoverMs` is below {@linkcode MIN_TAKEOVER_MS} or not finite.
- *
- * @example
- * ```ts
- * electorTimings(10_000); // { pollMs: 2000, queryTimeoutMs: 2000, leaseMs: 4000, deadPeerSec: 6 }
- * ```
- */
-export function electorTimings(takeoverMs: number): ElectorTimings {
-  if (!Number.isFinite(takeoverMs) || takeoverMs < MIN_TAKEOVER_MS) {
-    throw new RangeError(
-      `takeover bound must be at least ${MIN_TAKEOVER_MS} ms, got ${takeoverMs}`,
-    );
-  }
-  const pollMs = Math.floor(takeoverMs / 5);
-  return {
-    pollMs,
-    queryTimeoutMs: pollMs,
-    leaseMs: 2 * pollMs,
-    deadPeerSec: Math.max(3, Math.floor((0.6 * takeoverMs) / 1000)),
-  };
-}
 
 /** What the elector needs of the lock; {@linkcode LeaderLock} has it. */
 export interface LockPort {
@@ -550,7 +393,7 @@ export interface CreateElectorOptions {
  * timings of `takeoverMs` and the lock's `onClose` wired to
  * {@linkcode LeaderElector.connectionClosed}. Connects on `start()`.
  *
- * @throws {RangeError} for a `takeoverMs` below {@linkcode MIN_TAKEOVER_MS}.
+ * @throws {RangeError} for a `takeoverMs` below `MIN_TAKEOVER_MS` (leadership_state.ts).
  *
  * @example
  * ```ts
