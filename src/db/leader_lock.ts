@@ -50,12 +50,33 @@ import postgres from "postgres";
 import type { DatabaseConfig } from "../config/config.ts";
 import { DatabaseError, type Sql, sslOptions, toDatabaseError } from "./client.ts";
 
-/** First key of the leader lock: `0x6b6d6c64`, "kmld" in ASCII. */
+/**
+ * First key of the leader lock: `0x6b6d6c64`, "kmld" in ASCII.
+ *
+ * @example
+ * ```ts
+ * leaderLockKey("public")[0] === LEADER_LOCK_NAMESPACE; // true
+ * ```
+ */
 export const LEADER_LOCK_NAMESPACE = 0x6b6d6c64;
 
-/** Prefix of the leader session's `application_name`. */
+/**
+ * Prefix of the leader session's `application_name`.
+ *
+ * @example
+ * ```ts
+ * applicationName({ host: "h", pid: 1, since: 0 }).startsWith(LEADER_APP_PREFIX); // true
+ * ```
+ */
 export const LEADER_APP_PREFIX = "kickmon-leader";
-/** Prefix of a candidate's (standby's) session `application_name`. */
+/**
+ * Prefix of a candidate's (standby's) session `application_name`.
+ *
+ * @example
+ * ```ts
+ * applicationName({ host: "h", pid: 1, since: null }).startsWith(ELECTOR_APP_PREFIX); // true
+ * ```
+ */
 export const ELECTOR_APP_PREFIX = "kickmon-elector";
 /** PostgreSQL keeps this many bytes of an `application_name` (NAMEDATALEN − 1). */
 const APP_NAME_MAX = 63;
@@ -85,6 +106,11 @@ export function leaderLockKey(schema: string): readonly [number, number] {
 /**
  * Who holds (or is about to hold) the lock, as published in
  * `application_name`.
+ *
+ * @example
+ * ```ts
+ * const id: LeaderIdentity = { host: "kick-01", pid: 4242, since: 1_764_650_000_000 };
+ * ```
  */
 export interface LeaderIdentity {
   /** Host name of the instance (possibly truncated, see the module doc). */
@@ -138,7 +164,14 @@ export function parseApplicationName(name: string | null | undefined): LeaderIde
   return null;
 }
 
-/** The session that holds the lock, from `pg_locks` ⋈ `pg_stat_activity`. */
+/**
+ * The session that holds the lock, from `pg_locks` ⋈ `pg_stat_activity`.
+ *
+ * @example
+ * ```ts
+ * const h: LockHolder | null = await lock.holder();
+ * ```
+ */
 export interface LockHolder {
   /** Its PostgreSQL backend pid (what `pg_terminate_backend` takes). */
   readonly backendPid: number;
@@ -148,7 +181,14 @@ export interface LockHolder {
   readonly identity: LeaderIdentity | null;
 }
 
-/** What {@linkcode LeaderLock.sessionInfo} reports of the current session. */
+/**
+ * What {@linkcode LeaderLock.sessionInfo} reports of the current session.
+ *
+ * @example
+ * ```ts
+ * const { keepalives }: LeaderSessionInfo = await lock.sessionInfo();
+ * ```
+ */
 export interface LeaderSessionInfo {
   /** `pg_backend_pid()`. */
   readonly backendPid: number;
@@ -162,7 +202,14 @@ export interface LeaderSessionInfo {
   };
 }
 
-/** Options for {@linkcode LeaderLock}. */
+/**
+ * Options for {@linkcode LeaderLock}.
+ *
+ * @example
+ * ```ts
+ * const opts: LeaderLockOptions = { identity: { host: "kick-01", pid: Deno.pid }, deadPeerSec: 6 };
+ * ```
+ */
 export interface LeaderLockOptions {
   /** This instance, published in `application_name` (`since` is set by {@linkcode LeaderLock.tryAcquire}). */
   readonly identity: { readonly host: string; readonly pid: number };
@@ -218,6 +265,8 @@ export class LeaderLock {
   #closed = false;
 
   /**
+   * Makes the lock; nothing is sent before the first call.
+   *
    * @param db the database settings (`config.database`).
    * @param options identity, key schema, timeouts, `onClose`.
    */

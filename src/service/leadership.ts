@@ -38,11 +38,23 @@ import {
 
 const log = getLogger(["kickmon", "leadership"]);
 
-/** What the elector needs of the lock; {@linkcode LeaderLock} has it. */
+/**
+ * What the elector needs of the lock; {@linkcode LeaderLock} has it (tests
+ * pass a fake).
+ *
+ * @example
+ * ```ts
+ * const port: LockPort = new LeaderLock(config.database, { identity: localIdentity() });
+ * ```
+ */
 export interface LockPort {
+  /** Takes the lock if free; true when this session holds it (checked in `pg_locks`). */
   tryAcquire(since: number): Promise<boolean>;
+  /** Whether this session still holds it. */
   verify(): Promise<boolean>;
+  /** Who holds it, or null. */
   holder(): Promise<LockHolder | null>;
+  /** Gives it up. */
   release(): Promise<void>;
   /** Ends the current session (the next call connects a new one). Never throws. */
   reset(): Promise<void>;
@@ -50,12 +62,20 @@ export interface LockPort {
   close(): Promise<void>;
 }
 
-/** Timer functions, injectable for deterministic tests. */
+/**
+ * Timer functions, injectable for deterministic tests.
+ *
+ * @example
+ * ```ts
+ * const clock: ElectorClock = { now: Date.now, setTimeout, clearTimeout };
+ * ```
+ */
 export interface ElectorClock {
   /** ms since the Unix epoch. */
   now(): number;
   /** Returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): unknown;
+  /** Cancels a timer of `setTimeout` (undefined: nothing). */
   clearTimeout(handle: unknown): void;
 }
 
@@ -65,17 +85,37 @@ const REAL_CLOCK: ElectorClock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout> | undefined),
 };
 
-/** A change of role, as the hooks receive it. */
+/**
+ * A change of role, as the hooks receive it.
+ *
+ * @example
+ * ```ts
+ * elector.onChange((c: LeadershipChange) => console.log(`${c.from} → ${c.to}: ${c.reason}`));
+ * ```
+ */
 export interface LeadershipChange {
+  /** The role before. */
   readonly from: Role;
+  /** The role now. */
   readonly to: Role;
-  /** ms since the Unix epoch. */
+  /** When, ms since the Unix epoch. */
   readonly at: number;
+  /** Why, in words (e.g. "the leader lock's session closed"). */
   readonly reason: string;
 }
 
-/** What `/health` and `kickmon status` show (snake_case, as all JSON of kickmon). */
+/**
+ * What `/health` and `kickmon status` show (snake_case, as all JSON of kickmon).
+ *
+ * @example
+ * ```ts
+ * const s: LeadershipSnapshot = elector.snapshot();
+ * // { role: "standby", since: 1764650000000, leader: { host: "kick-02", pid: 811,
+ * //   since: 1764640000000 }, changes_total: 0, reason: "another instance holds the leader lock" }
+ * ```
+ */
 export interface LeadershipSnapshot {
+  /** This instance's role. */
   readonly role: Role;
   /** When this instance got its role, ms since the Unix epoch. */
   readonly since: number;
@@ -85,11 +125,20 @@ export interface LeadershipSnapshot {
     | null;
   /** Promotions + demotions of this instance. */
   readonly changes_total: number;
+  /** Why the role is what it is. */
   readonly reason: string;
 }
 
-/** Options for {@linkcode LeaderElector}. */
+/**
+ * Options for {@linkcode LeaderElector}.
+ *
+ * @example
+ * ```ts
+ * const opts: ElectorOptions = { lock, identity: localIdentity(), takeoverMs: 10_000 };
+ * ```
+ */
 export interface ElectorOptions {
+  /** The lock (a {@linkcode LeaderLock}, or a fake in tests). */
   readonly lock: LockPort;
   /** This instance (host name, OS pid). */
   readonly identity: { readonly host: string; readonly pid: number };
@@ -115,6 +164,7 @@ export interface ElectorOptions {
  * ```
  */
 export class LeaderElector {
+  /** The poll, lease and timeout of this elector's `takeoverMs`. */
   readonly timings: ElectorTimings;
   readonly #lock: LockPort;
   readonly #identity: { readonly host: string; readonly pid: number };
@@ -128,7 +178,12 @@ export class LeaderElector {
   #started = false;
   #stopped = false;
 
-  /** @throws {RangeError} for a `takeoverMs` {@linkcode electorTimings} refuses. */
+  /**
+   * Makes an elector; nothing runs before {@linkcode LeaderElector.start}.
+   *
+   * @param options the lock, this instance's identity, the takeover bound, the clock.
+   * @throws {RangeError} for a `takeoverMs` {@linkcode electorTimings} refuses.
+   */
   constructor(options: ElectorOptions) {
     this.timings = electorTimings(options.takeoverMs);
     this.#lock = options.lock;
@@ -378,7 +433,14 @@ export function localIdentity(): { host: string; pid: number } {
   return { host, pid: Deno.pid };
 }
 
-/** Options for {@linkcode createLeaderElector}. */
+/**
+ * Options for {@linkcode createLeaderElector}.
+ *
+ * @example
+ * ```ts
+ * const opts: CreateElectorOptions = { takeoverMs: config.monitoring.leaderTakeoverMs };
+ * ```
+ */
 export interface CreateElectorOptions {
   /** `MONITORING_LEADER_TAKEOVER` in ms. */
   readonly takeoverMs: number;

@@ -23,14 +23,36 @@
  */
 import type { LeaderIdentity } from "../db/leader_lock.ts";
 
-/** This instance's role. */
+/**
+ * This instance's role.
+ *
+ * @example
+ * ```ts
+ * const r: Role = elector.snapshot().role; // "leader" | "standby" | "unknown"
+ * ```
+ */
 export type Role = "leader" | "standby" | "unknown";
 
-/** The leader as this instance knows it (see `LeaderIdentity` of `db/leader_lock.ts`). */
+/**
+ * The leader as this instance knows it (see `LeaderIdentity` of `db/leader_lock.ts`).
+ *
+ * @example
+ * ```ts
+ * const l: LeaderInfo | null = elector.state.leader;
+ * ```
+ */
 export type LeaderInfo = LeaderIdentity;
 
-/** The elector's whole state; only {@linkcode transition} makes a new one. */
+/**
+ * The elector's whole state; only {@linkcode transition} makes a new one.
+ *
+ * @example
+ * ```ts
+ * const s: ElectorState = transition(initialState(Date.now()), { type: "closed", at: Date.now() });
+ * ```
+ */
 export interface ElectorState {
+  /** This instance's role. */
   readonly role: Role;
   /** When this role began, ms since the Unix epoch. */
   readonly since: number;
@@ -47,6 +69,11 @@ export interface ElectorState {
 /**
  * What can happen to the elector. `at` is when it happened, ms since the
  * Unix epoch; for a check's answer, when the check was sent.
+ *
+ * @example
+ * ```ts
+ * const e: ElectorEvent = { type: "unreachable", at: Date.now(), error: "ECONNREFUSED" };
+ * ```
  */
 export type ElectorEvent =
   /** The lock was taken and found in `pg_locks`; `self` is this instance's identity. */
@@ -142,15 +169,33 @@ export function transition(s: ElectorState, e: ElectorEvent): ElectorState {
   }
 }
 
-/** Derived timings, all ms except `deadPeerSec`; see the module doc. */
+/**
+ * Derived timings, all ms except `deadPeerSec`; see the module doc.
+ *
+ * @example
+ * ```ts
+ * const { pollMs, leaseMs }: ElectorTimings = electorTimings(10_000); // 2000, 4000
+ * ```
+ */
 export interface ElectorTimings {
+  /** Between two polls of the lock. */
   readonly pollMs: number;
+  /** A poll's statement not answered within this ends the session. */
   readonly queryTimeoutMs: number;
+  /** A leader without a successful check for this long demotes itself. */
   readonly leaseMs: number;
+  /** The server ends a silent session after about this many SECONDS. */
   readonly deadPeerSec: number;
 }
 
-/** The smallest `takeoverMs` the bounds hold for (keepalives count in whole seconds). */
+/**
+ * The smallest `takeoverMs` the bounds hold for (keepalives count in whole seconds).
+ *
+ * @example
+ * ```ts
+ * electorTimings(MIN_TAKEOVER_MS).pollMs; // 1000
+ * ```
+ */
 export const MIN_TAKEOVER_MS = 5000;
 
 /**

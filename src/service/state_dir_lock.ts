@@ -18,7 +18,14 @@
  * @module
  */
 
-/** The lock file's name inside the state directory. */
+/**
+ * The lock file's name inside the state directory.
+ *
+ * @example
+ * ```ts
+ * `${config.system.stateDirectory}/${STATE_DIR_LOCK_FILE}`; // "/var/lib/kickmon/kickmon.lock"
+ * ```
+ */
 export const STATE_DIR_LOCK_FILE = "kickmon.lock";
 
 /**
@@ -45,6 +52,8 @@ export class StateDirLockedError extends Error {
   readonly holderPid: number | null;
 
   /**
+   * Makes the error; the message names the directory, the lock file and the holder's PID.
+   *
    * @param directory the state directory.
    * @param path the lock file in it.
    * @param holderPid the PID found in the file, or null.
@@ -70,7 +79,14 @@ export class StateDirLockedError extends Error {
   }
 }
 
-/** A held state directory lock. */
+/**
+ * A held state directory lock.
+ *
+ * @example
+ * ```ts
+ * using lock: StateDirLock = lockStateDirectory("/var/lib/kickmon");
+ * ```
+ */
 export interface StateDirLock {
   /** The state directory. */
   readonly directory: string;
