@@ -174,8 +174,15 @@ export function quoteIdent(name: string): string {
  * checked against the configured host. The host is passed explicitly: for an
  * IP address postgres.js sends no server name, and the TLS layer would then
  * check the certificate against "localhost" instead of that address.
+ * Exported for connections that cannot use {@linkcode connectDatabase}'s
+ * pool settings (the leader lock's session, `db/leader_lock.ts`).
+ *
+ * @example
+ * ```ts
+ * postgres(config.database.url, { max: 1, ssl: sslOptions(config.database) as "require" | false });
+ * ```
  */
-function sslOptions(db: DatabaseConfig): false | "require" | Record<string, unknown> {
+export function sslOptions(db: DatabaseConfig): false | "require" | Record<string, unknown> {
   if (db.sslmode === "disable") return false;
   if (db.sslmode === "require") return "require";
   return {
