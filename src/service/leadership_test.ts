@@ -3,7 +3,7 @@ import { createTestDatabase, waitFor } from "../../tests/helpers/database.ts";
 import { type DatabaseConfig, loadConfig } from "../config/config.ts";
 import { connectDatabase, type Sql } from "../db/client.ts";
 import { LEADER_LOCK_NAMESPACE, type LockHolder } from "../db/leader_lock.ts";
-import { startThrowawayCluster } from "../devtools/pg_cluster.ts";
+import { startThrowawayCluster } from "../../dev/pg_cluster.ts";
 import {
   createLeaderElector,
   type ElectorClock,
