@@ -17,6 +17,10 @@
  * | `connecting`, `connected`          | `backoff`, `refused`  | a failure, as the reconnect policy decides (§1.4)      |
  * | any                                | `disconnected`        | gave up, stopped, closed, or pusher-js threw           |
  *
+ * One concept, so one module over the usual ~500 lines (about 450 of them code): the attempt,
+ * its handshake deadline, its watchdog and its failure all act on the same `Conn` and the same
+ * shard state; split further, each part would need the others' internals.
+ *
  * @module
  */
 
