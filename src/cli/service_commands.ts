@@ -46,6 +46,7 @@ import { InvalidCredentialsError, OAuthError } from "../kick/official/oauth.ts";
 import { describeError, networkCause } from "../log/errors.ts";
 import { registerSecret } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";
+import { statePaths } from "../service/state_paths.ts";
 import { CliError, EXIT } from "./errors.ts";
 
 /**
@@ -71,7 +72,7 @@ export type SetExit = (code: number) => void;
  * ```
  */
 export function pidFilePath(config: Config): string {
-  return `${config.system.stateDirectory.replace(/\/+$/, "")}/kickmon.pid`;
+  return statePaths(config.system.stateDirectory).pidFile;
 }
 
 /**
@@ -973,7 +974,7 @@ export function registerDbBackup(db: Command, setExit: SetExit): void {
     )
     .action(async (opts: { output?: string }) => {
       const config = loadOperatorConfig(false);
-      const dir = (opts.output ?? `${config.system.stateDirectory}/backups`).replace(
+      const dir = (opts.output ?? statePaths(config.system.stateDirectory).backups).replace(
         /(.)\/+$/,
         "$1",
       );

@@ -15,11 +15,9 @@ import { EXIT } from "../cli/errors.ts";
 import { runStart } from "../cli/start.ts";
 import { setupLogging, shutdownLogging } from "../log/logging.ts";
 import type { Monitor } from "../service/monitor.ts";
+import { statePaths } from "../service/state_paths.ts";
 import { colorEnabled } from "./ansi.ts";
 import { LiveView, type ViewTerminal } from "./live_view.ts";
-
-/** File name of the live view's log, inside the state directory. */
-export const MANUAL_LOG_FILE = "kickmon-manual.log";
 
 /** The one-line message printed when stdin or stdout is not a terminal. */
 export const NOT_A_TERMINAL_MESSAGE: string =
@@ -63,7 +61,7 @@ export interface LiveViewRunOptions {
 export async function runLiveView(opts: LiveViewRunOptions): Promise<number> {
   const { config } = opts;
   await Deno.mkdir(config.system.stateDirectory, { recursive: true });
-  const logPath = absolute(opts.logPath ?? `${config.system.stateDirectory}/${MANUAL_LOG_FILE}`);
+  const logPath = absolute(opts.logPath ?? statePaths(config.system.stateDirectory).manualLog);
   await setupLogging({
     level: config.system.logLevel,
     json: config.system.jsonLogging,
