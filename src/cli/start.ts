@@ -23,7 +23,7 @@ import { HttpPlugin } from "../http/server.ts";
 import { SchemaError } from "../db/inspect.ts";
 import { statePaths } from "../service/state_paths.ts";
 import { EXIT } from "./errors.ts";
-import { pidFileText } from "./service_commands.ts";
+import { pidFileText } from "./pid_file.ts";
 
 const log = getLogger(["kickmon", "cli"]);
 
