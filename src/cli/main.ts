@@ -5,7 +5,7 @@
  *
  * | group | module |
  * |---|---|
- * | `start [--manual]` | `start_command.ts` (runs `start.ts`, `../view/manual.ts`) |
+ * | `start [--manual]` | `start_command.ts` (runs `start.ts`, `manual.ts`) |
  * | `db migrate\|health\|backup` | `db_commands.ts` |
  * | `config show\|validate\|generate-template` | `config_commands.ts` |
  * | `streamers list\|add\|remove\|test` | `streamers_commands.ts` |

@@ -5,9 +5,9 @@
  * | command | what it does | exit codes |
  * |---|---|---|
  * | `kickmon start` | the monitor, JSON log lines on stdout, until SIGTERM/SIGINT (`start.ts`) | 0 clean stop, 1 failure, 2 configuration, permission or schema |
- * | `kickmon start --manual` | the same monitor under the live terminal view, logs to a file (`../view/manual.ts`) | as `start`; 2 without a terminal |
+ * | `kickmon start --manual` | the same monitor under the live terminal view, logs to a file (`manual.ts`) | as `start`; 2 without a terminal |
  *
- * `start.ts` and `../view/manual.ts` load the whole monitor, so they are imported
+ * `start.ts` and `manual.ts` load the whole monitor, so they are imported
  * only when the command runs: `kickmon --help`, `status` and the other
  * commands never load them.
  *
@@ -35,7 +35,7 @@ export function registerStartCommand(program: Command, setExit: SetExit): void {
     .option("--manual", "show the live terminal view (logs go to a file)")
     .action(async (opts: { manual?: boolean }) => {
       if (opts.manual) {
-        const { runManual } = await import("../view/manual.ts");
+        const { runManual } = await import("./manual.ts");
         setExit(await runManual());
       } else {
         const { runStart } = await import("./start.ts");

@@ -9,7 +9,7 @@
  * | `kickmon.pid` | `kickmon start` (`src/cli/start.ts`) | `kickmon stop`, `status`, `restart` |
  * | `spool.jsonl` | the status writer while PostgreSQL is down (`src/db/status_writer.ts`) | the next start (replay) |
  * | `streamers.json` | the monitor, the list snapshot (`src/service/monitor.ts`) | a start during a database outage |
- * | `kickmon-manual.log` | `kickmon start --manual` (`src/view/manual.ts`) | the operator (the view's footer names it) |
+ * | `kickmon-manual.log` | `kickmon start --manual` (`src/cli/manual.ts`) | the operator (the view's footer names it) |
  * | `backups/` | `kickmon db backup` without `--output` | the operator |
  *
  * The shipped unit's `StateDirectory=kickmon` and the build's permissions
