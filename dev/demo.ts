@@ -45,7 +45,7 @@ import { isPgServerInstalled, startThrowawayCluster, type ThrowawayCluster } fro
 import { setupLogging, shutdownLogging } from "../src/log/logging.ts";
 import type { Monitor } from "../src/service/monitor.ts";
 import { type Simulator, startSimulator } from "./simulator/simulator.ts";
-import { runLiveView } from "../src/view/manual.ts";
+import { runLiveView } from "../src/cli/manual.ts";
 
 const log = getLogger(["kickmon", "demo"]);
 

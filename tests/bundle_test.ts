@@ -202,7 +202,7 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       );
       const wired = /Usage: kickmon status/.test((await runToEnd(["status", "--help"])).out);
       if (wired) {
-        // The operator commands (src/cli/service_commands.ts) under the same flags.
+        // The operator commands (src/cli/process_commands.ts, …) under the same flags.
         await waitFor(async () => (await runToEnd(["status"])).code === 0, {
           timeoutMs: 30_000,
           intervalMs: 200,

@@ -13,7 +13,7 @@ import type { Sql } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { isPgServerInstalled } from "../dev/pg_cluster.ts";
 import { startSimulator } from "../dev/simulator/simulator.ts";
-import { NOT_A_TERMINAL_MESSAGE } from "../src/view/manual.ts";
+import { NOT_A_TERMINAL_MESSAGE } from "../src/cli/manual.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
 import { baseEnv, runKickmon, spawnProcess } from "../dev/kickmon_process.ts";
 

@@ -1,6 +1,7 @@
 /**
  * `kickmon status|stop|restart`, `streamers add|remove|test` and `db backup`
- * (src/cli/service_commands.ts) against real processes: a `kickmon start`
+ * (src/cli/process_commands.ts, streamers_commands.ts, db_commands.ts)
+ * against real processes: a `kickmon start`
  * child, the Kick simulator and a fresh test database.
  *
  * Commands run through `main.ts` once it registers them; until then through
@@ -16,14 +17,10 @@ import postgres from "postgres";
 import { Command, CommanderError } from "commander";
 import { startSimulator } from "../dev/simulator/simulator.ts";
 import { loadConfig } from "../src/config/config.ts";
-import {
-  backupFileName,
-  healthUrl,
-  pgDumpInvocation,
-  registerDbBackup,
-  registerServiceCommands,
-  registerStreamerCommands,
-} from "../src/cli/service_commands.ts";
+import { backupFileName, pgDumpInvocation, registerDbCommands } from "../src/cli/db_commands.ts";
+import { healthUrl } from "../src/cli/health_client.ts";
+import { registerProcessCommands } from "../src/cli/process_commands.ts";
+import { registerStreamerCommands } from "../src/cli/streamers_commands.ts";
 import { EXIT, reportError } from "../src/cli/errors.ts";
 import { createTestDatabase, freePort, waitFor } from "./helpers/database.ts";
 import { type KickmonProcess, runKickmon, spawnKickmon } from "../dev/kickmon_process.ts";
@@ -388,9 +385,9 @@ if (import.meta.main) {
   let code: number = EXIT.ok;
   const setExit = (c: number) => (code = c);
   const program = new Command().name("kickmon").exitOverride();
-  registerServiceCommands(program, setExit);
-  registerStreamerCommands(program.command("streamers"), setExit);
-  registerDbBackup(program.command("db"), setExit);
+  registerProcessCommands(program, setExit);
+  registerStreamerCommands(program, setExit);
+  registerDbCommands(program, setExit);
   try {
     await program.parseAsync(args, { from: "user" });
   } catch (e) {

@@ -24,7 +24,7 @@
 import type { Command } from "commander";
 import { readEnvironment, secretValues } from "../config/config.ts";
 import { createKickApi } from "../service/official.ts";
-import type { SetExit } from "./service_commands.ts";
+import type { SetExit } from "./operator.ts";
 import { EXIT } from "./errors.ts";
 import {
   checkChannels,

@@ -1,28 +1,31 @@
 /**
- * The `kickmon` command line (commander). Each action returns an exit code;
- * see `errors.ts` for their meaning.
+ * The `kickmon` command line (commander): only the wiring. Each command
+ * group lives in its own module and is registered here, in the order
+ * `kickmon --help` lists them:
+ *
+ * | group | module |
+ * |---|---|
+ * | `start [--manual]` | `start_command.ts` (runs `start.ts`, `manual.ts`) |
+ * | `db migrate\|health\|backup` | `db_commands.ts` |
+ * | `config show\|validate\|generate-template` | `config_commands.ts` |
+ * | `streamers list\|add\|remove\|test` | `streamers_commands.ts` |
+ * | `doctor` | `doctor.ts` |
+ * | `status`, `stop`, `restart` | `process_commands.ts` |
+ *
+ * Each action sets an exit code or throws; `errors.ts` maps what it throws
+ * to the exit code and says what each code means.
  *
  * @module
  */
 import { Command, CommanderError } from "commander";
-import {
-  ConfigError,
-  configTemplate,
-  loadConfig,
-  normalizedConfig,
-  readEnvironment,
-  redactUrlPassword,
-} from "../config/config.ts";
-import { listStreamerViews } from "../db/streamers_repo.ts";
+import { ConfigError } from "../config/config.ts";
+import { registerConfigCommands } from "./config_commands.ts";
 import { registerDbCommands } from "./db_commands.ts";
 import { registerDoctorCommand } from "./doctor.ts";
-import {
-  registerDbBackup,
-  registerServiceCommands,
-  registerStreamerCommands,
-  withDatabase,
-} from "./service_commands.ts";
 import { EXIT, reportError } from "./errors.ts";
+import { registerProcessCommands } from "./process_commands.ts";
+import { registerStartCommand } from "./start_command.ts";
+import { registerStreamerCommands } from "./streamers_commands.ts";
 import { VERSION } from "../version.ts";
 
 export { VERSION };
@@ -68,90 +71,14 @@ export async function main(args: readonly string[]): Promise<number> {
     .exitOverride()
     .addHelpText("after", EXIT_HELP);
 
-  program.command("start")
-    .description("run the monitor in the foreground (JSON log lines on stdout)")
-    .option("--manual", "show the live terminal view (logs go to a file)")
-    .action(async (opts: { manual?: boolean }) => {
-      if (opts.manual) {
-        const { runManual } = await import("../view/manual.ts");
-        code = await runManual();
-      } else {
-        const { runStart } = await import("./start.ts");
-        code = await runStart();
-      }
-    });
-
-  const db = program.command("db").description("database commands");
-  registerDbCommands(db, (c) => (code = c));
-
-  const cfg = program.command("config").description("configuration commands");
-  cfg.command("show")
-    .description(
-      "print the effective configuration, normalized as kickmon uses it (secrets redacted)",
-    )
-    .option("--json", "print one JSON object")
-    .action((opts: { json?: boolean }) => {
-      const values = normalizedConfig(
-        loadConfig(readEnvironment(), { requireKickCredentials: false }),
-      );
-      if (opts.json) console.log(JSON.stringify(values, null, 2));
-      else for (const [k, v] of Object.entries(values)) console.log(`${k}=${v}`);
-    });
-  cfg.command("validate")
-    .description("check every variable; names each bad one (exit 2)")
-    .action(() => {
-      const c = loadConfig(readEnvironment());
-      console.log(
-        `configuration ok (database ${
-          redactUrlPassword(c.database.url)
-        }, pusher ${c.kick.pusher.host}:${c.kick.pusher.port})`,
-      );
-    });
-  cfg.command("generate-template")
-    .description("print an env file with every variable and its default")
-    .action(() => console.log(configTemplate()));
-
-  const streamers = program.command("streamers").description("the streamer list");
-  streamers.command("list")
-    .description("list streamers and their status")
-    .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }) => {
-      const rows = await withDatabase((sql) => listStreamerViews(sql));
-      if (opts.json) {
-        console.log(JSON.stringify(rows, null, 2));
-        return;
-      }
-      const header = [
-        "ID",
-        "USERNAME",
-        "USER_ID",
-        "CHANNEL_ID",
-        "STATUS",
-        "ACTIVE",
-        "LAST_CHANGE",
-        "PROBLEM",
-      ];
-      const lines = rows.map((r) => [
-        String(r.id),
-        r.username ?? "-",
-        r.kickUserId?.toString() ?? "-",
-        r.kickChannelId?.toString() ?? "-",
-        r.status,
-        r.isActive ? "yes" : "no",
-        r.lastStatusUpdate ?? "-",
-        r.resolveError ?? "",
-      ]);
-      const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-      for (const l of [header, ...lines]) {
-        console.log(l.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
-      }
-      console.log(`${rows.length} streamers`);
-    });
-
-  registerDoctorCommand(program, (c) => (code = c));
-  registerServiceCommands(program, (c) => (code = c));
-  registerStreamerCommands(streamers, (c) => (code = c));
-  registerDbBackup(db, (c) => (code = c));
+  // In the order `kickmon --help` lists them.
+  const setExit = (c: number) => (code = c);
+  registerStartCommand(program, setExit);
+  registerDbCommands(program, setExit);
+  registerConfigCommands(program);
+  registerStreamerCommands(program, setExit);
+  registerDoctorCommand(program, setExit);
+  registerProcessCommands(program, setExit);
 
   // Every command's usage errors point at its own help, not the program's.
   let running: Command = program;

@@ -21,8 +21,9 @@ import { memoryLimits, memoryVerdict } from "../service/memory.ts";
 import { OfficialApiPlugin } from "../service/official.ts";
 import { HttpPlugin } from "../http/server.ts";
 import { SchemaError } from "../db/inspect.ts";
+import { statePaths } from "../service/state_paths.ts";
 import { EXIT } from "./errors.ts";
-import { pidFileText } from "./service_commands.ts";
+import { pidFileText } from "./pid_file.ts";
 
 const log = getLogger(["kickmon", "cli"]);
 
@@ -159,7 +160,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   };
   if (memory.level === "warning") log.warn("memory: {limits}", memoryProps);
   else log.info("memory: {limits}", memoryProps);
-  const pidFile = `${config.system.stateDirectory}/kickmon.pid`;
+  const pidFile = statePaths(config.system.stateDirectory).pidFile;
   let code: number = EXIT.ok;
   try {
     // Before start-up (which logs "kickmon started"), so `kickmon stop` finds it at once.

@@ -4,7 +4,7 @@
  *
  * | path | answer |
  * |---|---|
- * | `GET /health` | 200 when the database is reachable, every Pusher connection is up and a token is held; else 503. JSON naming each component's state; each component (`database`, every `pusher.connections[]`, `token`) carries `last_error` (host and cause, null while it works), `last_error_at` and `next_retry_at` (ISO 8601 or null). |
+ * | `GET /health` | {@linkcode HealthBody} (`health_body.ts`): 200 when the database is reachable, every Pusher connection is up and a token is held; else 503. JSON naming each component's state; each component (`database`, every `pusher.connections[]`, `token`) carries `last_error` (host and cause, null while it works), `last_error_at` and `next_retry_at` (ISO 8601 or null). |
  * | `GET /metrics` | Prometheus text exposition format (prom-client). |
  * | `GET /streamers` | JSON list of streamers with status (snake_case keys: `kick_user_id`, `last_status_update`, …). |
  * | `GET /streamers/{username}/status` | one streamer, 404 when unknown. |
@@ -15,6 +15,7 @@ import { getLogger } from "@logtape/logtape";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import type { ComponentErrors, Monitor, MonitorPlugin } from "../service/monitor.ts";
+import type { HealthBody, HealthErrors } from "./health_body.ts";
 
 const log = getLogger(["kickmon", "http"]);
 
@@ -45,7 +46,7 @@ export function snakeKeys(o: object): Record<string, unknown> {
 const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString();
 
 /** A component's `last_error`, `last_error_at`, `next_retry_at` (ISO 8601 or null). */
-function errorsJson(c: ComponentErrors): Record<string, string | null> {
+function errorsJson(c: ComponentErrors): HealthErrors {
   return {
     last_error: c.lastError,
     last_error_at: iso(c.lastErrorAt),
@@ -71,7 +72,7 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
       if (url.pathname === "/health") {
         await monitor.checkDatabase(2000);
         const h = monitor.health();
-        return json({
+        const body: HealthBody = {
           status: h.healthy ? "healthy" : "unhealthy",
           pid: Deno.pid,
           database: {
@@ -108,7 +109,8 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
           write_lag_ms: h.writeLagMs,
           spool: h.spool,
           streamers: monitor.tracker.counts(),
-        }, h.healthy ? 200 : 503);
+        };
+        return json(body, h.healthy ? 200 : 503);
       }
       if (url.pathname === "/metrics") {
         return new Response(await monitor.metrics.registry.metrics(), {

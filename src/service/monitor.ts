@@ -32,6 +32,7 @@ import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
 import { describeError } from "../log/errors.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { statePaths } from "./state_paths.ts";
 
 const log = getLogger(["kickmon", "monitor"]);
 
@@ -165,7 +166,7 @@ export class Monitor {
     this.fatal = new Promise((resolve) => (this.#fatal = resolve));
     this.sql = options.sql ?? connectDatabase(config.database);
     this.writer = new StatusWriter(this.sql, {
-      spoolPath: `${config.system.stateDirectory}/spool.jsonl`,
+      spoolPath: statePaths(config.system.stateDirectory).spool,
       spoolMaxBytes: config.system.spoolMaxBytes,
       onCommit: (r) => this.#onCommit(r),
       // Superseded by a newer transition of the same streamer, which carries
@@ -393,7 +394,7 @@ export class Monitor {
   }
 
   get #snapshotPath(): string {
-    return `${this.config.system.stateDirectory}/streamers.json`;
+    return statePaths(this.config.system.stateDirectory).listSnapshot;
   }
 
   /**

@@ -9,7 +9,7 @@
 import type { Config } from "../../config/config.ts";
 import type { KickApi } from "../../kick/official/api.ts";
 import { importKickPublicKey } from "../../kick/official/webhook_signature.ts";
-import { healthUrl } from "../service_commands.ts";
+import { healthUrl } from "../health_client.ts";
 import { apiDetail, apiRemedy, FIX_TOKEN, NO_TOKEN } from "./api_checks.ts";
 import { type CheckResult, type CheckStatus, errText, type Found, result } from "./check.ts";
 

@@ -1,6 +1,7 @@
 /**
- * `kickmon start --manual`: the monitor, exactly as `kickmon start` runs it,
- * with a live terminal view on top instead of log lines on stdout.
+ * `kickmon start --manual`: the monitor, exactly as `kickmon start` runs it
+ * ({@linkcode runStart}), with the live terminal view (`src/view/live_view.ts`,
+ * UI only: rendering, keys, terminal) on top instead of log lines on stdout.
  *
  * The logs go to `<SYSTEM_STATE_DIRECTORY>/kickmon-manual.log` (the footer
  * says where) so that nothing is ever drawn over the view. Keys: `q` or
@@ -11,22 +12,34 @@
  * @module
  */
 import { type Config, loadConfig, readEnvironment } from "../config/config.ts";
-import { EXIT } from "../cli/errors.ts";
-import { runStart } from "../cli/start.ts";
 import { setupLogging, shutdownLogging } from "../log/logging.ts";
 import type { Monitor } from "../service/monitor.ts";
-import { colorEnabled } from "./ansi.ts";
-import { LiveView, type ViewTerminal } from "./live_view.ts";
+import { statePaths } from "../service/state_paths.ts";
+import { colorEnabled } from "../view/ansi.ts";
+import { LiveView, type ViewTerminal } from "../view/live_view.ts";
+import { EXIT } from "./errors.ts";
+import { runStart } from "./start.ts";
 
-/** File name of the live view's log, inside the state directory. */
-export const MANUAL_LOG_FILE = "kickmon-manual.log";
-
-/** The one-line message printed when stdin or stdout is not a terminal. */
+/**
+ * The one-line message printed when stdin or stdout is not a terminal.
+ *
+ * @example
+ * ```ts
+ * if (!Deno.stdout.isTerminal()) console.error(NOT_A_TERMINAL_MESSAGE);
+ * ```
+ */
 export const NOT_A_TERMINAL_MESSAGE: string =
   "kickmon: --manual needs a terminal (stdin and stdout must be a TTY); " +
   "use 'kickmon start' for log lines on stdout";
 
-/** Options for {@linkcode runLiveView}. */
+/**
+ * Options for {@linkcode runLiveView}.
+ *
+ * @example
+ * ```ts
+ * const opts: LiveViewRunOptions = { config, title: "kickmon demo (simulated Kick)" };
+ * ```
+ */
 export interface LiveViewRunOptions {
   /** The monitor's configuration (`manual.refreshRateMs`, `manual.maxStreamers` are honoured). */
   readonly config: Config;
@@ -63,7 +76,7 @@ export interface LiveViewRunOptions {
 export async function runLiveView(opts: LiveViewRunOptions): Promise<number> {
   const { config } = opts;
   await Deno.mkdir(config.system.stateDirectory, { recursive: true });
-  const logPath = absolute(opts.logPath ?? `${config.system.stateDirectory}/${MANUAL_LOG_FILE}`);
+  const logPath = absolute(opts.logPath ?? statePaths(config.system.stateDirectory).manualLog);
   await setupLogging({
     level: config.system.logLevel,
     json: config.system.jsonLogging,

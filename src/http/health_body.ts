@@ -1,0 +1,113 @@
+/**
+ * The JSON body of `GET /health`, in one place: `src/http/server.ts` builds
+ * it, `kickmon status` (`src/cli/process_commands.ts`) and `kickmon stop`
+ * read it. Keys are snake_case (the convention of every kickmon JSON answer
+ * and of Kick's API); times are ISO 8601 strings or null, durations ms.
+ *
+ * A reader gets the body of whichever kickmon answers, older or newer, so
+ * it reads a {@linkcode ReceivedHealthBody}: the same shape, every field
+ * optional.
+ *
+ * @module
+ */
+
+/**
+ * A component's last failure and next retry, as `/health` shows it.
+ *
+ * @example
+ * ```ts
+ * const e: HealthErrors = { last_error: null, last_error_at: null, next_retry_at: null };
+ * ```
+ */
+export interface HealthErrors {
+  /** Host and cause of the last failure; null while the component works. */
+  readonly last_error: string | null;
+  /** When it failed, ISO 8601, or null. */
+  readonly last_error_at: string | null;
+  /** When it is tried again, ISO 8601, or null. */
+  readonly next_retry_at: string | null;
+}
+
+/**
+ * One Pusher connection (shard) in `/health`.
+ *
+ * @example
+ * ```ts
+ * const c: HealthConnection = {
+ *   index: 0, state: "connected", channels: 10, subscribed: 10, oldest_unsubscribed_ms: 0,
+ *   subscription_retries: 0, reconnects: 0, last_close_code: null,
+ *   last_error: null, last_error_at: null, next_retry_at: null,
+ * };
+ * ```
+ */
+export interface HealthConnection extends HealthErrors {
+  /** Shard number. */
+  readonly index: number;
+  /** `connecting`, `connected`, `disconnected`, `backoff` or `refused`. */
+  readonly state: string;
+  /** Channels assigned to this connection. */
+  readonly channels: number;
+  /** Channels whose subscription Pusher acknowledged. */
+  readonly subscribed: number;
+  /** How long the longest-waiting channel has gone unacknowledged, ms (0 when none waits). */
+  readonly oldest_unsubscribed_ms: number;
+  /** `pusher:subscribe` frames sent again after a refusal or a missing acknowledgement. */
+  readonly subscription_retries: number;
+  /** Connection attempts after the first one. */
+  readonly reconnects: number;
+  /** WebSocket close code of the last lost connection (1006 = abrupt), or null. */
+  readonly last_close_code: number | null;
+}
+
+/**
+ * What `GET /health` answers (HTTP 200 when `status` is `healthy`, else 503).
+ *
+ * @example
+ * ```ts
+ * function describe(b: HealthBody): string {
+ *   return `${b.status}: ${b.write_queue_depth} writes waiting`;
+ * }
+ * ```
+ */
+export interface HealthBody {
+  /** `healthy` or `unhealthy`. */
+  readonly status: "healthy" | "unhealthy";
+  /** PID of the answering kickmon. */
+  readonly pid: number;
+  /** Database reachability; `error` (only while down): why it is down now. */
+  readonly database: { readonly up: boolean; readonly error?: string } & HealthErrors;
+  /** Pusher: all connections up, and each connection with its state. */
+  readonly pusher: { readonly up: boolean; readonly connections: readonly HealthConnection[] };
+  /** OAuth token: `valid`, `refreshing`, `not used`, `failing`, …; its expiry (ISO 8601 or null). */
+  readonly token: { readonly state: string; readonly expires_at: string | null } & HealthErrors;
+  /** Status writes waiting for the database. */
+  readonly write_queue_depth: number;
+  /** Age of the oldest waiting write, ms. */
+  readonly write_lag_ms: number;
+  /** The outage spool: transitions and bytes on disk, the last write error. */
+  readonly spool: { readonly transitions: number; readonly bytes: number; readonly error?: string };
+  /** Streamer counts by status; `inactive` counts `is_active = false` rows whatever their status. */
+  readonly streamers: {
+    readonly online: number;
+    readonly offline: number;
+    readonly unknown: number;
+    readonly inactive: number;
+  };
+}
+
+/** `T` with every field optional, at every depth (arrays of such elements). */
+type Loose<T> = T extends readonly (infer E)[] ? readonly Loose<E>[]
+  : T extends object ? { readonly [K in keyof T]?: Loose<T[K]> }
+  : T;
+
+/**
+ * A `/health` body as a reader receives it: {@linkcode HealthBody} with
+ * every field optional (and `status` any string), so that the answer of an
+ * older or newer kickmon still prints.
+ *
+ * @example
+ * ```ts
+ * const body: ReceivedHealthBody = { status: "healthy", pid: 4242, database: { up: true } };
+ * ```
+ */
+export type ReceivedHealthBody = Loose<Omit<HealthBody, "status">> & { readonly status?: string };
