@@ -31,6 +31,7 @@ import { PusherSubscriber, type ShardSnapshot } from "../kick/pusher/subscriber.
 import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
 import { describeError } from "../log/errors.ts";
 import { LogRateLimiter } from "../log/logging.ts";
+import { Hook } from "./hooks.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 
 const log = getLogger(["kickmon", "monitor"]);
@@ -91,7 +92,48 @@ function metricEvent(obs: Observation): string {
 /** How often the database is probed while it is down, ms. */
 const DATABASE_PROBE_MS = 5_000;
 
-/** Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP). */
+/**
+ * Where the monitor reads the OAuth token's state from; provided by the
+ * official-API plugin through {@linkcode Monitor.provideToken}.
+ *
+ * @example
+ * ```ts
+ * const reporter: TokenReporter = {
+ *   state: () => "valid",
+ *   health: () => ({ lastError: null, lastErrorAt: null, nextRetryAt: null, expiresAt: null }),
+ * };
+ * monitor.provideToken(reporter);
+ * ```
+ */
+export interface TokenReporter {
+  /** `valid`, `refreshing`, `failing`, `none` or `invalid_credentials`. */
+  state(): string;
+  /** The token's details for `/health` (times in ms since the Unix epoch). */
+  health(): Omit<TokenHealth, "state">;
+}
+
+/** What `/health` says about the token while no plugin provides one. */
+const NO_TOKEN: TokenReporter = {
+  state: () => "not used",
+  health: () => ({ lastError: null, lastErrorAt: null, nextRetryAt: null, expiresAt: null }),
+};
+
+/**
+ * Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP),
+ * registered with {@linkcode Monitor.use}. A plugin reaches the monitor only
+ * through its public methods and typed hooks (`onReconnect`, `onListChanged`,
+ * `onTransition`, `provideToken`), each returning its unsubscribe function.
+ *
+ * @example
+ * ```ts
+ * const plugin: MonitorPlugin = {
+ *   name: "log-changes",
+ *   start: (monitor) => void monitor.onListChanged(() => console.log("list changed")),
+ *   stop: () => {},
+ * };
+ * monitor.use(plugin);
+ * ```
+ */
 export interface MonitorPlugin {
   /** Name for logs. */
   readonly name: string;
@@ -119,24 +161,12 @@ export class Monitor {
   readonly writer: StatusWriter;
   readonly subscriber: PusherSubscriber;
   readonly metrics: Metrics;
-  readonly plugins: MonitorPlugin[] = [];
-  /** Called after each Pusher reconnect (reconciliation hooks in here). */
-  readonly onReconnect: Array<(shard: number) => void> = [];
-  /** Called after a full resync of the list (identity resolution hooks in here). */
-  readonly onListChanged: Array<() => void> = [];
-  /** Called with every committed transition (live view). */
-  readonly onTransition: Array<(r: CommitResult) => void> = [];
-  /** How list changes are followed, once the database was reached. */
-  listFollow: "trigger" | "poll" | null = null;
-  /** Token state reporter (set by the official-API plugin). */
-  tokenState: () => string = () => "not used";
-  /** The token's details for `/health` (set by the official-API plugin). */
-  tokenHealth: () => Omit<TokenHealth, "state"> = () => ({
-    lastError: null,
-    lastErrorAt: null,
-    nextRetryAt: null,
-    expiresAt: null,
-  });
+  #plugins: MonitorPlugin[] = [];
+  readonly #reconnected = new Hook<number>();
+  readonly #listChanged = new Hook();
+  readonly #committed = new Hook<CommitResult>();
+  #listFollow: "trigger" | "poll" | null = null;
+  #token: TokenReporter = NO_TOKEN;
 
   #dbUp = true;
   #dbError: string | undefined;
@@ -159,6 +189,75 @@ export class Monitor {
   #fatal: ((e: Error) => void) | null = null;
   /** Resolves when the service hits an unrecoverable error (gave up reconnecting). */
   readonly fatal: Promise<Error>;
+
+  /**
+   * Registers a plugin, started by {@linkcode start} (early ones first) and
+   * stopped by {@linkcode stop} in reverse order. Register before `start()`.
+   *
+   * @returns a function that unregisters it (it is then neither started nor stopped).
+   */
+  use(plugin: MonitorPlugin): () => void {
+    this.#plugins = [...this.#plugins, plugin];
+    return () => {
+      this.#plugins = this.#plugins.filter((p) => p !== plugin);
+    };
+  }
+
+  /** The registered plugins, in registration order. */
+  get plugins(): readonly MonitorPlugin[] {
+    return this.#plugins;
+  }
+
+  /**
+   * Calls `fn(shard)` after each Pusher reconnect, once the server has
+   * acknowledged the resubscriptions (or 5 s later if it never does);
+   * reconciliation hooks in here.
+   *
+   * @returns the unsubscribe function.
+   */
+  onReconnect(fn: (shard: number) => void): () => void {
+    return this.#reconnected.subscribe(fn);
+  }
+
+  /**
+   * Calls `fn` after the list changed (a resync or a re-read of single rows
+   * that changed something); reconciliation and webhook subscriptions hook
+   * in here.
+   *
+   * @returns the unsubscribe function.
+   */
+  onListChanged(fn: () => void): () => void {
+    return this.#listChanged.subscribe(fn);
+  }
+
+  /**
+   * Calls `fn` with the result of every commit of the status writer, what was
+   * committed and what the guards refused (the live view).
+   *
+   * @returns the unsubscribe function.
+   */
+  onTransition(fn: (result: CommitResult) => void): () => void {
+    return this.#committed.subscribe(fn);
+  }
+
+  /**
+   * Makes `reporter` the source of the token state in `/health` and
+   * `kickmon_token_valid` (the official-API plugin). Without one the token is
+   * `not used`.
+   *
+   * @returns a function that goes back to `not used` (if `reporter` is still the one in force).
+   */
+  provideToken(reporter: TokenReporter): () => void {
+    this.#token = reporter;
+    return () => {
+      if (this.#token === reporter) this.#token = NO_TOKEN;
+    };
+  }
+
+  /** How list changes are followed, once the database was reached (null before). */
+  get listFollow(): "trigger" | "poll" | null {
+    return this.#listFollow;
+  }
 
   constructor(config: Config, options: { sql?: Sql } = {}) {
     this.config = config;
@@ -199,7 +298,7 @@ export class Monitor {
         refused_by_database: this.writer.stats.droppedTotal,
       }),
       databaseUp: () => this.#dbUp,
-      tokenValid: () => this.tokenState() === "valid",
+      tokenValid: () => this.#token.state() === "valid",
     });
     const p = config.kick.pusher;
     this.subscriber = new PusherSubscriber({
@@ -230,14 +329,14 @@ export class Monitor {
           this.#resubscribing.add(shard);
           const fallback = setTimeout(() => {
             if (this.#resubscribing.delete(shard) && !this.#stopped) {
-              for (const f of this.onReconnect) f(shard);
+              this.#reconnected.emit(shard);
             }
           }, 5000);
           Deno.unrefTimer(fallback as unknown as number);
         }
       },
       onSubscribed: (shard) => {
-        if (this.#resubscribing.delete(shard)) { for (const f of this.onReconnect) f(shard); }
+        if (this.#resubscribing.delete(shard)) this.#reconnected.emit(shard);
       },
       onDisconnected: (_shard, reason, code) => {
         this.metrics.reconnects.inc({ reason: code !== undefined ? String(code) : reason });
@@ -273,7 +372,7 @@ export class Monitor {
    */
   async start(): Promise<void> {
     await Deno.mkdir(this.config.system.stateDirectory, { recursive: true });
-    for (const p of this.plugins) if (p.early) await p.start(this);
+    for (const p of this.#plugins) if (p.early) await p.start(this);
     // The spool first: transitions left by a crash go out before anything new.
     const spooled = await this.writer.open();
     let connected = false;
@@ -311,7 +410,7 @@ export class Monitor {
       () => this.resync(),
       this.config.monitoring.resyncIntervalMs,
     );
-    for (const p of this.plugins) {
+    for (const p of this.#plugins) {
       if (this.#stopped) return;
       if (!p.early) await p.start(this);
     }
@@ -339,7 +438,7 @@ export class Monitor {
     this.#setDb(true);
     const trigger = follow === "trigger" ||
       (follow === "auto" && (await inspectDatabase(this.sql, schema)).listTrigger);
-    this.listFollow = trigger ? "trigger" : "poll";
+    this.#listFollow = trigger ? "trigger" : "poll";
     if (trigger) {
       let firstListen = true;
       const stop = await listenStreamerChanges(this.sql, {
@@ -483,7 +582,7 @@ export class Monitor {
             // The periodic safety-net resync usually finds nothing new.
             this.#scheduleSnapshot();
             this.#applyChannels();
-            for (const f of this.onListChanged) f();
+            this.#listChanged.emit();
           }
         } catch (e) {
           this.#setDb(false, e as Error);
@@ -529,7 +628,7 @@ export class Monitor {
       if (!changed) return; // e.g. a re-read after a refused write: statuses only
       this.#scheduleSnapshot();
       this.#applyChannels();
-      for (const f of this.onListChanged) f();
+      this.#listChanged.emit();
     }).catch((e) => {
       // During an outage every refused write asks for a reload: log a few, not each.
       if (this.#logLimit.allow("reload")) {
@@ -648,7 +747,7 @@ export class Monitor {
       this.metrics.eventsIgnored.inc({ reason: "refused_by_database", source: t.source });
     }
     if (refresh.length) this.#reload(refresh);
-    for (const f of this.onTransition) f(r);
+    this.#committed.emit(r);
   }
 
   #setDb(up: boolean, err?: Error): void {
@@ -693,7 +792,7 @@ export class Monitor {
       s.state === "connected" && s.oldestUnsubscribedMs <= SUBSCRIBE_DEGRADED_MS
     );
     const dbUp = this.#dbUp && this.writer.stats.databaseUp;
-    const token = this.tokenState();
+    const token = this.#token.state();
     const tokenOk = token === "valid" || token === "not used" || token === "refreshing";
     const writeLagMs = this.writer.lagMs();
     const w = this.writer.stats;
@@ -708,7 +807,7 @@ export class Monitor {
         nextRetryAt: dbUp ? null : this.#dbNextProbeAt,
       },
       pusher: { up: pusherUp, shards },
-      token: { state: token, ...this.tokenHealth() },
+      token: { state: token, ...this.#token.health() },
       writeQueueDepth: this.writer.depth,
       writeLagMs,
       spool: {
@@ -767,7 +866,7 @@ export class Monitor {
       this.#snapshotTimer = undefined;
       await this.#saveSnapshot();
     }
-    for (const p of [...this.plugins].reverse()) {
+    for (const p of [...this.#plugins].reverse()) {
       try {
         await p.stop();
       } catch (e) {
