@@ -20,108 +20,30 @@
  *   queue in order and truncates the spool. A spool found at start (a crash
  *   during an outage) is replayed first.
  *
+ * This module is one concept, the writer's queue and its policy (group
+ * commit, retry, when to spool, rewrite or collapse, and the bounds), which
+ * share one state: the queue. Its parts live beside it: the statement in
+ * `commit_transitions.ts`, the spool file's I/O in `spool.ts`, the collapse
+ * rules in `collapse.ts`.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import type { Transition } from "../core/types.ts";
 import { LogRateLimiter } from "../log/logging.ts";
-import { isDataError, type Sql, toDatabaseError } from "./client.ts";
+import { isDataError, type Sql } from "./client.ts";
+import { collapseLastTwo, netPerStreamer } from "./collapse.ts";
+import { type CommitResult, commitTransitions, splitRounds } from "./commit_transitions.ts";
+import { SpoolFile } from "./spool.ts";
 
 const log = getLogger(["kickmon", "db", "writer"]);
 
-/** A transition the database accepted. */
-export interface CommittedTransition {
-  readonly transition: Transition;
-  readonly eventId: number;
-  readonly previousStatus: string;
-}
-
-/** Result of one {@linkcode commitTransitions} call. */
-export interface CommitResult {
-  readonly committed: CommittedTransition[];
-  /** Transitions the guards refused: duplicate, older than the stored observation, unknown or inactive streamer. */
-  readonly rejected: Transition[];
-}
-
-function detailsOf(t: Transition): string {
-  return JSON.stringify({
-    source: t.source,
-    event: t.event,
-    ...(t.livestreamId !== undefined ? { livestream_id: t.livestreamId } : {}),
-    ...(t.extra ?? {}),
-  });
-}
-
-/**
- * Commits transitions in one statement. Each streamer may appear at most once
- * per call (callers split longer runs into rounds; see {@linkcode splitRounds}).
- *
- * @returns which transitions were committed (in input order) and which the guards refused.
- * @throws {DatabaseError} when the statement fails (`connection` true for outages).
- *
- * @example
- * ```ts
- * const { committed } = await commitTransitions(sql, [transition]);
- * ```
- */
-export async function commitTransitions(
-  sql: Sql,
-  batch: readonly Transition[],
-): Promise<CommitResult> {
-  if (batch.length === 0) return { committed: [], rejected: [] };
-  const ids = batch.map((t) => t.streamerId);
-  const statuses = batch.map((t) => t.status);
-  const observed = batch.map((t) => new Date(t.observedAt).toISOString());
-  const eventTimes = batch.map((t) => new Date(t.eventTime).toISOString());
-  const details = batch.map(detailsOf);
-  const livestreams = batch.map((t) => t.livestreamId ?? null);
-  let rows: { ord: string; event_id: string; previous_status: string }[];
-  try {
-    // kickmon.commit_transitions (migrations/kickmon_001_state.sql): the
-    // guarded UPDATE of streamers, the status_events rows, kickmon's state and
-    // the NOTIFY, in one round trip.
-    rows = await sql`
-      SELECT ord, event_id, previous_status FROM kickmon.commit_transitions(
-        ${ids}::int[], ${statuses}::text[], ${observed}::timestamptz[],
-        ${eventTimes}::timestamptz[], ${details}::text[]::jsonb[], ${livestreams}::bigint[])`;
-  } catch (e) {
-    throw toDatabaseError(e, "committing status transitions");
-  }
-  const committed: CommittedTransition[] = [];
-  const done = new Set<number>();
-  for (const r of rows) {
-    const i = Number(r.ord) - 1;
-    done.add(i);
-    committed.push({
-      transition: batch[i],
-      eventId: Number(r.event_id),
-      previousStatus: r.previous_status,
-    });
-  }
-  const rejected = batch.filter((_, i) => !done.has(i));
-  return { committed, rejected };
-}
-
-/**
- * Splits a queue into rounds in which each streamer appears at most once,
- * keeping every streamer's transitions in order (round k holds each
- * streamer's k-th transition).
- *
- * @example
- * ```ts
- * splitRounds([a1, b1, a2]); // [[a1, b1], [a2]]
- * ```
- */
-export function splitRounds(queue: readonly Transition[]): Transition[][] {
-  const rounds: Transition[][] = [];
-  const seen = new Map<number, number>();
-  for (const t of queue) {
-    const k = seen.get(t.streamerId) ?? 0;
-    seen.set(t.streamerId, k + 1);
-    (rounds[k] ??= []).push(t);
-  }
-  return rounds;
-}
+export {
+  type CommitResult,
+  type CommittedTransition,
+  commitTransitions,
+  splitRounds,
+} from "./commit_transitions.ts";
 
 /** Options for {@linkcode StatusWriter}. */
 export interface StatusWriterOptions {
@@ -213,7 +135,8 @@ export class StatusWriter {
   #started = true;
   /** Transitions at the head of the queue whose statement is in flight. */
   #inflight = 0;
-  #spool: Deno.FsFile | null = null;
+  /** The spool's file (null without `spoolPath`). */
+  readonly #spool: SpoolFile | null;
   #spooling = false;
   /** Spool lines waiting for the next append + fsync (one per few ms, not per event). */
   #spoolBuffer: Transition[] = [];
@@ -252,6 +175,7 @@ export class StatusWriter {
   constructor(sql: Sql, opts: StatusWriterOptions) {
     this.#sql = sql;
     this.#opts = opts;
+    this.#spool = opts.spoolPath ? new SpoolFile(opts.spoolPath) : null;
     this.#cap = this.#normalCap;
   }
 
@@ -265,24 +189,11 @@ export class StatusWriter {
    * @throws {Deno.errors.PermissionDenied} when the spool cannot be read.
    */
   async open(): Promise<Transition[]> {
-    const path = this.#opts.spoolPath;
-    if (!path) return [];
-    let text = "";
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    const loaded: Transition[] = [];
-    for (const line of text.split("\n")) {
-      if (!line.trim()) continue;
-      try {
-        loaded.push(JSON.parse(line) as Transition);
-      } catch {
-        log.warn("spool: skipping a torn line (crash while appending)", { path });
-      }
-    }
+    const spool = this.#spool;
+    if (!spool) return [];
+    const { transitions: loaded, bytes } = await spool.read();
     if (loaded.length > 0) {
+      const path = spool.path;
       log.info("spool: replaying {count} transitions from an earlier outage", {
         count: loaded.length,
         path,
@@ -293,9 +204,9 @@ export class StatusWriter {
       this.stats.spoolTransitions = loaded.length;
       this.#started = false; // until start(): the caller first takes them into account
       // Keep the file: its content stays valid until the queue drains.
-      this.#spool = await Deno.open(path, { append: true, create: true });
+      await spool.openForAppend();
       this.#spooling = true;
-      this.stats.spoolBytes = new TextEncoder().encode(text).length;
+      this.stats.spoolBytes = bytes;
     }
     return loaded;
   }
@@ -356,18 +267,15 @@ export class StatusWriter {
     // During an outage the spool (and its bound) keeps everything instead.
     if (this.#spooling && !this.stats.spoolCompacted) return t;
     if ((this.#perStreamer.get(id) ?? 0) < this.#cap) return t;
+    const because = this.stats.spoolCompacted
+      ? this.#capWhy
+      : `more than ${this.#cap} transitions of this streamer waited for one commit`;
     // The last pending ones of this streamer, never the batch in flight.
-    const at: number[] = [];
-    for (let i = this.#queue.length - 1; i >= this.#inflight && at.length < 2; i--) {
-      if (this.#queue[i].streamerId === id) at.push(i);
-    }
-    if (at.length < 2) return t;
-    const removed = at.map((i) => this.#queue[i]);
-    for (const i of at) this.#queue.splice(i, 1); // descending: indices stay valid
-    this.#count(id, -removed.length);
+    const r = collapseLastTwo(this.#queue, this.#inflight, t, because);
+    if (!r) return t;
+    const dropped = r.removed;
+    this.#count(id, -dropped.length);
     this.#spoolDirty ||= this.#spooling; // the file still holds them
-    const carried = removed.reduce((n, r) => n + Number(r.extra?.collapsed ?? 0), 0);
-    const dropped = removed;
     this.stats.collapsedTotal += dropped.length;
     this.#notifyCollapsed(dropped);
     if (this.#limit.allow("collapsed")) {
@@ -381,16 +289,7 @@ export class StatusWriter {
         },
       );
     }
-    return {
-      ...t,
-      extra: {
-        ...t.extra,
-        collapsed: carried + Number(t.extra?.collapsed ?? 0) + 2,
-        collapsed_because: this.stats.spoolCompacted
-          ? this.#capWhy
-          : `more than ${this.#cap} transitions of this streamer waited for one commit`,
-      },
-    };
+    return r.next;
   }
 
   #notifyCollapsed(dropped: readonly Transition[]): void {
@@ -451,7 +350,8 @@ export class StatusWriter {
     // The spool left for the next start holds exactly the queue.
     const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
     if (
-      !ok && this.#spooling && (this.#spoolDirty || this.stats.spoolBytes > max || !this.#spool)
+      !ok && this.#spooling &&
+      (this.#spoolDirty || this.stats.spoolBytes > max || !this.#spool?.isOpen)
     ) {
       this.#rewriteSpool();
     } else this.#flushSpool();
@@ -460,7 +360,6 @@ export class StatusWriter {
     clearTimeout(this.#retryTimer);
     this.#wake?.();
     this.#spool?.close();
-    this.#spool = null;
     return ok;
   }
 
@@ -530,38 +429,27 @@ export class StatusWriter {
     this.#spoolTimer = undefined;
     if (!this.#spooling) return;
     const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
-    const stale = this.#spoolDirty || this.stats.spoolBytes >= max || !this.#spool;
+    const open = this.#spool?.isOpen ?? false;
+    const stale = this.#spoolDirty || this.stats.spoolBytes >= max || !open;
     // A whole rewrite at most once a second (a flood of collapses would
     // otherwise rewrite the file every few ms); appends go on meanwhile.
     const wait = this.#lastRewrite + 1000 - performance.now();
-    if (stale && (wait <= 0 || !this.#spool)) {
+    if (stale && (wait <= 0 || !open)) {
       if (wait <= 0) this.#rewriteSpool();
       else this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
       return;
     }
     if (stale) this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
-    if (this.#spoolBuffer.length === 0 || !this.#spool) return;
+    if (this.#spoolBuffer.length === 0 || !open) return;
     const ts = this.#spoolBuffer;
     this.#spoolBuffer = [];
     try {
-      this.stats.spoolBytes += this.#writeLines(this.#spool, ts);
+      this.stats.spoolBytes += this.#spool!.append(ts);
       this.stats.spoolTransitions += ts.length;
       this.#spoolOk();
     } catch (e) {
       this.#spoolFailed(e); // a partly written append: rewrite the whole file next time
     }
-  }
-
-  /** Serialises and appends transitions, fsynced. @returns bytes written. */
-  #writeLines(file: Deno.FsFile, ts: readonly Transition[]): number {
-    if (ts.length === 0) return 0;
-    // receivedMono is a performance.now() of this process: meaningless after a restart.
-    const lines = ts.map(({ receivedMono: _m, ...rest }) => JSON.stringify(rest));
-    const data = new TextEncoder().encode(lines.join("\n") + "\n");
-    let off = 0;
-    while (off < data.length) off += file.writeSync(data.subarray(off));
-    file.syncDataSync();
-    return data.length;
   }
 
   /**
@@ -572,56 +460,40 @@ export class StatusWriter {
    * transitions is kept whatever its size, and that is logged.
    */
   #rewriteSpool(): void {
-    const path = this.#opts.spoolPath;
-    if (!path) return;
+    const spool = this.#spool;
+    if (!spool) return;
     this.#lastRewrite = performance.now();
     const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
     clearTimeout(this.#spoolTimer);
     this.#spoolTimer = undefined;
     this.#spoolBuffer = [];
-    const tmp = `${path}.tmp`;
-    let file: Deno.FsFile | null = null;
     try {
-      try {
-        this.#spool?.close();
-      } catch { /* already closed */ }
-      this.#spool = null;
-      const write = () => {
-        file?.close();
-        file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
-        return this.#writeLines(file, this.#queue);
-      };
-      let bytes = write();
-      if (bytes >= max / 2 && !this.stats.spoolCompacted) {
-        this.#compactToNet();
-        bytes = write();
-        log.error(
-          "spool reached SYSTEM_SPOOL_MAX_BYTES ({max} bytes): each streamer now keeps only its " +
-            "net transition until the database returns ({count} transitions, {bytes} bytes kept)",
-          { max, count: this.#queue.length, bytes },
-        );
-      }
-      if (bytes > max && this.#limit.allow("spool-over")) {
-        log.error(
-          "spool holds one net transition per streamer and is still {bytes} bytes, over " +
-            "SYSTEM_SPOOL_MAX_BYTES ({max}); kept whole: raise the bound",
-          { bytes, max },
-        );
-      }
-      Deno.renameSync(tmp, path);
-      this.#spool = file;
-      file = null;
+      const bytes = spool.rewrite((put) => {
+        let bytes = put(this.#queue);
+        if (bytes >= max / 2 && !this.stats.spoolCompacted) {
+          this.#compactToNet();
+          bytes = put(this.#queue);
+          log.error(
+            "spool reached SYSTEM_SPOOL_MAX_BYTES ({max} bytes): each streamer now keeps only " +
+              "its net transition until the database returns ({count} transitions, {bytes} " +
+              "bytes kept)",
+            { max, count: this.#queue.length, bytes },
+          );
+        }
+        if (bytes > max && this.#limit.allow("spool-over")) {
+          log.error(
+            "spool holds one net transition per streamer and is still {bytes} bytes, over " +
+              "SYSTEM_SPOOL_MAX_BYTES ({max}); kept whole: raise the bound",
+            { bytes, max },
+          );
+        }
+        return bytes;
+      });
       this.stats.spoolBytes = bytes;
       this.stats.spoolTransitions = this.#queue.length;
       this.#spoolDirty = false;
       this.#spoolOk();
     } catch (e) {
-      try {
-        (file as Deno.FsFile | null)?.close();
-      } catch { /* gone */ }
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* never made */ }
       this.#spoolFailed(e);
     }
   }
@@ -635,42 +507,9 @@ export class StatusWriter {
     this.#cap = 2;
     this.#capWhy = why;
     this.stats.spoolCompacted = true;
-    const tail = this.#queue.slice(this.#inflight);
-    const lists = new Map<number, Transition[]>();
-    for (const t of tail) {
-      const l = lists.get(t.streamerId);
-      if (l) l.push(t);
-      else lists.set(t.streamerId, [t]);
-    }
-    const c = (t: Transition) => Number(t.extra?.collapsed ?? 0);
-    const mark = (t: Transition, collapsed: number): Transition => ({
-      ...t,
-      extra: { ...t.extra, collapsed, collapsed_because: why },
-    });
-    // Pending transitions of a streamer alternate: an odd run ends in the
-    // state of its newest transition, an even one where it started.
-    const kept = new Map<number, Transition[]>();
-    const dropped: Transition[] = [];
-    for (const [id, l] of lists) {
-      const k = l.length;
-      if (k <= 2) {
-        kept.set(id, l);
-        continue;
-      }
-      const sum = l.reduce((n, t) => n + c(t), 0);
-      if (k % 2 === 1) {
-        kept.set(id, [mark(l[k - 1], sum + k - 1)]);
-        dropped.push(...l.slice(0, -1));
-      } else {
-        kept.set(id, [mark(l[k - 2], sum - c(l[k - 1]) + k - 2), l[k - 1]]);
-        dropped.push(...l.slice(0, -2));
-      }
-    }
+    const { kept, dropped } = netPerStreamer(this.#queue.slice(this.#inflight), why);
     const out = this.#queue.slice(0, this.#inflight);
-    for (const t of tail) {
-      const l = lists.get(t.streamerId)!;
-      if (t === l[l.length - 1]) out.push(...kept.get(t.streamerId)!);
-    }
+    for (const t of kept) out.push(t);
     this.#queue = out;
     this.#perStreamer.clear();
     for (const t of out) this.#count(t.streamerId, 1);
@@ -702,10 +541,7 @@ export class StatusWriter {
       clearTimeout(this.#spoolTimer);
       this.#spoolTimer = setTimeout(() => this.#flushSpool(), 1000);
     }
-    try {
-      this.#spool?.close();
-    } catch { /* already closed */ }
-    this.#spool = null; // reopened by the next rewrite
+    this.#spool?.close(); // reopened by the next rewrite
   }
 
   #startSpooling(): void {
@@ -731,15 +567,7 @@ export class StatusWriter {
     clearTimeout(this.#spoolTimer);
     this.#spoolTimer = undefined;
     this.#spoolBuffer = [];
-    try {
-      this.#spool?.close();
-    } catch { /* already closed */ }
-    this.#spool = null;
-    if (this.#opts.spoolPath) {
-      try {
-        Deno.truncateSync(this.#opts.spoolPath, 0);
-      } catch { /* gone */ }
-    }
+    this.#spool?.truncate();
     this.stats.spoolBytes = 0;
     this.stats.spoolTransitions = 0;
   }
