@@ -20,11 +20,12 @@
  *   queue in order and truncates the spool. A spool found at start (a crash
  *   during an outage) is replayed first.
  *
- * This module is one concept, the writer's queue and its policy (group
- * commit, retry, when to spool, rewrite or collapse, and the bounds), which
- * share one state: the queue. Its parts live beside it: the statement in
- * `commit_transitions.ts`, the spool file's I/O in `spool.ts`, the collapse
- * rules in `collapse.ts`.
+ * This module holds the queue and the policy around it (group commit,
+ * retry, the per-streamer cap and the queue bound); its parts live beside
+ * it: the statement in `commit_transitions.ts`, the collapse rules in
+ * `collapse.ts`, the spool's policy while the database is away (buffered
+ * appends, rewrites, the spool bound, retrying a failed write) in
+ * `outage_spool.ts`, the spool file's I/O in `spool.ts`.
  *
  * @module
  */
@@ -34,6 +35,7 @@ import { LogRateLimiter } from "../log/logging.ts";
 import { isDataError, type Sql } from "./client.ts";
 import { collapseLastTwo, netPerStreamer } from "./collapse.ts";
 import { type CommitResult, commitTransitions, splitRounds } from "./commit_transitions.ts";
+import { OutageSpool, type SpoolStats } from "./outage_spool.ts";
 import { SpoolFile } from "./spool.ts";
 
 const log = getLogger(["kickmon", "db", "writer"]);
@@ -86,12 +88,10 @@ export interface StatusWriterOptions {
   readonly onCollapsed?: (dropped: readonly Transition[]) => void;
 }
 
-/** Counters exposed as metrics. */
-export interface WriterStats {
+/** Counters exposed as metrics (the spool's: {@linkcode SpoolStats}). */
+export interface WriterStats extends SpoolStats {
   /** Transitions waiting (in memory). */
   queueDepth: number;
-  /** Bytes in the spool file. */
-  spoolBytes: number;
   committedTotal: number;
   rejectedTotal: number;
   /**
@@ -99,14 +99,6 @@ export interface WriterStats {
    * superseded them (too many pending for one streamer, or the spool bound).
    */
   collapsedTotal: number;
-  /** Transitions in the queue that the spool file holds (fsynced), while spooling. */
-  spoolTransitions: number;
-  /** The last spool write error (e.g. ENOSPC), null once a write succeeded again. */
-  spoolError: string | null;
-  /** Failed spool writes (each retried). */
-  spoolWriteErrorsTotal: number;
-  /** The spool or queue bound was reached: each streamer keeps only its net transition. */
-  spoolCompacted: boolean;
   /** Transitions the database refused as invalid data (SQLSTATE class 22/23), dropped. */
   droppedTotal: number;
   statementsTotal: number;
@@ -135,16 +127,8 @@ export class StatusWriter {
   #started = true;
   /** Transitions at the head of the queue whose statement is in flight. */
   #inflight = 0;
-  /** The spool's file (null without `spoolPath`). */
-  readonly #spool: SpoolFile | null;
-  #spooling = false;
-  /** Spool lines waiting for the next append + fsync (one per few ms, not per event). */
-  #spoolBuffer: Transition[] = [];
-  #spoolTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The spool file does not hold exactly the queue (a failed write, a collapse): rewrite it. */
-  #spoolDirty = false;
-  /** performance.now() of the last whole rewrite of the spool. */
-  #lastRewrite = -Infinity;
+  /** The outage spool (null without `spoolPath`). */
+  readonly #spool: OutageSpool | null;
   /** Transitions per streamer in the queue. */
   readonly #perStreamer = new Map<number, number>();
   /** Per-streamer cap in force: the option, or 2 once the spool or queue bound was reached. */
@@ -175,7 +159,14 @@ export class StatusWriter {
   constructor(sql: Sql, opts: StatusWriterOptions) {
     this.#sql = sql;
     this.#opts = opts;
-    this.#spool = opts.spoolPath ? new SpoolFile(opts.spoolPath) : null;
+    this.#spool = opts.spoolPath
+      ? new OutageSpool(new SpoolFile(opts.spoolPath), opts.spoolMaxBytes ?? 64 * 1024 * 1024, {
+        queue: () => this.#queue,
+        compactToNet: () => this.#compactToNet(),
+        isClosed: () => this.#closed,
+        stats: this.stats,
+      })
+      : null;
     this.#cap = this.#normalCap;
   }
 
@@ -201,12 +192,9 @@ export class StatusWriter {
       this.#queue = [...loaded, ...this.#queue];
       for (const t of loaded) this.#count(t.streamerId, 1);
       this.stats.queueDepth = this.#queue.length;
-      this.stats.spoolTransitions = loaded.length;
       this.#started = false; // until start(): the caller first takes them into account
       // Keep the file: its content stays valid until the queue drains.
-      await spool.openForAppend();
-      this.#spooling = true;
-      this.stats.spoolBytes = bytes;
+      await spool.resume(loaded.length, bytes);
     }
     return loaded;
   }
@@ -237,10 +225,10 @@ export class StatusWriter {
         { count: this.#queue.length },
       );
       this.#compactToNet("the write queue reached its bound");
-      this.#spoolDirty ||= this.#spooling;
+      this.#spool?.markDirty();
     }
     this.stats.queueDepth = this.#queue.length;
-    if (this.#spooling) this.#bufferSpool(next);
+    if (this.#spool?.active) this.#spool.buffer(next);
     this.#kick();
   }
 
@@ -265,7 +253,7 @@ export class StatusWriter {
   #collapse(t: Transition): Transition {
     const id = t.streamerId;
     // During an outage the spool (and its bound) keeps everything instead.
-    if (this.#spooling && !this.stats.spoolCompacted) return t;
+    if (this.#spool?.active && !this.stats.spoolCompacted) return t;
     if ((this.#perStreamer.get(id) ?? 0) < this.#cap) return t;
     const because = this.stats.spoolCompacted
       ? this.#capWhy
@@ -275,7 +263,7 @@ export class StatusWriter {
     if (!r) return t;
     const dropped = r.removed;
     this.#count(id, -dropped.length);
-    this.#spoolDirty ||= this.#spooling; // the file still holds them
+    this.#spool?.markDirty(); // the file still holds them
     this.stats.collapsedTotal += dropped.length;
     this.#notifyCollapsed(dropped);
     if (this.#limit.allow("collapsed")) {
@@ -343,23 +331,18 @@ export class StatusWriter {
    */
   async close(timeoutMs: number): Promise<boolean> {
     const ok = await this.flush(timeoutMs);
-    if (!ok && this.#opts.spoolPath && !this.#spooling) {
+    const spool = this.#spool;
+    if (!ok && spool && !spool.active) {
       // Not yet spooled (the database was slow, not down): persist before exit.
-      this.#startSpooling();
+      spool.start();
     }
     // The spool left for the next start holds exactly the queue.
-    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
-    if (
-      !ok && this.#spooling &&
-      (this.#spoolDirty || this.stats.spoolBytes > max || !this.#spool?.isOpen)
-    ) {
-      this.#rewriteSpool();
-    } else this.#flushSpool();
+    if (!ok && spool?.active && spool.needsRewrite) spool.rewrite();
+    else spool?.flush();
     this.#closed = true;
-    clearTimeout(this.#spoolTimer);
     clearTimeout(this.#retryTimer);
     this.#wake?.();
-    this.#spool?.close();
+    spool?.dispose();
     return ok;
   }
 
@@ -368,7 +351,7 @@ export class StatusWriter {
     if (this.#queue.length > 0) return;
     this.#cap = this.#normalCap;
     this.stats.spoolCompacted = false;
-    this.#stopSpooling();
+    this.#spool?.stop();
     const waiters = this.#drained;
     this.#drained = [];
     for (const w of waiters) w();
@@ -410,94 +393,6 @@ export class StatusWriter {
     return "done";
   }
 
-  #bufferSpool(t: Transition): void {
-    this.#spoolBuffer.push(t);
-    // One append + fsync for everything that arrives within a few ms, so a
-    // burst during an outage does not block the event loop once per event.
-    this.#spoolTimer ??= setTimeout(() => this.#flushSpool(), 5);
-  }
-
-  /**
-   * Appends what is buffered (or rewrites the whole spool when it no longer
-   * matches the queue or reached its bound). Never throws: a failed write
-   * (ENOSPC, EIO …) is logged, shown in the stats and retried every second;
-   * the transitions stay queued in memory meanwhile, bounded by the
-   * per-streamer cap.
-   */
-  #flushSpool(): void {
-    clearTimeout(this.#spoolTimer);
-    this.#spoolTimer = undefined;
-    if (!this.#spooling) return;
-    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
-    const open = this.#spool?.isOpen ?? false;
-    const stale = this.#spoolDirty || this.stats.spoolBytes >= max || !open;
-    // A whole rewrite at most once a second (a flood of collapses would
-    // otherwise rewrite the file every few ms); appends go on meanwhile.
-    const wait = this.#lastRewrite + 1000 - performance.now();
-    if (stale && (wait <= 0 || !open)) {
-      if (wait <= 0) this.#rewriteSpool();
-      else this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
-      return;
-    }
-    if (stale) this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
-    if (this.#spoolBuffer.length === 0 || !open) return;
-    const ts = this.#spoolBuffer;
-    this.#spoolBuffer = [];
-    try {
-      this.stats.spoolBytes += this.#spool!.append(ts);
-      this.stats.spoolTransitions += ts.length;
-      this.#spoolOk();
-    } catch (e) {
-      this.#spoolFailed(e); // a partly written append: rewrite the whole file next time
-    }
-  }
-
-  /**
-   * Replaces the spool with exactly the queue (written to a temporary file,
-   * fsynced, renamed over the old one). When the result is still over half
-   * the bound, each streamer's pending transitions first collapse to the net
-   * one (cap 2 for the rest of the outage); a spool that holds only net
-   * transitions is kept whatever its size, and that is logged.
-   */
-  #rewriteSpool(): void {
-    const spool = this.#spool;
-    if (!spool) return;
-    this.#lastRewrite = performance.now();
-    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
-    clearTimeout(this.#spoolTimer);
-    this.#spoolTimer = undefined;
-    this.#spoolBuffer = [];
-    try {
-      const bytes = spool.rewrite((put) => {
-        let bytes = put(this.#queue);
-        if (bytes >= max / 2 && !this.stats.spoolCompacted) {
-          this.#compactToNet();
-          bytes = put(this.#queue);
-          log.error(
-            "spool reached SYSTEM_SPOOL_MAX_BYTES ({max} bytes): each streamer now keeps only " +
-              "its net transition until the database returns ({count} transitions, {bytes} " +
-              "bytes kept)",
-            { max, count: this.#queue.length, bytes },
-          );
-        }
-        if (bytes > max && this.#limit.allow("spool-over")) {
-          log.error(
-            "spool holds one net transition per streamer and is still {bytes} bytes, over " +
-              "SYSTEM_SPOOL_MAX_BYTES ({max}); kept whole: raise the bound",
-            { bytes, max },
-          );
-        }
-        return bytes;
-      });
-      this.stats.spoolBytes = bytes;
-      this.stats.spoolTransitions = this.#queue.length;
-      this.#spoolDirty = false;
-      this.#spoolOk();
-    } catch (e) {
-      this.#spoolFailed(e);
-    }
-  }
-
   /**
    * Cap 2: every streamer's pending (not in flight) transitions collapse to
    * the net one, or, for a run that ends where it started, to its last flip
@@ -516,60 +411,6 @@ export class StatusWriter {
     this.stats.queueDepth = out.length;
     this.stats.collapsedTotal += dropped.length;
     if (dropped.length) this.#notifyCollapsed(dropped);
-  }
-
-  #spoolOk(): void {
-    if (this.stats.spoolError !== null) {
-      log.info("spool writable again ({path})", { path: this.#opts.spoolPath });
-    }
-    this.stats.spoolError = null;
-  }
-
-  #spoolFailed(e: unknown): void {
-    this.#spoolDirty = true;
-    this.stats.spoolWriteErrorsTotal++;
-    const msg = e instanceof Error ? e.message : String(e);
-    if (this.stats.spoolError === null || this.#limit.allow("spool-error")) {
-      log.error(
-        "cannot write the spool {path}: {error}; {count} transitions are in memory only, " +
-          "retrying every second",
-        { path: this.#opts.spoolPath, error: msg, count: this.#queue.length },
-      );
-    }
-    this.stats.spoolError = msg;
-    if (!this.#closed) {
-      clearTimeout(this.#spoolTimer);
-      this.#spoolTimer = setTimeout(() => this.#flushSpool(), 1000);
-    }
-    this.#spool?.close(); // reopened by the next rewrite
-  }
-
-  #startSpooling(): void {
-    const path = this.#opts.spoolPath;
-    if (!path || this.#spooling) return;
-    this.#spooling = true;
-    this.stats.spoolBytes = 0;
-    this.stats.spoolTransitions = 0;
-    this.#rewriteSpool();
-    log.warn("database unreachable: spooling {count} transitions to {path}", {
-      count: this.#queue.length,
-      path,
-    });
-  }
-
-  #stopSpooling(): void {
-    if (!this.#spooling) return;
-    this.#spooling = false;
-    this.#spoolDirty = false;
-    this.#cap = this.#normalCap;
-    this.stats.spoolCompacted = false;
-    this.stats.spoolError = null;
-    clearTimeout(this.#spoolTimer);
-    this.#spoolTimer = undefined;
-    this.#spoolBuffer = [];
-    this.#spool?.truncate();
-    this.stats.spoolBytes = 0;
-    this.stats.spoolTransitions = 0;
   }
 
   #kick(): void {
@@ -622,7 +463,7 @@ export class StatusWriter {
       this.#inflight = 0;
       if (failure === null) {
         for (const t of this.#queue.splice(0, batch.length)) this.#count(t.streamerId, -1);
-        if (this.#spooling) {
+        if (this.#spool?.active) {
           this.stats.spoolTransitions = Math.max(0, this.stats.spoolTransitions - batch.length);
         }
         this.stats.queueDepth = this.#queue.length;
@@ -645,7 +486,7 @@ export class StatusWriter {
         this.#opts.onDatabaseState?.(false, failure as Error);
         log.error("database unreachable while writing: {error}", { error: String(failure) });
       }
-      this.#startSpooling();
+      this.#spool?.start();
       attempt++;
       const base = this.#opts.retryBaseMs ?? 250;
       const cap = this.#opts.retryMaxMs ?? 5000;
