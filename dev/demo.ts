@@ -258,7 +258,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     };
     const prepare = (monitor: Monitor) => {
       if (!opts.view) {
-        monitor.onTransition.push((r) => {
+        monitor.onTransition((r) => {
           for (const c of r.committed) {
             const t = c.transition;
             log.info("{username}: {from} -> {to} ({source})", {

@@ -84,9 +84,9 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
   }
   const monitor = new Monitor(config);
-  monitor.plugins.push(new OfficialApiPlugin(config));
+  monitor.use(new OfficialApiPlugin(config));
   if (config.health.enabled) {
-    monitor.plugins.push(new HttpPlugin(config.health.hostname, config.health.port));
+    monitor.use(new HttpPlugin(config.health.hostname, config.health.port));
   }
   await options.prepare?.(monitor);
 

@@ -20,108 +20,32 @@
  *   queue in order and truncates the spool. A spool found at start (a crash
  *   during an outage) is replayed first.
  *
+ * This module holds the queue and the policy around it (group commit,
+ * retry, the per-streamer cap and the queue bound); its parts live beside
+ * it: the statement in `commit_transitions.ts`, the collapse rules in
+ * `collapse.ts`, the spool's policy while the database is away (buffered
+ * appends, rewrites, the spool bound, retrying a failed write) in
+ * `outage_spool.ts`, the spool file's I/O in `spool.ts`.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import type { Transition } from "../core/types.ts";
 import { LogRateLimiter } from "../log/logging.ts";
-import { isDataError, type Sql, toDatabaseError } from "./client.ts";
+import { isDataError, type Sql } from "./client.ts";
+import { collapseLastTwo, netPerStreamer } from "./collapse.ts";
+import { type CommitResult, commitTransitions, splitRounds } from "./commit_transitions.ts";
+import { OutageSpool, type SpoolStats } from "./outage_spool.ts";
+import { SpoolFile } from "./spool.ts";
 
 const log = getLogger(["kickmon", "db", "writer"]);
 
-/** A transition the database accepted. */
-export interface CommittedTransition {
-  readonly transition: Transition;
-  readonly eventId: number;
-  readonly previousStatus: string;
-}
-
-/** Result of one {@linkcode commitTransitions} call. */
-export interface CommitResult {
-  readonly committed: CommittedTransition[];
-  /** Transitions the guards refused: duplicate, older than the stored observation, unknown or inactive streamer. */
-  readonly rejected: Transition[];
-}
-
-function detailsOf(t: Transition): string {
-  return JSON.stringify({
-    source: t.source,
-    event: t.event,
-    ...(t.livestreamId !== undefined ? { livestream_id: t.livestreamId } : {}),
-    ...(t.extra ?? {}),
-  });
-}
-
-/**
- * Commits transitions in one statement. Each streamer may appear at most once
- * per call (callers split longer runs into rounds; see {@linkcode splitRounds}).
- *
- * @returns which transitions were committed (in input order) and which the guards refused.
- * @throws {DatabaseError} when the statement fails (`connection` true for outages).
- *
- * @example
- * ```ts
- * const { committed } = await commitTransitions(sql, [transition]);
- * ```
- */
-export async function commitTransitions(
-  sql: Sql,
-  batch: readonly Transition[],
-): Promise<CommitResult> {
-  if (batch.length === 0) return { committed: [], rejected: [] };
-  const ids = batch.map((t) => t.streamerId);
-  const statuses = batch.map((t) => t.status);
-  const observed = batch.map((t) => new Date(t.observedAt).toISOString());
-  const eventTimes = batch.map((t) => new Date(t.eventTime).toISOString());
-  const details = batch.map(detailsOf);
-  const livestreams = batch.map((t) => t.livestreamId ?? null);
-  let rows: { ord: string; event_id: string; previous_status: string }[];
-  try {
-    // kickmon.commit_transitions (migrations/kickmon_001_state.sql): the
-    // guarded UPDATE of streamers, the status_events rows, kickmon's state and
-    // the NOTIFY, in one round trip.
-    rows = await sql`
-      SELECT ord, event_id, previous_status FROM kickmon.commit_transitions(
-        ${ids}::int[], ${statuses}::text[], ${observed}::timestamptz[],
-        ${eventTimes}::timestamptz[], ${details}::text[]::jsonb[], ${livestreams}::bigint[])`;
-  } catch (e) {
-    throw toDatabaseError(e, "committing status transitions");
-  }
-  const committed: CommittedTransition[] = [];
-  const done = new Set<number>();
-  for (const r of rows) {
-    const i = Number(r.ord) - 1;
-    done.add(i);
-    committed.push({
-      transition: batch[i],
-      eventId: Number(r.event_id),
-      previousStatus: r.previous_status,
-    });
-  }
-  const rejected = batch.filter((_, i) => !done.has(i));
-  return { committed, rejected };
-}
-
-/**
- * Splits a queue into rounds in which each streamer appears at most once,
- * keeping every streamer's transitions in order (round k holds each
- * streamer's k-th transition).
- *
- * @example
- * ```ts
- * splitRounds([a1, b1, a2]); // [[a1, b1], [a2]]
- * ```
- */
-export function splitRounds(queue: readonly Transition[]): Transition[][] {
-  const rounds: Transition[][] = [];
-  const seen = new Map<number, number>();
-  for (const t of queue) {
-    const k = seen.get(t.streamerId) ?? 0;
-    seen.set(t.streamerId, k + 1);
-    (rounds[k] ??= []).push(t);
-  }
-  return rounds;
-}
+export {
+  type CommitResult,
+  type CommittedTransition,
+  commitTransitions,
+  splitRounds,
+} from "./commit_transitions.ts";
 
 /** Options for {@linkcode StatusWriter}. */
 export interface StatusWriterOptions {
@@ -164,12 +88,10 @@ export interface StatusWriterOptions {
   readonly onCollapsed?: (dropped: readonly Transition[]) => void;
 }
 
-/** Counters exposed as metrics. */
-export interface WriterStats {
+/** Counters exposed as metrics (the spool's: {@linkcode SpoolStats}). */
+export interface WriterStats extends SpoolStats {
   /** Transitions waiting (in memory). */
   queueDepth: number;
-  /** Bytes in the spool file. */
-  spoolBytes: number;
   committedTotal: number;
   rejectedTotal: number;
   /**
@@ -177,14 +99,6 @@ export interface WriterStats {
    * superseded them (too many pending for one streamer, or the spool bound).
    */
   collapsedTotal: number;
-  /** Transitions in the queue that the spool file holds (fsynced), while spooling. */
-  spoolTransitions: number;
-  /** The last spool write error (e.g. ENOSPC), null once a write succeeded again. */
-  spoolError: string | null;
-  /** Failed spool writes (each retried). */
-  spoolWriteErrorsTotal: number;
-  /** The spool or queue bound was reached: each streamer keeps only its net transition. */
-  spoolCompacted: boolean;
   /** Transitions the database refused as invalid data (SQLSTATE class 22/23), dropped. */
   droppedTotal: number;
   statementsTotal: number;
@@ -213,15 +127,8 @@ export class StatusWriter {
   #started = true;
   /** Transitions at the head of the queue whose statement is in flight. */
   #inflight = 0;
-  #spool: Deno.FsFile | null = null;
-  #spooling = false;
-  /** Spool lines waiting for the next append + fsync (one per few ms, not per event). */
-  #spoolBuffer: Transition[] = [];
-  #spoolTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The spool file does not hold exactly the queue (a failed write, a collapse): rewrite it. */
-  #spoolDirty = false;
-  /** performance.now() of the last whole rewrite of the spool. */
-  #lastRewrite = -Infinity;
+  /** The outage spool (null without `spoolPath`). */
+  readonly #spool: OutageSpool | null;
   /** Transitions per streamer in the queue. */
   readonly #perStreamer = new Map<number, number>();
   /** Per-streamer cap in force: the option, or 2 once the spool or queue bound was reached. */
@@ -252,6 +159,14 @@ export class StatusWriter {
   constructor(sql: Sql, opts: StatusWriterOptions) {
     this.#sql = sql;
     this.#opts = opts;
+    this.#spool = opts.spoolPath
+      ? new OutageSpool(new SpoolFile(opts.spoolPath), opts.spoolMaxBytes ?? 64 * 1024 * 1024, {
+        queue: () => this.#queue,
+        compactToNet: () => this.#compactToNet(),
+        isClosed: () => this.#closed,
+        stats: this.stats,
+      })
+      : null;
     this.#cap = this.#normalCap;
   }
 
@@ -265,24 +180,11 @@ export class StatusWriter {
    * @throws {Deno.errors.PermissionDenied} when the spool cannot be read.
    */
   async open(): Promise<Transition[]> {
-    const path = this.#opts.spoolPath;
-    if (!path) return [];
-    let text = "";
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    const loaded: Transition[] = [];
-    for (const line of text.split("\n")) {
-      if (!line.trim()) continue;
-      try {
-        loaded.push(JSON.parse(line) as Transition);
-      } catch {
-        log.warn("spool: skipping a torn line (crash while appending)", { path });
-      }
-    }
+    const spool = this.#spool;
+    if (!spool) return [];
+    const { transitions: loaded, bytes } = await spool.read();
     if (loaded.length > 0) {
+      const path = spool.path;
       log.info("spool: replaying {count} transitions from an earlier outage", {
         count: loaded.length,
         path,
@@ -290,12 +192,9 @@ export class StatusWriter {
       this.#queue = [...loaded, ...this.#queue];
       for (const t of loaded) this.#count(t.streamerId, 1);
       this.stats.queueDepth = this.#queue.length;
-      this.stats.spoolTransitions = loaded.length;
       this.#started = false; // until start(): the caller first takes them into account
       // Keep the file: its content stays valid until the queue drains.
-      this.#spool = await Deno.open(path, { append: true, create: true });
-      this.#spooling = true;
-      this.stats.spoolBytes = new TextEncoder().encode(text).length;
+      await spool.resume(loaded.length, bytes);
     }
     return loaded;
   }
@@ -326,10 +225,10 @@ export class StatusWriter {
         { count: this.#queue.length },
       );
       this.#compactToNet("the write queue reached its bound");
-      this.#spoolDirty ||= this.#spooling;
+      this.#spool?.markDirty();
     }
     this.stats.queueDepth = this.#queue.length;
-    if (this.#spooling) this.#bufferSpool(next);
+    if (this.#spool?.active) this.#spool.buffer(next);
     this.#kick();
   }
 
@@ -354,20 +253,17 @@ export class StatusWriter {
   #collapse(t: Transition): Transition {
     const id = t.streamerId;
     // During an outage the spool (and its bound) keeps everything instead.
-    if (this.#spooling && !this.stats.spoolCompacted) return t;
+    if (this.#spool?.active && !this.stats.spoolCompacted) return t;
     if ((this.#perStreamer.get(id) ?? 0) < this.#cap) return t;
+    const because = this.stats.spoolCompacted
+      ? this.#capWhy
+      : `more than ${this.#cap} transitions of this streamer waited for one commit`;
     // The last pending ones of this streamer, never the batch in flight.
-    const at: number[] = [];
-    for (let i = this.#queue.length - 1; i >= this.#inflight && at.length < 2; i--) {
-      if (this.#queue[i].streamerId === id) at.push(i);
-    }
-    if (at.length < 2) return t;
-    const removed = at.map((i) => this.#queue[i]);
-    for (const i of at) this.#queue.splice(i, 1); // descending: indices stay valid
-    this.#count(id, -removed.length);
-    this.#spoolDirty ||= this.#spooling; // the file still holds them
-    const carried = removed.reduce((n, r) => n + Number(r.extra?.collapsed ?? 0), 0);
-    const dropped = removed;
+    const r = collapseLastTwo(this.#queue, this.#inflight, t, because);
+    if (!r) return t;
+    const dropped = r.removed;
+    this.#count(id, -dropped.length);
+    this.#spool?.markDirty(); // the file still holds them
     this.stats.collapsedTotal += dropped.length;
     this.#notifyCollapsed(dropped);
     if (this.#limit.allow("collapsed")) {
@@ -381,16 +277,7 @@ export class StatusWriter {
         },
       );
     }
-    return {
-      ...t,
-      extra: {
-        ...t.extra,
-        collapsed: carried + Number(t.extra?.collapsed ?? 0) + 2,
-        collapsed_because: this.stats.spoolCompacted
-          ? this.#capWhy
-          : `more than ${this.#cap} transitions of this streamer waited for one commit`,
-      },
-    };
+    return r.next;
   }
 
   #notifyCollapsed(dropped: readonly Transition[]): void {
@@ -444,23 +331,18 @@ export class StatusWriter {
    */
   async close(timeoutMs: number): Promise<boolean> {
     const ok = await this.flush(timeoutMs);
-    if (!ok && this.#opts.spoolPath && !this.#spooling) {
+    const spool = this.#spool;
+    if (!ok && spool && !spool.active) {
       // Not yet spooled (the database was slow, not down): persist before exit.
-      this.#startSpooling();
+      spool.start();
     }
     // The spool left for the next start holds exactly the queue.
-    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
-    if (
-      !ok && this.#spooling && (this.#spoolDirty || this.stats.spoolBytes > max || !this.#spool)
-    ) {
-      this.#rewriteSpool();
-    } else this.#flushSpool();
+    if (!ok && spool?.active && spool.needsRewrite) spool.rewrite();
+    else spool?.flush();
     this.#closed = true;
-    clearTimeout(this.#spoolTimer);
     clearTimeout(this.#retryTimer);
     this.#wake?.();
-    this.#spool?.close();
-    this.#spool = null;
+    spool?.dispose();
     return ok;
   }
 
@@ -469,7 +351,7 @@ export class StatusWriter {
     if (this.#queue.length > 0) return;
     this.#cap = this.#normalCap;
     this.stats.spoolCompacted = false;
-    this.#stopSpooling();
+    this.#spool?.stop();
     const waiters = this.#drained;
     this.#drained = [];
     for (const w of waiters) w();
@@ -511,121 +393,6 @@ export class StatusWriter {
     return "done";
   }
 
-  #bufferSpool(t: Transition): void {
-    this.#spoolBuffer.push(t);
-    // One append + fsync for everything that arrives within a few ms, so a
-    // burst during an outage does not block the event loop once per event.
-    this.#spoolTimer ??= setTimeout(() => this.#flushSpool(), 5);
-  }
-
-  /**
-   * Appends what is buffered (or rewrites the whole spool when it no longer
-   * matches the queue or reached its bound). Never throws: a failed write
-   * (ENOSPC, EIO …) is logged, shown in the stats and retried every second;
-   * the transitions stay queued in memory meanwhile, bounded by the
-   * per-streamer cap.
-   */
-  #flushSpool(): void {
-    clearTimeout(this.#spoolTimer);
-    this.#spoolTimer = undefined;
-    if (!this.#spooling) return;
-    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
-    const stale = this.#spoolDirty || this.stats.spoolBytes >= max || !this.#spool;
-    // A whole rewrite at most once a second (a flood of collapses would
-    // otherwise rewrite the file every few ms); appends go on meanwhile.
-    const wait = this.#lastRewrite + 1000 - performance.now();
-    if (stale && (wait <= 0 || !this.#spool)) {
-      if (wait <= 0) this.#rewriteSpool();
-      else this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
-      return;
-    }
-    if (stale) this.#spoolTimer = setTimeout(() => this.#flushSpool(), wait);
-    if (this.#spoolBuffer.length === 0 || !this.#spool) return;
-    const ts = this.#spoolBuffer;
-    this.#spoolBuffer = [];
-    try {
-      this.stats.spoolBytes += this.#writeLines(this.#spool, ts);
-      this.stats.spoolTransitions += ts.length;
-      this.#spoolOk();
-    } catch (e) {
-      this.#spoolFailed(e); // a partly written append: rewrite the whole file next time
-    }
-  }
-
-  /** Serialises and appends transitions, fsynced. @returns bytes written. */
-  #writeLines(file: Deno.FsFile, ts: readonly Transition[]): number {
-    if (ts.length === 0) return 0;
-    // receivedMono is a performance.now() of this process: meaningless after a restart.
-    const lines = ts.map(({ receivedMono: _m, ...rest }) => JSON.stringify(rest));
-    const data = new TextEncoder().encode(lines.join("\n") + "\n");
-    let off = 0;
-    while (off < data.length) off += file.writeSync(data.subarray(off));
-    file.syncDataSync();
-    return data.length;
-  }
-
-  /**
-   * Replaces the spool with exactly the queue (written to a temporary file,
-   * fsynced, renamed over the old one). When the result is still over half
-   * the bound, each streamer's pending transitions first collapse to the net
-   * one (cap 2 for the rest of the outage); a spool that holds only net
-   * transitions is kept whatever its size, and that is logged.
-   */
-  #rewriteSpool(): void {
-    const path = this.#opts.spoolPath;
-    if (!path) return;
-    this.#lastRewrite = performance.now();
-    const max = this.#opts.spoolMaxBytes ?? 64 * 1024 * 1024;
-    clearTimeout(this.#spoolTimer);
-    this.#spoolTimer = undefined;
-    this.#spoolBuffer = [];
-    const tmp = `${path}.tmp`;
-    let file: Deno.FsFile | null = null;
-    try {
-      try {
-        this.#spool?.close();
-      } catch { /* already closed */ }
-      this.#spool = null;
-      const write = () => {
-        file?.close();
-        file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
-        return this.#writeLines(file, this.#queue);
-      };
-      let bytes = write();
-      if (bytes >= max / 2 && !this.stats.spoolCompacted) {
-        this.#compactToNet();
-        bytes = write();
-        log.error(
-          "spool reached SYSTEM_SPOOL_MAX_BYTES ({max} bytes): each streamer now keeps only its " +
-            "net transition until the database returns ({count} transitions, {bytes} bytes kept)",
-          { max, count: this.#queue.length, bytes },
-        );
-      }
-      if (bytes > max && this.#limit.allow("spool-over")) {
-        log.error(
-          "spool holds one net transition per streamer and is still {bytes} bytes, over " +
-            "SYSTEM_SPOOL_MAX_BYTES ({max}); kept whole: raise the bound",
-          { bytes, max },
-        );
-      }
-      Deno.renameSync(tmp, path);
-      this.#spool = file;
-      file = null;
-      this.stats.spoolBytes = bytes;
-      this.stats.spoolTransitions = this.#queue.length;
-      this.#spoolDirty = false;
-      this.#spoolOk();
-    } catch (e) {
-      try {
-        (file as Deno.FsFile | null)?.close();
-      } catch { /* gone */ }
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* never made */ }
-      this.#spoolFailed(e);
-    }
-  }
-
   /**
    * Cap 2: every streamer's pending (not in flight) transitions collapse to
    * the net one, or, for a run that ends where it started, to its last flip
@@ -635,113 +402,15 @@ export class StatusWriter {
     this.#cap = 2;
     this.#capWhy = why;
     this.stats.spoolCompacted = true;
-    const tail = this.#queue.slice(this.#inflight);
-    const lists = new Map<number, Transition[]>();
-    for (const t of tail) {
-      const l = lists.get(t.streamerId);
-      if (l) l.push(t);
-      else lists.set(t.streamerId, [t]);
-    }
-    const c = (t: Transition) => Number(t.extra?.collapsed ?? 0);
-    const mark = (t: Transition, collapsed: number): Transition => ({
-      ...t,
-      extra: { ...t.extra, collapsed, collapsed_because: why },
-    });
-    // Pending transitions of a streamer alternate: an odd run ends in the
-    // state of its newest transition, an even one where it started.
-    const kept = new Map<number, Transition[]>();
-    const dropped: Transition[] = [];
-    for (const [id, l] of lists) {
-      const k = l.length;
-      if (k <= 2) {
-        kept.set(id, l);
-        continue;
-      }
-      const sum = l.reduce((n, t) => n + c(t), 0);
-      if (k % 2 === 1) {
-        kept.set(id, [mark(l[k - 1], sum + k - 1)]);
-        dropped.push(...l.slice(0, -1));
-      } else {
-        kept.set(id, [mark(l[k - 2], sum - c(l[k - 1]) + k - 2), l[k - 1]]);
-        dropped.push(...l.slice(0, -2));
-      }
-    }
+    const { kept, dropped } = netPerStreamer(this.#queue.slice(this.#inflight), why);
     const out = this.#queue.slice(0, this.#inflight);
-    for (const t of tail) {
-      const l = lists.get(t.streamerId)!;
-      if (t === l[l.length - 1]) out.push(...kept.get(t.streamerId)!);
-    }
+    for (const t of kept) out.push(t);
     this.#queue = out;
     this.#perStreamer.clear();
     for (const t of out) this.#count(t.streamerId, 1);
     this.stats.queueDepth = out.length;
     this.stats.collapsedTotal += dropped.length;
     if (dropped.length) this.#notifyCollapsed(dropped);
-  }
-
-  #spoolOk(): void {
-    if (this.stats.spoolError !== null) {
-      log.info("spool writable again ({path})", { path: this.#opts.spoolPath });
-    }
-    this.stats.spoolError = null;
-  }
-
-  #spoolFailed(e: unknown): void {
-    this.#spoolDirty = true;
-    this.stats.spoolWriteErrorsTotal++;
-    const msg = e instanceof Error ? e.message : String(e);
-    if (this.stats.spoolError === null || this.#limit.allow("spool-error")) {
-      log.error(
-        "cannot write the spool {path}: {error}; {count} transitions are in memory only, " +
-          "retrying every second",
-        { path: this.#opts.spoolPath, error: msg, count: this.#queue.length },
-      );
-    }
-    this.stats.spoolError = msg;
-    if (!this.#closed) {
-      clearTimeout(this.#spoolTimer);
-      this.#spoolTimer = setTimeout(() => this.#flushSpool(), 1000);
-    }
-    try {
-      this.#spool?.close();
-    } catch { /* already closed */ }
-    this.#spool = null; // reopened by the next rewrite
-  }
-
-  #startSpooling(): void {
-    const path = this.#opts.spoolPath;
-    if (!path || this.#spooling) return;
-    this.#spooling = true;
-    this.stats.spoolBytes = 0;
-    this.stats.spoolTransitions = 0;
-    this.#rewriteSpool();
-    log.warn("database unreachable: spooling {count} transitions to {path}", {
-      count: this.#queue.length,
-      path,
-    });
-  }
-
-  #stopSpooling(): void {
-    if (!this.#spooling) return;
-    this.#spooling = false;
-    this.#spoolDirty = false;
-    this.#cap = this.#normalCap;
-    this.stats.spoolCompacted = false;
-    this.stats.spoolError = null;
-    clearTimeout(this.#spoolTimer);
-    this.#spoolTimer = undefined;
-    this.#spoolBuffer = [];
-    try {
-      this.#spool?.close();
-    } catch { /* already closed */ }
-    this.#spool = null;
-    if (this.#opts.spoolPath) {
-      try {
-        Deno.truncateSync(this.#opts.spoolPath, 0);
-      } catch { /* gone */ }
-    }
-    this.stats.spoolBytes = 0;
-    this.stats.spoolTransitions = 0;
   }
 
   #kick(): void {
@@ -794,7 +463,7 @@ export class StatusWriter {
       this.#inflight = 0;
       if (failure === null) {
         for (const t of this.#queue.splice(0, batch.length)) this.#count(t.streamerId, -1);
-        if (this.#spooling) {
+        if (this.#spool?.active) {
           this.stats.spoolTransitions = Math.max(0, this.stats.spoolTransitions - batch.length);
         }
         this.stats.queueDepth = this.#queue.length;
@@ -817,7 +486,7 @@ export class StatusWriter {
         this.#opts.onDatabaseState?.(false, failure as Error);
         log.error("database unreachable while writing: {error}", { error: String(failure) });
       }
-      this.#startSpooling();
+      this.#spool?.start();
       attempt++;
       const base = this.#opts.retryBaseMs ?? 250;
       const cap = this.#opts.retryMaxMs ?? 5000;

@@ -161,7 +161,7 @@ const limit = new LogRateLimiter(3, 60_000);
  *
  * @example
  * ```ts
- * monitor.plugins.push(new HttpPlugin("127.0.0.1", 8080));
+ * monitor.use(new HttpPlugin("127.0.0.1", 8080));
  * ```
  */
 export class HttpPlugin implements MonitorPlugin {

@@ -7,78 +7,45 @@
  * `core/tracker.ts` (observation → transition) → `db/status_writer.ts`
  * (transition → committed row + NOTIFY).
  *
+ * Plugins (reconciliation, webhooks, `/health`, the live view) register
+ * with {@linkcode Monitor.use} and hear of events through typed hooks
+ * (`onReconnect`, `onListChanged`, `onTransition`; `provideToken` for the
+ * token's state), each returning its unsubscribe function; nothing outside
+ * this module assigns a Monitor field.
+ *
+ * This module is one concept, the wiring: which component is built with
+ * which callbacks, the start and stop order, and the observation path
+ * (`observe`, the commit results). Its parts are beside it: following the
+ * list (`list_follower.ts`), the saved list (`list_snapshot.ts`), the
+ * database's up/down state and probe (`database_state.ts`), the health
+ * report (`health.ts`), the hooks (`hooks.ts`).
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config/config.ts";
 import { type Decision, StatusTracker } from "../core/tracker.ts";
-import type { Observation, StreamerRecord } from "../core/types.ts";
+import type { Observation } from "../core/types.ts";
 import { connectDatabase, isConnectionError, pingDatabase, type Sql } from "../db/client.ts";
-import { inspectDatabase } from "../db/inspect.ts";
-import { listenStreamerChanges, pollStreamerList } from "../db/listener.ts";
 import { migrate } from "../db/migrate.ts";
-import {
-  correctFutureObservations,
-  getStreamers,
-  lastLivestreams,
-  listStreamers,
-  syncStreamerState,
-  writeIdentity,
-} from "../db/streamers_repo.ts";
+import { correctFutureObservations, lastLivestreams, writeIdentity } from "../db/streamers_repo.ts";
 import { type CommitResult, StatusWriter } from "../db/status_writer.ts";
 import { parsePusherEvent } from "../kick/pusher/frames.ts";
-import { PusherSubscriber, type ShardSnapshot } from "../kick/pusher/subscriber.ts";
+import { PusherSubscriber } from "../kick/pusher/subscriber.ts";
 import { explainNotCapable, NotPermittedError } from "../config/capability.ts";
-import { describeError } from "../log/errors.ts";
 import { LogRateLimiter } from "../log/logging.ts";
+import { assembleHealth, type MonitorHealth, NO_TOKEN, type TokenReporter } from "./health.ts";
+import { DatabaseState } from "./database_state.ts";
+import { Hook } from "./hooks.ts";
+import { ListFollower } from "./list_follower.ts";
+import { ListSnapshot } from "./list_snapshot.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { statePaths } from "./state_paths.ts";
 
+export type { ComponentErrors, MonitorHealth, TokenHealth, TokenReporter } from "./health.ts";
+export { SUBSCRIBE_DEGRADED_MS, WRITE_LAG_MAX_MS } from "./health.ts";
+
 const log = getLogger(["kickmon", "monitor"]);
-
-/**
- * The last failure of a component and when it is tried again. Times are ms
- * since the Unix epoch; `null` when there was no failure / no retry is due.
- */
-export interface ComponentErrors {
-  /** The current failure's message (host and cause included); null while the component works. */
-  readonly lastError: string | null;
-  /** When it happened. */
-  readonly lastErrorAt: number | null;
-  /** When the next attempt is due while the component is failing. */
-  readonly nextRetryAt: number | null;
-}
-
-/** The OAuth token as `/health` reports it. */
-export interface TokenHealth extends ComponentErrors {
-  /** `valid`, `refreshing`, `failing`, `none`, `invalid_credentials` or `not used`. */
-  readonly state: string;
-  /** Expiry of the token held, ms since the Unix epoch, or null. */
-  readonly expiresAt: number | null;
-}
-
-/** Health of each component, as `/health` and the live view show it. */
-export interface MonitorHealth {
-  readonly healthy: boolean;
-  /** `error`: why it is down now (absent when up). */
-  readonly database: { readonly up: boolean; readonly error?: string } & ComponentErrors;
-  readonly pusher: { readonly up: boolean; readonly shards: readonly ShardSnapshot[] };
-  readonly token: TokenHealth;
-  readonly writeQueueDepth: number;
-  /** Age of the oldest transition waiting to be committed, ms (0 when none). */
-  readonly writeLagMs: number;
-  /** The outage spool: transitions and bytes on disk, the last write error. */
-  readonly spool: { readonly transitions: number; readonly bytes: number; readonly error?: string };
-}
-
-/**
- * Oldest uncommitted transition, ms, beyond which `/health` says unhealthy
- * even with the database up (the writer is behind). 30 s.
- */
-export const WRITE_LAG_MAX_MS = 30_000;
-
-/** A wanted Pusher channel unsubscribed for longer than this makes `/health` unhealthy, ms. */
-export const SUBSCRIBE_DEGRADED_MS = 30_000;
 
 /**
  * The `event` label of `kickmon_events_received_total`: Kick's event name;
@@ -89,10 +56,22 @@ function metricEvent(obs: Observation): string {
   return obs.source === "reconcile" ? "stream.is_live" : obs.event;
 }
 
-/** How often the database is probed while it is down, ms. */
-const DATABASE_PROBE_MS = 5_000;
-
-/** Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP). */
+/**
+ * Extra behaviour plugged in by later layers (reconciliation, webhooks, HTTP),
+ * registered with {@linkcode Monitor.use}. A plugin reaches the monitor only
+ * through its public methods and typed hooks (`onReconnect`, `onListChanged`,
+ * `onTransition`, `provideToken`), each returning its unsubscribe function.
+ *
+ * @example
+ * ```ts
+ * const plugin: MonitorPlugin = {
+ *   name: "log-changes",
+ *   start: (monitor) => void monitor.onListChanged(() => console.log("list changed")),
+ *   stop: () => {},
+ * };
+ * monitor.use(plugin);
+ * ```
+ */
 export interface MonitorPlugin {
   /** Name for logs. */
   readonly name: string;
@@ -120,51 +99,118 @@ export class Monitor {
   readonly writer: StatusWriter;
   readonly subscriber: PusherSubscriber;
   readonly metrics: Metrics;
-  readonly plugins: MonitorPlugin[] = [];
-  /** Called after each Pusher reconnect (reconciliation hooks in here). */
-  readonly onReconnect: Array<(shard: number) => void> = [];
-  /** Called after a full resync of the list (identity resolution hooks in here). */
-  readonly onListChanged: Array<() => void> = [];
-  /** Called with every committed transition (live view). */
-  readonly onTransition: Array<(r: CommitResult) => void> = [];
-  /** How list changes are followed, once the database was reached. */
-  listFollow: "trigger" | "poll" | null = null;
-  /** Token state reporter (set by the official-API plugin). */
-  tokenState: () => string = () => "not used";
-  /** The token's details for `/health` (set by the official-API plugin). */
-  tokenHealth: () => Omit<TokenHealth, "state"> = () => ({
-    lastError: null,
-    lastErrorAt: null,
-    nextRetryAt: null,
-    expiresAt: null,
-  });
+  #plugins: MonitorPlugin[] = [];
+  readonly #reconnected = new Hook<number>();
+  readonly #listChanged = new Hook();
+  readonly #committed = new Hook<CommitResult>();
+  #token: TokenReporter = NO_TOKEN;
 
-  #dbUp = true;
-  #dbError: string | undefined;
-  #dbLastError: string | null = null;
-  #dbLastErrorAt: number | null = null;
-  #dbProbe: ReturnType<typeof setTimeout> | undefined;
-  #dbNextProbeAt: number | null = null;
-  #stopListening: (() => Promise<void>) | null = null;
+  /** Up/down, the last error, and the probe while down. */
+  readonly #db: DatabaseState;
   #resyncTimer: ReturnType<typeof setInterval> | undefined;
-  #resyncing: Promise<void> | null = null;
-  #resyncAgain = false;
   #stopped = false;
   readonly #resubscribing = new Set<number>();
-  #snapshotTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #reloadIds = new Set<number>();
-  #reloadTimer: ReturnType<typeof setTimeout> | undefined;
-  /** True once the list came from the database or a snapshot (never save an empty guess). */
-  #listLoaded = false;
+  /** The saved list, for a start during an outage; saved only once the list was loaded. */
+  readonly #snapshot: ListSnapshot;
+  /** Follows the streamers table into the tracker. */
+  readonly #list: ListFollower;
   readonly #logLimit = new LogRateLimiter(5, 60_000);
   #fatal: ((e: Error) => void) | null = null;
   /** Resolves when the service hits an unrecoverable error (gave up reconnecting). */
   readonly fatal: Promise<Error>;
 
+  /**
+   * Registers a plugin, started by {@linkcode start} (early ones first) and
+   * stopped by {@linkcode stop} in reverse order. Register before `start()`.
+   *
+   * @returns a function that unregisters it (it is then neither started nor stopped).
+   */
+  use(plugin: MonitorPlugin): () => void {
+    this.#plugins = [...this.#plugins, plugin];
+    return () => {
+      this.#plugins = this.#plugins.filter((p) => p !== plugin);
+    };
+  }
+
+  /** The registered plugins, in registration order. */
+  get plugins(): readonly MonitorPlugin[] {
+    return this.#plugins;
+  }
+
+  /**
+   * Calls `fn(shard)` after each Pusher reconnect, once the server has
+   * acknowledged the resubscriptions (or 5 s later if it never does);
+   * reconciliation hooks in here.
+   *
+   * @returns the unsubscribe function.
+   */
+  onReconnect(fn: (shard: number) => void): () => void {
+    return this.#reconnected.subscribe(fn);
+  }
+
+  /**
+   * Calls `fn` after the list changed (a resync or a re-read of single rows
+   * that changed something); reconciliation and webhook subscriptions hook
+   * in here.
+   *
+   * @returns the unsubscribe function.
+   */
+  onListChanged(fn: () => void): () => void {
+    return this.#listChanged.subscribe(fn);
+  }
+
+  /**
+   * Calls `fn` with the result of every commit of the status writer, what was
+   * committed and what the guards refused (the live view).
+   *
+   * @returns the unsubscribe function.
+   */
+  onTransition(fn: (result: CommitResult) => void): () => void {
+    return this.#committed.subscribe(fn);
+  }
+
+  /**
+   * Makes `reporter` the source of the token state in `/health` and
+   * `kickmon_token_valid` (the official-API plugin). Without one the token is
+   * `not used`.
+   *
+   * @returns a function that goes back to `not used` (if `reporter` is still the one in force).
+   */
+  provideToken(reporter: TokenReporter): () => void {
+    this.#token = reporter;
+    return () => {
+      if (this.#token === reporter) this.#token = NO_TOKEN;
+    };
+  }
+
+  /** How list changes are followed, once the database was reached (null before). */
+  get listFollow(): "trigger" | "poll" | null {
+    return this.#list.mode;
+  }
+
   constructor(config: Config, options: { sql?: Sql } = {}) {
     this.config = config;
     this.fatal = new Promise((resolve) => (this.#fatal = resolve));
     this.sql = options.sql ?? connectDatabase(config.database);
+    this.#db = new DatabaseState(this.sql, config.database);
+    this.#list = new ListFollower({
+      sql: this.sql,
+      tracker: this.tracker,
+      follow: config.monitoring.listFollow,
+      schema: config.database.schema,
+      pollIntervalMs: config.monitoring.listPollIntervalMs,
+      onChanged: () => {
+        this.#snapshot.schedule();
+        this.#applyChannels();
+        this.#listChanged.emit();
+      },
+      onDatabaseState: (up, err) => this.#db.report(up, err),
+      describeDbError: (e) => this.#db.describe(e),
+    });
+    this.#snapshot = new ListSnapshot(
+      statePaths(config.system.stateDirectory).listSnapshot,
+      () => this.#list.loaded ? this.tracker.records() : null,
+    );
     this.writer = new StatusWriter(this.sql, {
       spoolPath: statePaths(config.system.stateDirectory).spool,
       spoolMaxBytes: config.system.spoolMaxBytes,
@@ -175,11 +221,11 @@ export class Monitor {
         for (const t of dropped) this.tracker.settle(t, false);
       },
       onDatabaseState: (up, err) => {
-        this.#setDb(up, err);
+        this.#db.report(up, err);
         // Outage starts: record the beliefs now. With the spool (everything
         // decided from here on) this is what a restart during the outage
         // needs to keep deciding correctly.
-        if (!up && this.#listLoaded) this.#saveSnapshotSync();
+        if (!up) this.#snapshot.saveSync();
       },
     });
     this.metrics = createMetrics({
@@ -199,8 +245,8 @@ export class Monitor {
         collapsed: this.writer.stats.collapsedTotal,
         refused_by_database: this.writer.stats.droppedTotal,
       }),
-      databaseUp: () => this.#dbUp,
-      tokenValid: () => this.tokenState() === "valid",
+      databaseUp: () => this.#db.up,
+      tokenValid: () => this.#token.state() === "valid",
     });
     const p = config.kick.pusher;
     this.subscriber = new PusherSubscriber({
@@ -231,14 +277,14 @@ export class Monitor {
           this.#resubscribing.add(shard);
           const fallback = setTimeout(() => {
             if (this.#resubscribing.delete(shard) && !this.#stopped) {
-              for (const f of this.onReconnect) f(shard);
+              this.#reconnected.emit(shard);
             }
           }, 5000);
           Deno.unrefTimer(fallback as unknown as number);
         }
       },
       onSubscribed: (shard) => {
-        if (this.#resubscribing.delete(shard)) { for (const f of this.onReconnect) f(shard); }
+        if (this.#resubscribing.delete(shard)) this.#reconnected.emit(shard);
       },
       onDisconnected: (_shard, reason, code) => {
         this.metrics.reconnects.inc({ reason: code !== undefined ? String(code) : reason });
@@ -274,7 +320,7 @@ export class Monitor {
    */
   async start(): Promise<void> {
     await Deno.mkdir(this.config.system.stateDirectory, { recursive: true });
-    for (const p of this.plugins) if (p.early) await p.start(this);
+    for (const p of this.#plugins) if (p.early) await p.start(this);
     // The spool first: transitions left by a crash go out before anything new.
     const spooled = await this.writer.open();
     let connected = false;
@@ -283,7 +329,7 @@ export class Monitor {
       connected = true;
     } catch (e) {
       if (!isConnectionError(e)) throw e;
-      this.#setDb(false, e as Error);
+      this.#db.report(false, e as Error);
     }
     if (this.#stopped) return;
     if (connected) {
@@ -299,7 +345,7 @@ export class Monitor {
           "transitions are spooled until it returns",
         { count: snapshot },
       );
-      void this.#waitForDatabase().then(() => this.#connectDatabase()).catch((e) => {
+      void this.#db.waitUntilReachable().then(() => this.#connectDatabase()).catch((e) => {
         if (!this.#stopped) this.#fatal?.(e instanceof Error ? e : new Error(String(e)));
       });
     }
@@ -312,7 +358,7 @@ export class Monitor {
       () => this.resync(),
       this.config.monitoring.resyncIntervalMs,
     );
-    for (const p of this.plugins) {
+    for (const p of this.#plugins) {
       if (this.#stopped) return;
       if (!p.early) await p.start(this);
     }
@@ -337,40 +383,8 @@ export class Monitor {
       installTrigger: follow === "trigger",
     });
     if (applied.length) log.info("applied migrations {applied}", { applied });
-    this.#setDb(true);
-    const trigger = follow === "trigger" ||
-      (follow === "auto" && (await inspectDatabase(this.sql, schema)).listTrigger);
-    this.listFollow = trigger ? "trigger" : "poll";
-    if (trigger) {
-      let firstListen = true;
-      const stop = await listenStreamerChanges(this.sql, {
-        // Coalesced: a bulk INSERT arrives as one NOTIFY per row; re-read them
-        // together, not row by row.
-        onChange: (c) => this.#queueReload(c.id),
-        // postgres.js calls onListen after every (re)LISTEN, the first time before
-        // `listenStreamerChanges` resolves: that one is covered by the resync just
-        // below (reading the list twice at start doubled the start-up garbage).
-        onListen: () => {
-          if (firstListen) firstListen = false;
-          else this.resync();
-        },
-      });
-      firstListen = false;
-      this.#stopListening = stop;
-    } else {
-      const stop = pollStreamerList(
-        this.sql,
-        this.config.monitoring.listPollIntervalMs,
-        () => this.resync(),
-      );
-      this.#stopListening = () => Promise.resolve(stop());
-    }
-    log.info("following the streamer list by {how}", {
-      how: trigger
-        ? "LISTEN (list trigger installed)"
-        : `polling every ${this.config.monitoring.listPollIntervalMs} ms (no list trigger; ` +
-          "'kickmon db migrate --install-trigger' to LISTEN instead)",
-    });
+    this.#db.report(true);
+    await this.#list.follow();
     try {
       const future = await correctFutureObservations(this.sql);
       if (future) {
@@ -393,71 +407,16 @@ export class Monitor {
     }
   }
 
-  get #snapshotPath(): string {
-    return statePaths(this.config.system.stateDirectory).listSnapshot;
-  }
-
-  /**
-   * Saves the list (at most once per second) so that a restart during a
-   * database outage can keep listening.
-   */
-  #scheduleSnapshot(): void {
-    if (this.#snapshotTimer !== undefined) return;
-    this.#snapshotTimer = setTimeout(() => {
-      this.#snapshotTimer = undefined;
-      this.#saveSnapshot();
-    }, 1000);
-  }
-
-  async #saveSnapshot(): Promise<void> {
-    if (!this.#listLoaded) return;
-    const tmp = `${this.#snapshotPath}.tmp`;
-    try {
-      await Deno.writeTextFile(tmp, JSON.stringify(this.tracker.records()));
-      await Deno.rename(tmp, this.#snapshotPath);
-    } catch (e) {
-      log.warn("cannot save the streamer list snapshot: {error}", { error: String(e) });
-    }
-  }
-
-  #saveSnapshotSync(): void {
-    const tmp = `${this.#snapshotPath}.tmp`;
-    try {
-      Deno.writeTextFileSync(tmp, JSON.stringify(this.tracker.records()));
-      Deno.renameSync(tmp, this.#snapshotPath);
-    } catch (e) {
-      log.warn("cannot save the streamer list snapshot: {error}", { error: String(e) });
-    }
-  }
-
+  /** Takes the list from the snapshot. @returns how many streamers it held (0: none). */
   async #loadSnapshot(): Promise<number> {
+    const rows = await this.#snapshot.load();
+    if (!rows) return 0;
     try {
-      const rows = JSON.parse(await Deno.readTextFile(this.#snapshotPath)) as StreamerRecord[];
       this.tracker.replaceAll(rows);
-      this.#listLoaded = true;
+      this.#list.markLoaded();
       return rows.length;
     } catch {
       return 0;
-    }
-  }
-
-  async #waitForDatabase(): Promise<void> {
-    for (let attempt = 0;; attempt++) {
-      if (this.#stopped) throw new Error("stopped while waiting for the database");
-      try {
-        await pingDatabase(this.sql);
-        this.#setDb(true);
-        return;
-      } catch (e) {
-        if (!isConnectionError(e)) throw e;
-        this.#setDb(false, e as Error);
-        if (attempt === 0) {
-          log.error("database unreachable at start, retrying: {error}", {
-            error: this.#describeDbError(e as Error),
-          });
-        }
-        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
-      }
     }
   }
 
@@ -466,35 +425,7 @@ export class Monitor {
    * calls coalesce into one extra pass.
    */
   resync(): Promise<void> {
-    if (this.#resyncing) {
-      this.#resyncAgain = true;
-      return this.#resyncing;
-    }
-    this.#resyncing = (async () => {
-      do {
-        this.#resyncAgain = false;
-        try {
-          // Drop what was learned for rows the other system changed or deleted first.
-          await syncStreamerState(this.sql);
-          const rows = await listStreamers(this.sql);
-          const changed = this.tracker.replaceAll(rows) || !this.#listLoaded;
-          this.#listLoaded = true;
-          this.#setDb(true);
-          if (changed) {
-            // The periodic safety-net resync usually finds nothing new.
-            this.#scheduleSnapshot();
-            this.#applyChannels();
-            for (const f of this.onListChanged) f();
-          }
-        } catch (e) {
-          this.#setDb(false, e as Error);
-          log.warn("streamer list resync failed (will retry): {error}", {
-            error: this.#describeDbError(e as Error),
-          });
-        }
-      } while (this.#resyncAgain && !this.#stopped);
-    })().finally(() => (this.#resyncing = null));
-    return this.#resyncing;
+    return this.#list.resync();
   }
 
   /**
@@ -502,44 +433,7 @@ export class Monitor {
    * after kickmon learned its channel id.
    */
   refreshStreamer(id: number): void {
-    this.#queueReload(id);
-  }
-
-  #queueReload(id: number): void {
-    this.#reloadIds.add(id);
-    this.#reloadTimer ??= setTimeout(() => {
-      this.#reloadTimer = undefined;
-      const ids = [...this.#reloadIds];
-      this.#reloadIds.clear();
-      if (!this.#stopped) this.#reload(ids);
-    }, 50);
-  }
-
-  /** Re-reads these rows; ids with no row any more (deleted) are forgotten. */
-  #reload(ids: number[]): void {
-    getStreamers(this.sql, ids).then((rows: StreamerRecord[]) => {
-      const found = new Set(rows.map((r) => r.id));
-      let changed = false;
-      for (const r of rows) changed = this.tracker.upsert(r) || changed;
-      for (const id of ids) {
-        if (!found.has(id) && this.tracker.get(id)) {
-          this.tracker.remove(id);
-          changed = true;
-        }
-      }
-      if (!changed) return; // e.g. a re-read after a refused write: statuses only
-      this.#scheduleSnapshot();
-      this.#applyChannels();
-      for (const f of this.onListChanged) f();
-    }).catch((e) => {
-      // During an outage every refused write asks for a reload: log a few, not each.
-      if (this.#logLimit.allow("reload")) {
-        log.warn("reloading streamers {ids} failed; the next resync fixes it: {error}", {
-          ids: ids.slice(0, 20),
-          error: String(e),
-        });
-      }
-    });
+    this.#list.queueReload(id);
   }
 
   #applyChannels(): void {
@@ -621,7 +515,7 @@ export class Monitor {
         listed: this.tracker.get(l.streamerId)?.listed,
       }).then((changed) => {
         if (changed) {
-          this.#queueReload(l.streamerId);
+          this.#list.queueReload(l.streamerId);
           log.info("learned ids for streamer {id}: channel {ch}, user {user}", {
             id: l.streamerId,
             ch: l.kickChannelId ?? "-",
@@ -648,76 +542,18 @@ export class Monitor {
       if (this.tracker.settle(t, false)) refresh.push(t.streamerId);
       this.metrics.eventsIgnored.inc({ reason: "refused_by_database", source: t.source });
     }
-    if (refresh.length) this.#reload(refresh);
-    for (const f of this.onTransition) f(r);
-  }
-
-  #setDb(up: boolean, err?: Error): void {
-    if (!up && err) {
-      this.#dbLastError = this.#describeDbError(err);
-      this.#dbLastErrorAt = Date.now();
-      this.#scheduleDbProbe();
-    }
-    if (up === this.#dbUp && (up || this.#dbError)) return;
-    this.#dbUp = up;
-    this.#dbError = up ? undefined : this.#dbLastError ?? undefined;
-  }
-
-  /** A database error with the server it is about (postgres.js names it only sometimes). */
-  #describeDbError(err: Error): string {
-    const text = describeError(err);
-    const { host, port } = this.config.database;
-    return text.includes(host) ? text : `database ${host}:${port}: ${text}`;
-  }
-
-  /**
-   * While the database is down, pings it every {@linkcode DATABASE_PROBE_MS}
-   * so that `/health` can say when the next attempt is and turns healthy
-   * without waiting for a write.
-   */
-  #scheduleDbProbe(): void {
-    if (this.#dbProbe !== undefined || this.#stopped) return;
-    this.#dbNextProbeAt = Date.now() + DATABASE_PROBE_MS;
-    this.#dbProbe = setTimeout(async () => {
-      this.#dbProbe = undefined;
-      this.#dbNextProbeAt = null;
-      if (this.#stopped) return;
-      if (!(await this.checkDatabase(2000))) this.#scheduleDbProbe();
-    }, DATABASE_PROBE_MS);
+    if (refresh.length) this.#list.reload(refresh);
+    this.#committed.emit(r);
   }
 
   /** Component states for `/health`, `kickmon status` and the live view. */
   health(): MonitorHealth {
-    const shards = this.subscriber.snapshot();
-    // A channel refused or unanswered for longer than the bound counts as down too.
-    const pusherUp = shards.every((s) =>
-      s.state === "connected" && s.oldestUnsubscribedMs <= SUBSCRIBE_DEGRADED_MS
-    );
-    const dbUp = this.#dbUp && this.writer.stats.databaseUp;
-    const token = this.tokenState();
-    const tokenOk = token === "valid" || token === "not used" || token === "refreshing";
-    const writeLagMs = this.writer.lagMs();
-    const w = this.writer.stats;
-    return {
-      healthy: dbUp && pusherUp && tokenOk && writeLagMs <= WRITE_LAG_MAX_MS &&
-        w.spoolError === null,
-      database: {
-        up: dbUp,
-        error: dbUp ? undefined : this.#dbError ?? "the last write failed",
-        lastError: dbUp ? null : this.#dbLastError,
-        lastErrorAt: dbUp ? null : this.#dbLastErrorAt,
-        nextRetryAt: dbUp ? null : this.#dbNextProbeAt,
-      },
-      pusher: { up: pusherUp, shards },
-      token: { state: token, ...this.tokenHealth() },
-      writeQueueDepth: this.writer.depth,
-      writeLagMs,
-      spool: {
-        transitions: w.spoolTransitions,
-        bytes: w.spoolBytes,
-        ...(w.spoolError !== null ? { error: w.spoolError } : {}),
-      },
-    };
+    return assembleHealth({
+      shards: this.subscriber.snapshot(),
+      database: this.#db.snapshot(),
+      token: this.#token,
+      writer: this.writer,
+    });
   }
 
   /**
@@ -729,26 +565,7 @@ export class Monitor {
    * @returns true when the ping answered in time. Never throws.
    */
   async checkDatabase(timeoutMs = 2000): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)));
-    try {
-      const r = await Promise.race([pingDatabase(this.sql).then(() => "ok" as const), late]);
-      if (r === "late") {
-        const { host, port } = this.config.database;
-        this.#setDb(
-          false,
-          new Error(`database ${host}:${port} did not answer within ${timeoutMs} ms`),
-        );
-        return false;
-      }
-      this.#setDb(true);
-      return true;
-    } catch (e) {
-      this.#setDb(false, e as Error);
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
+    return await this.#db.check(timeoutMs);
   }
 
   /**
@@ -761,14 +578,10 @@ export class Monitor {
     if (this.#stopped) return true;
     this.#stopped = true;
     clearInterval(this.#resyncTimer);
-    clearTimeout(this.#dbProbe);
-    clearTimeout(this.#reloadTimer);
-    if (this.#snapshotTimer !== undefined) {
-      clearTimeout(this.#snapshotTimer);
-      this.#snapshotTimer = undefined;
-      await this.#saveSnapshot();
-    }
-    for (const p of [...this.plugins].reverse()) {
+    this.#db.stop();
+    this.#list.halt();
+    await this.#snapshot.flush();
+    for (const p of [...this.#plugins].reverse()) {
       try {
         await p.stop();
       } catch (e) {
@@ -792,9 +605,7 @@ export class Monitor {
         { count: this.writer.depth, error: w.spoolError, kept: w.spoolTransitions },
       );
     }
-    try {
-      await this.#stopListening?.();
-    } catch { /* database gone */ }
+    await this.#list.close();
     await this.sql.end({ timeout: 2 }).catch(() => {});
     return flushed;
   }

@@ -83,13 +83,13 @@ export function createKickApi(
 }
 
 /**
- * The plugin: install with `monitor.plugins.push(new OfficialApiPlugin(config))`.
+ * The plugin: install with `monitor.use(new OfficialApiPlugin(config))`.
  * At start it fetches a token first: rejected credentials (`invalid_client`)
  * are a fatal configuration error, not a retry loop.
  *
  * @example
  * ```ts
- * monitor.plugins.push(new OfficialApiPlugin(config));
+ * monitor.use(new OfficialApiPlugin(config));
  * await monitor.start();
  * ```
  */
@@ -104,6 +104,8 @@ export class OfficialApiPlugin implements MonitorPlugin {
   #purgeTimer: ReturnType<typeof setInterval> | undefined;
   #subscriptionsPausedUntil = 0;
   #stopped = false;
+  /** Unsubscribes the monitor hooks taken in {@linkcode start}. */
+  readonly #unhook: Array<() => void> = [];
   readonly #config: Config;
 
   constructor(config: Config, private readonly monitorRef: { metrics?: Monitor["metrics"] } = {}) {
@@ -120,23 +122,26 @@ export class OfficialApiPlugin implements MonitorPlugin {
 
   async start(monitor: Monitor): Promise<void> {
     this.monitorRef.metrics = monitor.metrics;
-    monitor.tokenState = () => {
-      const t = this.tokens.state();
-      // Retrying after a failure is still an outage, not a routine refresh.
-      return t.state === "refreshing" && t.lastError ? "failing" : t.state;
-    };
-    monitor.tokenHealth = () => {
-      const t = this.tokens.state();
-      const failing = t.lastError !== undefined;
-      return {
-        lastError: t.lastError ?? null,
-        lastErrorAt: t.lastErrorAt ?? null,
-        // Inside a refresh's backoff the provider knows; after it gave up,
-        // the next reconciliation pass asks for a token again.
-        nextRetryAt: t.nextAttemptAt ?? (failing ? this.reconciler?.nextPassAt ?? null : null),
-        expiresAt: t.expiresAt ?? null,
-      };
-    };
+    // Kept after stop(): /health still reports the token while the monitor shuts down.
+    monitor.provideToken({
+      state: () => {
+        const t = this.tokens.state();
+        // Retrying after a failure is still an outage, not a routine refresh.
+        return t.state === "refreshing" && t.lastError ? "failing" : t.state;
+      },
+      health: () => {
+        const t = this.tokens.state();
+        const failing = t.lastError !== undefined;
+        return {
+          lastError: t.lastError ?? null,
+          lastErrorAt: t.lastErrorAt ?? null,
+          // Inside a refresh's backoff the provider knows; after it gave up,
+          // the next reconciliation pass asks for a token again.
+          nextRetryAt: t.nextAttemptAt ?? (failing ? this.reconciler?.nextPassAt ?? null : null),
+          expiresAt: t.expiresAt ?? null,
+        };
+      },
+    });
     try {
       await this.tokens.getToken();
     } catch (e) {
@@ -183,7 +188,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
     await this.#syncSubscriptions(monitor);
     // Kick drops subscriptions after a day of failed deliveries (§4.7): re-check.
     this.#subTimer = setInterval(() => this.#syncSubscriptions(monitor), 10 * 60_000);
-    monitor.onListChanged.push(() => this.#syncSubscriptions(monitor));
+    this.#unhook.push(monitor.onListChanged(() => void this.#syncSubscriptions(monitor)));
   }
 
   #syncing = false;
@@ -240,6 +245,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const off of this.#unhook.splice(0)) off();
     clearInterval(this.#subTimer);
     clearInterval(this.#purgeTimer);
     await this.reconciler?.stop();

@@ -78,7 +78,9 @@ export function unofficialRetryDelayMs(failures: number, intervalMs: number): nu
  * @example
  * ```ts
  * const r = new Reconciler(monitor, api, { intervalMs: 60_000 });
- * monitor.plugins.push(r);
+ * r.start(); // the official-API plugin does this in its own start()
+ * // … later:
+ * await r.stop();
  * ```
  */
 export class Reconciler {
@@ -89,6 +91,8 @@ export class Reconciler {
   #timer: ReturnType<typeof setInterval> | undefined;
   #debounce: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> | null = null;
+  /** Unsubscribes the monitor hooks taken in {@linkcode start}. */
+  #unhook: Array<() => void> = [];
   #again: ReconcileReason | null = null;
   #stopped = false;
   #pauseUntil = 0;
@@ -119,16 +123,18 @@ export class Reconciler {
 
   /** Runs the first pass and schedules the rest. */
   start(): void {
-    this.#monitor.onReconnect.push(() => {
-      clearTimeout(this.#debounce);
-      this.#debounce = setTimeout(
-        () => this.run("reconnect"),
-        this.#opts.reconnectDebounceMs ?? 500,
-      );
-    });
-    this.#monitor.onListChanged.push(() => {
-      if (this.#needsPass()) this.run("list_changed");
-    });
+    this.#unhook.push(
+      this.#monitor.onReconnect(() => {
+        clearTimeout(this.#debounce);
+        this.#debounce = setTimeout(
+          () => this.run("reconnect"),
+          this.#opts.reconnectDebounceMs ?? 500,
+        );
+      }),
+      this.#monitor.onListChanged(() => {
+        if (this.#needsPass()) this.run("list_changed");
+      }),
+    );
     this.#lastTickAt = Date.now();
     this.#timer = setInterval(() => {
       this.#lastTickAt = Date.now();
@@ -139,6 +145,7 @@ export class Reconciler {
 
   stop(): Promise<void> {
     this.#stopped = true;
+    for (const off of this.#unhook.splice(0)) off();
     clearInterval(this.#timer);
     clearTimeout(this.#debounce);
     return this.#running ?? Promise.resolve();

@@ -206,10 +206,10 @@ export class LiveView {
         this.redraw();
       }
     };
-    monitor.onListChanged.push(running);
-    monitor.onTransition.push((r) => this.#onTransition(r));
+    monitor.onListChanged(running);
+    monitor.onTransition((r) => this.#onTransition(r));
     // Non-early plugins start last in `Monitor.start()`: then the monitor is running.
-    monitor.plugins.push({ name: "live-view", start: running, stop: () => {} });
+    monitor.use({ name: "live-view", start: running, stop: () => {} });
   }
 
   #onTransition(r: CommitResult): void {
