@@ -190,8 +190,17 @@ export function envelope<T extends z.ZodType>(
 /**
  * A list answer whose elements are validated one by one (`KickApi` skips the
  * malformed ones instead of failing the batch). `data: null` counts as empty.
+ * Exported for the live contract tests (`tests/contract/`).
+ *
+ * @example
+ * ```ts
+ * ROWS.parse({ data: [{ anything: 1 }], message: "OK" }); // elements unchecked
+ * ```
  */
-const ROWS = z.object({ data: z.array(z.unknown()).nullable(), message: z.string().nullish() });
+export const ROWS = z.object({
+  data: z.array(z.unknown()).nullable(),
+  message: z.string().nullish(),
+});
 
 // ---------------------------------------------------------------------------
 // Domain results.
