@@ -5,7 +5,9 @@
  * Pusher status frame the suite checks. Then the suite's own promises: a
  * malformed list element (which the program would skip) breaks the
  * contract with its zod issues and raw JSON, Cloudflare is a named skip,
- * and no secret reaches a message or the report directory.
+ * no secret reaches a message or the report directory, a status frame the
+ * program's parser refuses breaks the Pusher contract, and the live target
+ * defaults to the real Kick.
  *
  * The `deno task test:live` entry point as a real process is in
  * tests/contract_live_test.ts.
@@ -14,11 +16,19 @@
  */
 import assert from "node:assert/strict";
 import { ChannelWire } from "../src/kick/official/api.ts";
+import { channelName, STREAMER_IS_LIVE } from "../src/kick/pusher/frames.ts";
 import { checkRows, type ContractRun, type Exchange, skipIfCloudflare } from "./contract/check.ts";
 import { CONTRACT_NAMES, runContractSuite } from "./contract/kick_contract.ts";
-import { STATUS_EVENTS } from "./contract/pusher_contract.ts";
+import {
+  pusherConnect,
+  pusherObserve,
+  type PusherState,
+  pusherSubscribe,
+  STATUS_EVENTS,
+} from "./contract/pusher_contract.ts";
 import { ContractFailure, ContractReport, ContractSkip, Redactor } from "./contract/report.ts";
-import { startSimulatorTarget } from "./contract/simulator_target.ts";
+import { LIVE, startSimulatorTarget } from "./contract/simulator_target.ts";
+import { liveTargetFromEnv } from "./contract/target.ts";
 
 Deno.test("contract: the live suite holds against the simulator, every contract kept", async (t) => {
   const s = await startSimulatorTarget();
@@ -156,4 +166,66 @@ Deno.test("contract: Cloudflare's block is a named skip; tokens never reach the 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("contract: a status frame the program's parser refuses breaks the Pusher contract", async () => {
+  const s = await startSimulatorTarget();
+  const dir = await Deno.makeTempDir({ prefix: "kickmon-contract-unit-" });
+  const state: PusherState = {};
+  try {
+    const base = s.target(dir);
+    const run = await fakeRun(dir, s.sim.clientSecret);
+    const live = { ...run, target: { ...base, observeSeconds: 1 } };
+    live.found.channel = { id: LIVE.channelId, userId: LIVE.userId, slug: LIVE.slug, from: "test" };
+    await pusherConnect(live, state);
+    await pusherSubscribe(live, state);
+    // The payload's channel id is not the channel's: parsePusherEvent says channel_mismatch.
+    const bad = '{"livestream":{"id":5,"channel_id":668,"session_title":"x","created_at":null}}';
+    s.sim.pusher.publish(channelName(LIVE.channelId), STREAMER_IS_LIVE, bad);
+    await assert.rejects(() => pusherObserve(live, state), (e: unknown) => {
+      assert.ok(e instanceof ContractFailure);
+      assert.match(e.message, /parsePusherEvent/);
+      assert.match(e.message, /channel_mismatch/);
+      assert.ok(e.message.includes(JSON.stringify(bad).slice(1, 40)), e.message);
+      return true;
+    });
+  } finally {
+    await state.ws?.close();
+    await s.sim.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("contract: the live target defaults to the real Kick, from kickmon's own variables", () => {
+  const none = liveTargetFromEnv({ KICK_CLIENT_ID: "cid" });
+  assert.deepEqual(none, {
+    ok: false,
+    reason: "KICK_CLIENT_SECRET is not set " +
+      "(set both to a Kick app's credentials to check Kick's real answers)",
+  });
+  const live = liveTargetFromEnv({ KICK_CLIENT_ID: "cid", KICK_CLIENT_SECRET: "secret" });
+  assert.ok(live.ok);
+  assert.deepEqual(live.target, {
+    oauthBaseUrl: "https://id.kick.com",
+    apiBaseUrl: "https://api.kick.com/public/v1",
+    pusherUrl:
+      "wss://ws-us2.pusher.com:443/app/32cbd69e4b950bf97679?protocol=7&client=js&version=8.4.0&flash=false",
+    clientId: "cid",
+    clientSecret: "secret",
+    observeSeconds: 30,
+    reportDir: "contract-report",
+  });
+  const lookup = liveTargetFromEnv({
+    KICK_CLIENT_ID: "cid",
+    KICK_CLIENT_SECRET: "secret",
+    KICK_UNOFFICIAL_CHANNEL_LOOKUP: "true",
+    KICK_CONTRACT_STREAMER: "xqc",
+    KICK_CONTRACT_OBSERVE_SECONDS: "5",
+    KICKMON_CONTRACT_REPORT_DIR: "/tmp/r",
+  });
+  assert.ok(lookup.ok);
+  assert.equal(lookup.target.unofficialBaseUrl, "https://kick.com/api/v2");
+  assert.equal(lookup.target.streamer, "xqc");
+  assert.equal(lookup.target.observeSeconds, 5);
+  assert.equal(lookup.target.reportDir, "/tmp/r");
 });
