@@ -221,7 +221,7 @@ export async function channelsById(run: ContractRun): Promise<string> {
 /**
  * `GET /users/livestreams?user_id=…` (undocumented, §4.5, §10.5): kickmon
  * does not read it (only `kickmon doctor` counts its rows), so only the
- * list envelope is held to the program's `ROWS`. Not answering (4xx/5xx) is
+ * list envelope is held to the program's `ListEnvelopeWire`. Not answering (4xx/5xx) is
  * a named skip.
  *
  * @example
