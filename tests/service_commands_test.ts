@@ -364,7 +364,8 @@ Deno.test({
 
       const empty = await Deno.makeTempDir({ prefix: "kickmon-nopath-" });
       try {
-        const missing = await cli(["db", "backup", "--output", out], { ...env, PATH: empty });
+        // Its own --output: a run in the same second as the first would name the same file.
+        const missing = await cli(["db", "backup", "--output", empty], { ...env, PATH: empty });
         assert.equal(missing.code, 1, missing.out);
         assert.match(missing.out, /pg_dump is not installed/);
       } finally {
