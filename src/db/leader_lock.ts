@@ -22,7 +22,7 @@
  * by every role, and `pg_stat_activity` shows `pid` and `application_name`
  * of every session, also of other roles (only the query text, client address
  * and times are hidden from a role that is not the session's and lacks
- * `pg_read_all_stats`); `leader_lock_test.ts` proves it for two
+ * `pg_read_all_stats`); `tests/leader_lock_test.ts` proves it for two
  * least-privilege roles. PostgreSQL keeps 63 bytes of an `application_name`
  * and turns non-ASCII characters into `?`, so a host name longer than what
  * fits (about 29 bytes) is shown truncated.

@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
-import { captureLogs } from "../../../tests/helpers/logs.ts";
-import type { Observation } from "../../core/types.ts";
-import { World } from "../../../dev/simulator/world.ts";
-import { startApiServer } from "../../../dev/simulator/api_server.ts";
-import { WebhookSender } from "../../../dev/simulator/webhook_sender.ts";
-import { TokenProvider } from "./oauth.ts";
-import { KickApi } from "./api.ts";
-import { WebhookReceiver } from "./webhook.ts";
-import realDelivery from "../../../tests/fixtures/webhook-livestream-status-updated-1.json" with {
+import { captureLogs } from "./helpers/logs.ts";
+import type { Observation } from "../src/core/types.ts";
+import { World } from "../dev/simulator/world.ts";
+import { startApiServer } from "../dev/simulator/api_server.ts";
+import { WebhookSender } from "../dev/simulator/webhook_sender.ts";
+import { TokenProvider } from "../src/kick/official/oauth.ts";
+import { KickApi } from "../src/kick/official/api.ts";
+import { WebhookReceiver } from "../src/kick/official/webhook.ts";
+import realDelivery from "./fixtures/webhook-livestream-status-updated-1.json" with {
   type: "json",
 };
-import kickKey from "../../../tests/fixtures/kick-webhook-public-key.json" with { type: "json" };
+import kickKey from "./fixtures/kick-webhook-public-key.json" with { type: "json" };
 
 const H = realDelivery.webhook.headers;
 const RAW = realDelivery.webhook.raw_body;

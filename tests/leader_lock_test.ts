@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createTestDatabase, waitFor } from "../../tests/helpers/database.ts";
-import { createUserDatabase } from "../../tests/helpers/user_database.ts";
-import { type DatabaseConfig, loadConfig } from "../config/config.ts";
+import { createTestDatabase, waitFor } from "./helpers/database.ts";
+import { createUserDatabase } from "./helpers/user_database.ts";
+import { type DatabaseConfig, loadConfig } from "../src/config/config.ts";
 import {
   applicationName,
   LEADER_LOCK_NAMESPACE,
   LeaderLock,
   leaderLockKey,
   parseApplicationName,
-} from "./leader_lock.ts";
+} from "../src/db/leader_lock.ts";
 
 function dbConfig(url: string, schema = "public"): DatabaseConfig {
   return loadConfig({ DATABASE_URL: url, DATABASE_SCHEMA: schema }, {

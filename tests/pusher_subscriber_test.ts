@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { waitFor as sharedWaitFor } from "../../../tests/helpers/database.ts";
-import { World } from "../../../dev/simulator/world.ts";
-import { type PusherServer, startPusherServer } from "../../../dev/simulator/pusher_server.ts";
-import { PusherSubscriber, type PusherSubscriberOptions } from "./subscriber.ts";
-import { parsePusherEvent } from "./frames.ts";
+import { waitFor as sharedWaitFor } from "./helpers/database.ts";
+import { World } from "../dev/simulator/world.ts";
+import { type PusherServer, startPusherServer } from "../dev/simulator/pusher_server.ts";
+import { PusherSubscriber, type PusherSubscriberOptions } from "../src/kick/pusher/subscriber.ts";
+import { parsePusherEvent } from "../src/kick/pusher/frames.ts";
 import PusherWorker from "pusher-js/worker";
 import type Pusher from "pusher-js";
 

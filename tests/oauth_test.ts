@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
-import { captureLogs } from "../../../tests/helpers/logs.ts";
-import { World } from "../../../dev/simulator/world.ts";
-import { startApiServer } from "../../../dev/simulator/api_server.ts";
-import { parseRetryAfter } from "../http/backoff.ts";
-import { InvalidCredentialsError, OAuthError } from "./oauth_error.ts";
-import { tokenFingerprint, TokenProvider, type TokenProviderOptions } from "./oauth.ts";
+import { captureLogs } from "./helpers/logs.ts";
+import { World } from "../dev/simulator/world.ts";
+import { startApiServer } from "../dev/simulator/api_server.ts";
+import { parseRetryAfter } from "../src/kick/http/backoff.ts";
+import { InvalidCredentialsError, OAuthError } from "../src/kick/official/oauth_error.ts";
+import {
+  tokenFingerprint,
+  TokenProvider,
+  type TokenProviderOptions,
+} from "../src/kick/official/oauth.ts";
 
 const CLIENT_ID = "01JTESTCLIENTID";
 const SECRET = "super-secret-client-secret-value";

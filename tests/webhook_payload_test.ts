@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
-import type { Observation } from "../../core/types.ts";
-import { parseLivestreamStatusUpdated, WebhookPayloadError } from "./webhook_payload.ts";
-import realDelivery from "../../../tests/fixtures/webhook-livestream-status-updated-1.json" with {
+import type { Observation } from "../src/core/types.ts";
+import {
+  parseLivestreamStatusUpdated,
+  WebhookPayloadError,
+} from "../src/kick/official/webhook_payload.ts";
+import realDelivery from "./fixtures/webhook-livestream-status-updated-1.json" with {
   type: "json",
 };
-import docsStarted from "../../../tests/fixtures/webhook-livestream-status-updated-2.json" with {
+import docsStarted from "./fixtures/webhook-livestream-status-updated-2.json" with {
   type: "json",
 };
-import docsEnded from "../../../tests/fixtures/webhook-livestream-status-updated-3.json" with {
+import docsEnded from "./fixtures/webhook-livestream-status-updated-3.json" with {
   type: "json",
 };
 

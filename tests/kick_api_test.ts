@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
-import { World } from "../../../dev/simulator/world.ts";
-import { CLOUDFLARE_CHALLENGE_HTML, startApiServer } from "../../../dev/simulator/api_server.ts";
-import { TokenProvider } from "./oauth.ts";
-import { KickApi, type KickApiOptions } from "./api.ts";
-import { KickApiError } from "./api_error.ts";
-import cloudflare403 from "../../../tests/fixtures/api-error-cloudflare-403-1.json" with {
+import { World } from "../dev/simulator/world.ts";
+import { CLOUDFLARE_CHALLENGE_HTML, startApiServer } from "../dev/simulator/api_server.ts";
+import { TokenProvider } from "../src/kick/official/oauth.ts";
+import { KickApi, type KickApiOptions } from "../src/kick/official/api.ts";
+import { KickApiError } from "../src/kick/official/api_error.ts";
+import cloudflare403 from "./fixtures/api-error-cloudflare-403-1.json" with {
   type: "json",
 };
-import subscriptionLimit from "../../../tests/fixtures/api-error-subscription-limit-1.json" with {
+import subscriptionLimit from "./fixtures/api-error-subscription-limit-1.json" with {
   type: "json",
 };
-import channelsFixture from "../../../tests/fixtures/api-channels-1.json" with { type: "json" };
+import channelsFixture from "./fixtures/api-channels-1.json" with { type: "json" };
 
 const CLIENT_ID = "cid";
 const SECRET = "csecret";

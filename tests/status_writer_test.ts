@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createTestDatabase } from "../../tests/helpers/database.ts";
-import type { Transition } from "../core/types.ts";
-import type { Sql } from "./client.ts";
-import { inspectDatabase } from "./inspect.ts";
-import { migrate, MIGRATIONS, pendingSteps } from "./migrate.ts";
-import { commitTransitions, splitRounds, StatusWriter } from "./status_writer.ts";
-import { insertStreamer } from "./streamers_repo.ts";
+import { createTestDatabase } from "./helpers/database.ts";
+import type { Transition } from "../src/core/types.ts";
+import type { Sql } from "../src/db/client.ts";
+import { inspectDatabase } from "../src/db/inspect.ts";
+import { migrate, MIGRATIONS, pendingSteps } from "../src/db/migrate.ts";
+import { commitTransitions, splitRounds, StatusWriter } from "../src/db/status_writer.ts";
+import { insertStreamer } from "../src/db/streamers_repo.ts";
 
 const APP = { appSchema: "public" };
 

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { WebhookSender } from "../../../dev/simulator/webhook_sender.ts";
+import { WebhookSender } from "../dev/simulator/webhook_sender.ts";
 import {
   importKickPublicKey,
   KickPublicKeyError,
   verifyKickSignature,
-} from "./webhook_signature.ts";
-import realDelivery from "../../../tests/fixtures/webhook-livestream-status-updated-1.json" with {
+} from "../src/kick/official/webhook_signature.ts";
+import realDelivery from "./fixtures/webhook-livestream-status-updated-1.json" with {
   type: "json",
 };
-import kickKey from "../../../tests/fixtures/kick-webhook-public-key.json" with { type: "json" };
+import kickKey from "./fixtures/kick-webhook-public-key.json" with { type: "json" };
 
 const H = realDelivery.webhook.headers;
 const RAW = realDelivery.webhook.raw_body;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createTestDatabase } from "../../tests/helpers/database.ts";
-import type { Sql } from "./client.ts";
-import { migrate } from "./migrate.ts";
+import { createTestDatabase } from "./helpers/database.ts";
+import type { Sql } from "../src/db/client.ts";
+import { migrate } from "../src/db/migrate.ts";
 import {
   insertStreamer,
   listFingerprint,
@@ -10,7 +10,7 @@ import {
   parseKickUserId,
   syncStreamerState,
   writeIdentity,
-} from "./streamers_repo.ts";
+} from "../src/db/streamers_repo.ts";
 
 async function withDb(fn: (sql: Sql) => Promise<void>) {
   const db = await createTestDatabase();

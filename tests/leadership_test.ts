@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
-import { createTestDatabase, waitFor } from "../../tests/helpers/database.ts";
-import { type DatabaseConfig, loadConfig } from "../config/config.ts";
-import { connectDatabase, type Sql } from "../db/client.ts";
-import { LEADER_LOCK_NAMESPACE, type LockHolder } from "../db/leader_lock.ts";
-import { startThrowawayCluster } from "../../dev/pg_cluster.ts";
+import { createTestDatabase, waitFor } from "./helpers/database.ts";
+import { type DatabaseConfig, loadConfig } from "../src/config/config.ts";
+import { connectDatabase, type Sql } from "../src/db/client.ts";
+import { LEADER_LOCK_NAMESPACE, type LockHolder } from "../src/db/leader_lock.ts";
+import { startThrowawayCluster } from "../dev/pg_cluster.ts";
 import {
   createLeaderElector,
   type ElectorClock,
   LeaderElector,
   type LeadershipChange,
   type LockPort,
-} from "./leadership.ts";
-import { electorTimings } from "./leadership_state.ts";
+} from "../src/service/leadership.ts";
+import { electorTimings } from "../src/service/leadership_state.ts";
 
 // ---------------------------------------------------------------------------
 // The elector with a fake lock and a fake clock
