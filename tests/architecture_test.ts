@@ -207,3 +207,26 @@ Deno.test("architecture: the checker sees a forbidden import (core importing db)
   );
   assert.deepEqual(allowed("src/cli", "src/view", "src/cli/x.ts"), null);
 });
+
+Deno.test("architecture: every § reference in src/ names a section of docs/kick-protocol.md", async () => {
+  const doc = await Deno.readTextFile(`${ROOT}/docs/kick-protocol.md`);
+  const sections = new Set<string>();
+  for (const m of doc.matchAll(/^#{2,4} (\d+(?:\.\d+)*)[.\s]/gm)) sections.add(m[1]);
+  for (const m of doc.matchAll(/^- \*\*(\d+(?:\.\d+)+)\*\*/gm)) sections.add(m[1]);
+  const missing: string[] = [];
+  let seen = 0;
+  for await (const file of tsFiles("src")) {
+    const lines = (await Deno.readTextFile(`${ROOT}/${file}`)).split("\n");
+    lines.forEach((line, i) => {
+      // "RFC 9110 §10.2.3" cites another document.
+      for (const m of line.matchAll(/(RFC \d+ )?§(\d+(?:\.\d+)*)/g)) {
+        if (m[1]) continue;
+        seen++;
+        if (!sections.has(m[2])) missing.push(`${file}:${i + 1} cites §${m[2]}`);
+      }
+    });
+  }
+  assert.ok(seen > 50, `only ${seen} § references found: is the scan broken?`);
+  assert.ok(sections.has("3.1") && sections.has("10.1"), "section headings not read");
+  assert.deepEqual(missing, []);
+});

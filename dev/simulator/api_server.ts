@@ -1,5 +1,5 @@
 /**
- * A faithful local stand-in for Kick's official API (kick-protocol.md §4):
+ * A faithful local stand-in for Kick's official API (docs/kick-protocol.md §4):
  * `id.kick.com` (`POST /oauth/token`), `api.kick.com/public/v1`
  * (`/channels`, `/livestreams`, `/events/subscriptions`, `/public-key`) and
  * the unofficial, Cloudflare-fronted `kick.com/api/v2/channels/{slug}` (§2,

@@ -5,7 +5,7 @@
  *
  * Wire format sources: the Pusher WebSocket protocol
  * (https://pusher.com/docs/channels/library_auth_reference/pusher-websockets-protocol),
- * pusher-js `protocol.ts`, and the captured Kick frames in kick-protocol.md
+ * pusher-js `protocol.ts`, and the captured Kick frames in docs/kick-protocol.md
  * (§1.2 subscribe/ack, §1.3 handshake/ping, §1.4 errors/close codes, §3 payloads).
  *
  * It publishes every {@linkcode World} change as Kick does:
@@ -28,9 +28,9 @@ import { WsFrameScanner } from "./ws_frame_scanner.ts";
 
 const log = getLogger(["kickmon", "simulator", "pusher"]);
 
-/** Pusher event name of Kick's live event (kick-protocol.md §3.1). */
+/** Pusher event name of Kick's live event (docs/kick-protocol.md §3.1). */
 const EV_LIVE = "App\\Events\\StreamerIsLive";
-/** Pusher event name of Kick's offline event (kick-protocol.md §3.2). */
+/** Pusher event name of Kick's offline event (docs/kick-protocol.md §3.2). */
 const EV_STOP = "App\\Events\\StopStreamBroadcast";
 
 /**
@@ -236,7 +236,7 @@ function validCloseCode(code: number): boolean {
 
 /**
  * Encodes a value like PHP's `json_encode` with default flags, which is how
- * Kick's Laravel backend encodes Pusher `data` (kick-protocol.md §3: `\/` and
+ * Kick's Laravel backend encodes Pusher `data` (docs/kick-protocol.md §3: `\/` and
  * `\uXXXX` in `livestream-updated-1.json`, `gifts-leaderboard-updated-1.json`).
  *
  * @throws {TypeError} when the value is not JSON-serialisable (cycles, BigInt).
@@ -259,7 +259,7 @@ export function phpJsonEncode(value: unknown): string {
 }
 
 /**
- * Formats a time the way Kick's Pusher payloads do (kick-protocol.md §3.1):
+ * Formats a time the way Kick's Pusher payloads do (docs/kick-protocol.md §3.1):
  * UTC, whole seconds, six fractional zeros: `2025-09-14T16:11:18.000000Z`.
  *
  * @param t ms since epoch or any string `Date` can parse.
@@ -279,7 +279,7 @@ export function formatKickTimestamp(t: number | string): string {
 
 /**
  * The `data` string of `App\Events\StreamerIsLive` for a simulated streamer,
- * byte-compatible with the captured frame (kick-protocol.md §3.1): key order
+ * byte-compatible with the captured frame (docs/kick-protocol.md §3.1): key order
  * `id, channel_id, session_title, source (null), created_at`.
  *
  * @example
@@ -304,7 +304,7 @@ export function streamerIsLiveData(s: Readonly<SimStreamer>): string {
 
 /**
  * The `data` string of `App\Events\StopStreamBroadcast` for a simulated streamer
- * (kick-protocol.md §3.2): `{"livestream":{"id","channel":{"id","is_banned":false}}}`.
+ * (docs/kick-protocol.md §3.2): `{"livestream":{"id","channel":{"id","is_banned":false}}}`.
  *
  * @example
  * ```ts

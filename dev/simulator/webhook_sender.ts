@@ -1,6 +1,6 @@
 /**
  * Simulated Kick webhook deliveries: signs and POSTs real-shaped
- * `livestream.status.updated` v1 deliveries (kick-protocol.md §4.8) with a
+ * `livestream.status.updated` v1 deliveries (docs/kick-protocol.md §4.8) with a
  * key pair of its own, so kickmon's receiver can be tested end to end.
  *
  * Headers (§4.8): `Kick-Event-Type`, `Kick-Event-Version`,

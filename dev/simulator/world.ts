@@ -7,7 +7,7 @@
  * @module
  */
 
-/** One simulated Kick streamer. The three ids differ, as on Kick (kick-protocol.md §2). */
+/** One simulated Kick streamer. The three ids differ, as on Kick (docs/kick-protocol.md §2). */
 export interface SimStreamer {
   /** Official API `broadcaster_user_id`. */
   readonly userId: number;

@@ -10,7 +10,7 @@
  * | `kickmon streamers test <username> [--json]` | prints what Kick reports right now | 0, 1 unknown channel |
  *
  * Lookups go through the official API (`GET /channels?slug=`, then
- * `GET /livestreams` for a live channel's id: kick-protocol.md §4).
+ * `GET /livestreams` for a live channel's id: docs/kick-protocol.md §4).
  *
  * @module
  */

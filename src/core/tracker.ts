@@ -14,12 +14,12 @@
  * - ids carried by a payload that the row lacks are reported for write-back;
  * - a Pusher frame naming a livestream newer than the one the core last saw
  *   reveals frames lost in between (a frame in flight when its socket died is
- *   never re-sent, kick-protocol.md §1.4): a `StreamerIsLive` for a new
+ *   never re-sent, docs/kick-protocol.md §1.4): a `StreamerIsLive` for a new
  *   livestream while the old one is believed live means the old one ended,
  *   and a `StopStreamBroadcast` for a livestream never seen starting means it
  *   started. Those transitions are inferred and committed first, marked
- *   `details.inferred`. Livestream ids only ever grow (kick-protocol.md §3.1,
- *   §3.2: 5274636 in 2023, 74489327 in 2025), so an older id infers nothing.
+ *   `details.inferred`. Livestream ids only ever grow (docs/kick-protocol.md §3.1, §3.2, §10.3:
+ *   5274636 in 2023, 74489327 in 2025), so an older id infers nothing.
  *
  * @module
  */

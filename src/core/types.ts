@@ -17,7 +17,7 @@ export type ObservationSource = "pusher" | "reconcile" | "webhook";
 
 /**
  * How an observation names its streamer. Pusher frames carry the channel id
- * (kick-protocol.md §2); the official API and webhooks carry the broadcaster
+ * (docs/kick-protocol.md §2); the official API and webhooks carry the broadcaster
  * user id (§4).
  */
 export type StreamerKey =

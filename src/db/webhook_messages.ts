@@ -2,7 +2,7 @@
  * Webhook de-duplication in kickmon's schema (`kickmon.webhook_messages`,
  * migrations/kickmon_002_webhook_messages.sql): a delivery's
  * `Kick-Event-Message-Id` is claimed once, whichever instance receives it and
- * however often Kick retries it (docs/kick-protocol.md §4.7–4.8).
+ * however often Kick retries it (docs/kick-protocol.md §4.7–4.8, §10.7).
  *
  * @module
  */

@@ -129,7 +129,7 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
         } catch {
           return json({ error: "bad percent-encoding in the username" }, 400);
         }
-        // Kick slugs are letters, digits, '-' and '_' (docs/kick-protocol.md §2).
+        // Kick slugs are letters, digits, '-' and '_' (docs/kick-protocol.md §2, §10.9).
         if (!/^[A-Za-z0-9_-]{1,100}$/.test(username)) {
           return json({ error: "not a Kick username" }, 400);
         }

@@ -2,7 +2,7 @@
  * The listening socket of Kick's webhooks (`KICK_WEBHOOK_LISTEN`, default
  * 127.0.0.1:8081, behind a reverse proxy with HTTPS): a `Deno.serve` that
  * hands every request to a `WebhookReceiver` (`kick/official/webhook.ts`,
- * kick-protocol.md §4.8), beside the operator's endpoint in `server.ts`.
+ * docs/kick-protocol.md §4.8), beside the operator's endpoint in `server.ts`.
  *
  * Unlike the health endpoint it is not restarted when its serve loop ends
  * (it never was; noticed, not changed here): webhooks are the second

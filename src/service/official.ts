@@ -186,7 +186,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
     this.#purgeTimer = setInterval(purge, 3600_000);
     this.#server = serveWebhooks({ hostname: w.hostname, port: w.port }, this.webhook.handler);
     await this.#syncSubscriptions(monitor);
-    // Kick drops subscriptions after a day of failed deliveries (§4.7): re-check.
+    // Kick drops subscriptions after a day of failed deliveries (docs/kick-protocol.md §4.7): re-check.
     this.#subTimer = setInterval(() => this.#syncSubscriptions(monitor), 10 * 60_000);
     this.#unhook.push(monitor.onListChanged(() => void this.#syncSubscriptions(monitor)));
   }

@@ -13,7 +13,7 @@
  *   streamer is live (the core writes it back), or, behind
  *   `KICK_UNOFFICIAL_CHANNEL_LOOKUP`, from `kick.com/api/v2/channels/{slug}`.
  *
- * Sources: kick-protocol.md §2 (ids), §4.4–4.5 (endpoints), §6.1–6.2.
+ * Sources: docs/kick-protocol.md §2 (ids), §4.4–4.5 (endpoints), §6.1–6.2.
  *
  * @module
  */

@@ -2,7 +2,7 @@
  * How long to wait before retrying a request to Kick: exponential backoff
  * with jitter ({@linkcode backoffDelay}) or the server's `Retry-After`
  * ({@linkcode parseRetryAfter}, RFC 9110 §10.2.3). Shared by the OAuth
- * client (kick-protocol.md §4.1) and the API client (§4.9).
+ * client (docs/kick-protocol.md §4.1) and the API client (§4.9).
  *
  * @module
  */

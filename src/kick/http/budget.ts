@@ -1,6 +1,6 @@
 /**
  * The request budget shared by every caller of one official-API client
- * (`KICK_API_MAX_REQUESTS_PER_MINUTE`, kick-protocol.md §4.9): a token bucket
+ * (`KICK_API_MAX_REQUESTS_PER_MINUTE`, docs/kick-protocol.md §4.9): a token bucket
  * (as GCRA) plus a pause of the whole budget after a 429.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * The one HTTP exchange under both of kickmon's clients of Kick's servers:
- * the OAuth token provider (`id.kick.com`, kick-protocol.md §4.1) and the
+ * the OAuth token provider (`id.kick.com`, docs/kick-protocol.md §4.1) and the
  * API client (`api.kick.com/public/v1` and the unofficial `kick.com/api/v2`,
  * §4.3–§4.9, §2, §5).
  *

@@ -1,6 +1,6 @@
 /**
  * Client for Kick's official REST API (`https://api.kick.com/public/v1`,
- * kick-protocol.md §4.3–§4.9): the endpoints and their typed domain results
+ * docs/kick-protocol.md §4.3–§4.9): the endpoints and their typed domain results
  * ({@linkcode ApiChannel}, {@linkcode ApiLivestream}, …), plus the unofficial,
  * Cloudflare-fronted `kick.com/api/v2/channels/{slug}` (§2, §5) used only to
  * learn a channel id (`kick/unofficial/channel_lookup.ts`).

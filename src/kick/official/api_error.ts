@@ -1,5 +1,5 @@
 /**
- * How a request to Kick's API fails (kick-protocol.md §4.3–§4.9, §5): the
+ * How a request to Kick's API fails (docs/kick-protocol.md §4.3–§4.9, §5): the
  * error class {@linkcode KickApiError} with its {@linkcode KickApiErrorKind},
  * and the reading of an answer into one — a Cloudflare block
  * ({@linkcode blockedError}), another non-2xx ({@linkcode failureError}), a

@@ -1,6 +1,6 @@
 /**
  * App access tokens for Kick's official API: OAuth 2.1 client credentials
- * against `id.kick.com` (kick-protocol.md §4.1).
+ * against `id.kick.com` (docs/kick-protocol.md §4.1).
  *
  * Wire format (§4.1): `POST {oauthUrl}/oauth/token`,
  * `Content-Type: application/x-www-form-urlencoded`, body

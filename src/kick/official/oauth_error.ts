@@ -1,5 +1,5 @@
 /**
- * How a token request to `id.kick.com` fails (kick-protocol.md §4.1): the
+ * How a token request to `id.kick.com` fails (docs/kick-protocol.md §4.1): the
  * error classes of the OAuth client ({@linkcode OAuthError} with a `code`
  * and `retryable`, the fatal {@linkcode InvalidCredentialsError}) and the
  * reading of a non-2xx answer into one of them

@@ -1,5 +1,5 @@
 /**
- * The request loop under every call to Kick's API (kick-protocol.md
+ * The request loop under every call to Kick's API (docs/kick-protocol.md
  * §4.3–§4.9) and to the unofficial `kick.com/api/v2` (§2, §5): the shared
  * request budget (`http/budget.ts`), the bearer token with one refresh after
  * a 401, bounded retries of 429 (and of 5xx on idempotent requests, honouring

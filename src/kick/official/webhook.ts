@@ -1,5 +1,5 @@
 /**
- * Receiving Kick's official webhooks (kick-protocol.md §4.8): the HTTP
+ * Receiving Kick's official webhooks (docs/kick-protocol.md §4.8): the HTTP
  * handler for `POST /webhooks/kick` (checks, answers, de-duplication, the
  * public key's loading and rotation). The signature is `webhook_signature.ts`,
  * the payload `webhook_payload.ts`; the listening socket is

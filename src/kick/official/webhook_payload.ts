@@ -1,5 +1,5 @@
 /**
- * The `livestream.status.updated` v1 webhook body (kick-protocol.md §4.8):
+ * The `livestream.status.updated` v1 webhook body (docs/kick-protocol.md §4.8):
  * its wire schema and its reading into an {@linkcode Observation}.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Kick's webhook signatures (kick-protocol.md §4.8, verified against a real
+ * Kick's webhook signatures (docs/kick-protocol.md §4.8, verified against a real
  * delivery): RSA PKCS#1 v1.5 with SHA-256 over the bytes
  * `{Kick-Event-Message-Id}.{Kick-Event-Message-Timestamp}.{raw body}`, base64
  * in `Kick-Event-Signature`, checked with Kick's public key (docs PEM or

@@ -1,5 +1,5 @@
 /**
- * Raw wire schemas (zod) of Kick's official API answers (kick-protocol.md
+ * Raw wire schemas (zod) of Kick's official API answers (docs/kick-protocol.md
  * §4.3–§4.8), kept apart from the typed results of `api.ts`. Unknown keys are
  * ignored; fields kickmon does not need are optional so that a harmless
  * change upstream is not "malformed". Each schema names the captured fixture

@@ -3,7 +3,7 @@
  * handler, hands app events on, records `pusher_internal:subscription_succeeded`
  * acknowledgements, and sends a refused or unanswered `pusher:subscribe` again on the
  * schedule of `reconnect_policy.ts` (one timer per connection). A new connection starts a new
- * book, since after any reconnect the server remembers nothing (§1.4).
+ * book, since after any reconnect the server remembers nothing (docs/kick-protocol.md §1.4).
  *
  * The per-frame path is the handler {@linkcode ChannelSubscriptions.add} binds: two prefix
  * checks, one set lookup and the `onEvent` call; nothing is allocated there.
@@ -304,7 +304,7 @@ export class ChannelSubscriptions {
 
   /**
    * Sends `pusher:subscribe` again for every channel whose retry is due (refused by
-   * `pusher:subscription_error` or a `pusher:error`, or unanswered for
+   * `pusher:subscription_error` or a `pusher:error` (docs/kick-protocol.md §10.1), or unanswered for
    * {@linkcode SUBSCRIBE_ACK_TIMEOUT_MS}), and re-arms for the next one.
    */
   #armRetry(): void {

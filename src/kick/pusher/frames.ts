@@ -5,7 +5,7 @@
  * Two layers live here and stay separate:
  *
  * 1. **Wire shapes** (zod schemas and the types inferred from them):
- *    exactly what Kick sends, kick-protocol.md §3.1 (`App\Events\StreamerIsLive`)
+ *    exactly what Kick sends, docs/kick-protocol.md §3.1 (`App\Events\StreamerIsLive`)
  *    and §3.2 (`App\Events\StopStreamBroadcast`, nested and older flat form).
  * 2. **Mapping** to the domain {@linkcode Observation} (`src/core/types.ts`).
  *
@@ -25,7 +25,7 @@ import type { Observation } from "../../core/types.ts";
 // ---------------------------------------------------------------------------
 
 /**
- * Kick's "went live" event name (kick-protocol.md §3.1). The PHP namespace
+ * Kick's "went live" event name (docs/kick-protocol.md §3.1). The PHP namespace
  * separators are single backslashes on the wire.
  *
  * @example
@@ -37,7 +37,7 @@ import type { Observation } from "../../core/types.ts";
 export const STREAMER_IS_LIVE = "App\\Events\\StreamerIsLive";
 
 /**
- * Kick's "went offline" event name (kick-protocol.md §3.2).
+ * Kick's "went offline" event name (docs/kick-protocol.md §3.2).
  *
  * @example
  * ```ts
@@ -140,7 +140,7 @@ export type FrameResult =
   | { readonly kind: "malformed"; readonly reason: MalformedReason; readonly detail: string };
 
 /**
- * A Pusher frame as it travels on the WebSocket (Pusher protocol v7, kick-protocol.md §1.2/§3):
+ * A Pusher frame as it travels on the WebSocket (Pusher protocol v7, docs/kick-protocol.md §1.2/§3):
  * `{"event": "...", "data": "<JSON string>" | {...}, "channel": "..."}`.
  * App events carry `data` as a JSON **string**; `pusher:error` and client frames carry an object.
  *
@@ -162,12 +162,12 @@ export interface PusherFrame {
 }
 
 // ---------------------------------------------------------------------------
-// Wire schemas (kick-protocol.md §3)
+// Wire schemas (docs/kick-protocol.md §3)
 // ---------------------------------------------------------------------------
 
 /**
  * A Kick numeric id: a positive safe integer. Digit strings are accepted too
- * (a 2023 capture shows a user id as a string, §3.4 fixture 4); they are
+ * (a 2023 capture shows a user id as a string, docs/kick-protocol.md §3.4 fixture 4, §10.2); they are
  * converted to numbers.
  */
 const IdSchema = z.union([
@@ -177,7 +177,7 @@ const IdSchema = z.union([
 
 /**
  * zod schema of the decoded `data` of `App\Events\StreamerIsLive`
- * (kick-protocol.md §3.1): `{"livestream":{"id","channel_id","session_title","source","created_at"}}`.
+ * (docs/kick-protocol.md §3.1): `{"livestream":{"id","channel_id","session_title","source","created_at"}}`.
  * Only `id` and `channel_id` are required; `created_at` is
  * `2025-09-14T16:11:18.000000Z` (UTC, microseconds) on the wire. Unknown keys are tolerated.
  *
@@ -202,7 +202,7 @@ export const StreamerIsLiveDataSchema: z.ZodType<StreamerIsLiveData> = z.object(
 });
 
 /**
- * Decoded `data` of `App\Events\StreamerIsLive` (kick-protocol.md §3.1), after validation
+ * Decoded `data` of `App\Events\StreamerIsLive` (docs/kick-protocol.md §3.1), after validation
  * (ids are numbers even if they arrived as digit strings).
  *
  * @example
@@ -224,7 +224,7 @@ export interface StreamerIsLiveData {
 
 /**
  * zod schema of the decoded `data` of `App\Events\StopStreamBroadcast`
- * (kick-protocol.md §3.2). Current form: `{"livestream":{"id","channel":{"id","is_banned"}}}`;
+ * (docs/kick-protocol.md §3.2). Current form: `{"livestream":{"id","channel":{"id","is_banned"}}}`;
  * older flat form (kick.py, 2023): `{"livestream":{"id","channel_id","is_banned"}}`. Both are
  * accepted; at least one channel id must be present (checked by {@linkcode parsePusherEvent}).
  *
@@ -247,7 +247,7 @@ export const StopStreamBroadcastDataSchema: z.ZodType<StopStreamBroadcastData> =
 });
 
 /**
- * Decoded `data` of `App\Events\StopStreamBroadcast` (kick-protocol.md §3.2), after validation:
+ * Decoded `data` of `App\Events\StopStreamBroadcast` (docs/kick-protocol.md §3.2), after validation:
  * `livestream.channel.id` (current form) and/or `livestream.channel_id` (older flat form).
  *
  * @example
@@ -269,14 +269,14 @@ export interface StopStreamBroadcastData {
 }
 
 // ---------------------------------------------------------------------------
-// Channel names (kick-protocol.md §2)
+// Channel names (docs/kick-protocol.md §2)
 // ---------------------------------------------------------------------------
 
 const CHANNEL_NAME_RE = /^channel\.([1-9][0-9]{0,15})$/;
 
 /**
  * The public Pusher channel that carries a Kick channel's live/offline events
- * (kick-protocol.md §2): `channel.{channelId}`. The id is Kick's **channel id**,
+ * (docs/kick-protocol.md §2): `channel.{channelId}`. The id is Kick's **channel id**,
  * not the broadcaster user id.
  *
  * @param channelId Kick channel id (positive safe integer).
@@ -432,7 +432,7 @@ function decodeData(
     }
   }
   if (data !== null && typeof data === "object") {
-    // pusher-js has already parsed the string (kick-protocol.md §1.3); re-measure it.
+    // pusher-js has already parsed the string (docs/kick-protocol.md §1.3); re-measure it.
     let text: string | undefined;
     try {
       text = JSON.stringify(data);

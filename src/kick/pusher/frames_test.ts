@@ -30,7 +30,7 @@ async function listFixtures(prefix: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Builds the frame a fixture describes (kick-protocol.md §8 shapes). */
+/** Builds the frame a fixture describes (docs/kick-protocol.md §8 shapes). */
 function frameOf(fx: Record<string, unknown>, channelId?: number): FixtureFrame {
   if (fx.pusher_frame) return fx.pusher_frame as FixtureFrame;
   if (fx.pusher_frame_data_decoded) return fx.pusher_frame_data_decoded as FixtureFrame;

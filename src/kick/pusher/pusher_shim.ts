@@ -111,7 +111,7 @@ export interface ClientHooks {
  * it creates synchronously in its constructor (with {@linkcode guardMessages} installed on it)
  * and the global network listeners it registers.
  *
- * @param key Pusher app key (§1.1).
+ * @param key Pusher app key (docs/kick-protocol.md §1.1).
  * @param options pusher-js options.
  * @param shard shard number passed to the hooks.
  * @param hooks see {@linkcode ClientHooks}.

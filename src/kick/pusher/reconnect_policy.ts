@@ -1,6 +1,6 @@
 /**
  * The one retry policy of the Pusher client: what a shard does after a failed
- * attempt or a lost connection (by consecutive failures and close code, §1.4),
+ * attempt or a lost connection (by consecutive failures and close code, docs/kick-protocol.md §1.4),
  * and when a refused or unanswered `pusher:subscribe` is sent again. Pure: no
  * sockets, no timers, no logging; the randomness (jitter) is a parameter.
  *

@@ -28,7 +28,7 @@ function fixed(x: number): { random: () => number; calls: () => number } {
   };
 }
 
-Deno.test("closeCodeClass: every class of the Pusher protocol (§1.4)", async (t) => {
+Deno.test("closeCodeClass: every class of the Pusher protocol (docs/kick-protocol.md §1.4)", async (t) => {
   await t.step("4000–4099 refused", () => {
     for (const c of [4000, 4001, 4003, 4004, 4009, 4050, 4099]) {
       assert.equal(closeCodeClass(c), "refused", String(c));

@@ -2,7 +2,7 @@
  * One shard of the Pusher client: one set of `channel.{channelId}` names kept subscribed over
  * one WebSocket at a time (one pusher-js instance per attempt), through its whole lifecycle:
  * scheduling an attempt in the pool's stagger slot, the handshake deadline, the keep-alive
- * watchdog (§1.3 `activity_timeout`), and what follows a failure (decided by
+ * watchdog (docs/kick-protocol.md §1.3 `activity_timeout`), and what follows a failure (decided by
  * `reconnect_policy.ts`). The subscriptions of one connection are `channel_subscriptions.ts`;
  * the pool (`subscriber.ts`) places channels on shards.
  *

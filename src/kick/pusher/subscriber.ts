@@ -6,7 +6,7 @@
  * snapshot; one shard's connection is `shard_connection.ts`, the retry policy
  * `reconnect_policy.ts`, and pusher-js's internals `pusher_shim.ts`.
  *
- * Protocol facts used here (kick-protocol.md):
+ * Protocol facts used here (docs/kick-protocol.md):
  * - §1.1 URL/key/cluster are configuration (the key has rotated before).
  * - §1.2 public channels need no auth.
  * - §1.3 `activity_timeout` comes from `pusher:connection_established`; pusher-js pings after

@@ -10,7 +10,7 @@
  * - `connecting`: a pusher-js instance exists, handshake not done yet.
  * - `connected`: `pusher:connection_established` received.
  * - `backoff`: waiting before the next attempt (also briefly before the first, for staggering).
- * - `refused`: waiting `refusedRetryMs` after a 4000–4099 refusal (§1.4).
+ * - `refused`: waiting `refusedRetryMs` after a 4000–4099 refusal (docs/kick-protocol.md §1.4).
  * - `disconnected`: not started, stopped, or given up.
  *
  * @example

@@ -1,6 +1,6 @@
 /**
  * The unofficial, Cloudflare-fronted `kick.com/api/v2/channels/{slug}`
- * (kick-protocol.md §2, §5): the only place that gives the Pusher channel id
+ * (docs/kick-protocol.md §2, §5): the only place that gives the Pusher channel id
  * of a streamer who is offline. Kick does not support it and Cloudflare may
  * block it at any time, so kickmon asks it only with
  * `KICK_UNOFFICIAL_CHANNEL_LOOKUP=true` and expects `blocked`.
