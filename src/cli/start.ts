@@ -20,6 +20,7 @@ import { Monitor } from "../service/monitor.ts";
 import { memoryLimits, memoryVerdict } from "../service/memory.ts";
 import { OfficialApiPlugin } from "../service/official.ts";
 import { HttpPlugin } from "../http/server.ts";
+import { serveWebhooks } from "../http/webhook_listener.ts";
 import { SchemaError } from "../db/inspect.ts";
 import { statePaths } from "../service/state_paths.ts";
 import { EXIT } from "./errors.ts";
@@ -84,7 +85,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
   }
   const monitor = new Monitor(config);
-  monitor.use(new OfficialApiPlugin(config));
+  monitor.use(new OfficialApiPlugin(config, { serveWebhooks }));
   if (config.health.enabled) {
     monitor.use(new HttpPlugin(config.health.hostname, config.health.port));
   }

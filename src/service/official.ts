@@ -18,7 +18,6 @@ import {
   purgeWebhookMessages,
   WEBHOOK_MESSAGE_RETENTION_MS,
 } from "../db/webhook_messages.ts";
-import { serveWebhooks } from "../http/webhook_listener.ts";
 import { registerSecret } from "../log/logging.ts";
 import type { Monitor, MonitorPlugin } from "./monitor.ts";
 import { Reconciler } from "./reconciler.ts";
@@ -83,13 +82,31 @@ export function createKickApi(
 }
 
 /**
- * The plugin: install with `monitor.use(new OfficialApiPlugin(config))`.
+ * Binds the webhook receiver's handler to an address and returns the running
+ * server (`src/http/webhook_listener.ts` `serveWebhooks` in the program; the
+ * HTTP layer sits above this one, so it is handed in, not imported).
+ */
+export type ServeWebhooks = (
+  address: { readonly hostname: string; readonly port: number },
+  handler: (req: Request) => Promise<Response>,
+) => Deno.HttpServer;
+
+/** What {@linkcode OfficialApiPlugin} is given besides the configuration. */
+export interface OfficialApiPluginOptions {
+  /** Starts the webhook listener; required when `KICK_WEBHOOK_ENABLED=true`. */
+  readonly serveWebhooks?: ServeWebhooks;
+}
+
+/**
+ * The plugin: install with
+ * `monitor.use(new OfficialApiPlugin(config, { serveWebhooks }))`.
  * At start it fetches a token first: rejected credentials (`invalid_client`)
  * are a fatal configuration error, not a retry loop.
  *
  * @example
  * ```ts
- * monitor.use(new OfficialApiPlugin(config));
+ * import { serveWebhooks } from "../http/webhook_listener.ts";
+ * monitor.use(new OfficialApiPlugin(config, { serveWebhooks }));
  * await monitor.start();
  * ```
  */
@@ -108,20 +125,25 @@ export class OfficialApiPlugin implements MonitorPlugin {
   readonly #unhook: Array<() => void> = [];
   readonly #config: Config;
 
-  constructor(config: Config, private readonly monitorRef: { metrics?: Monitor["metrics"] } = {}) {
+  readonly #serveWebhooks: ServeWebhooks | undefined;
+  /** The monitor's metrics once started (requests made before that are not counted). */
+  #metrics: Monitor["metrics"] | undefined;
+
+  constructor(config: Config, options: OfficialApiPluginOptions = {}) {
     this.#config = config;
+    this.#serveWebhooks = options.serveWebhooks;
     const { api, tokens } = createKickApi(config, {
       onRequest: (endpoint, status) => {
-        this.monitorRef.metrics?.apiRequests.inc({ endpoint, code: String(status) });
+        this.#metrics?.apiRequests.inc({ endpoint, code: String(status) });
       },
-      onMalformedRow: (endpoint) => this.monitorRef.metrics?.apiRowsMalformed.inc({ endpoint }),
+      onMalformedRow: (endpoint) => this.#metrics?.apiRowsMalformed.inc({ endpoint }),
     });
     this.api = api;
     this.tokens = tokens;
   }
 
   async start(monitor: Monitor): Promise<void> {
-    this.monitorRef.metrics = monitor.metrics;
+    this.#metrics = monitor.metrics;
     // Kept after stop(): /health still reports the token while the monitor shuts down.
     monitor.provideToken({
       state: () => {
@@ -184,7 +206,13 @@ export class OfficialApiPlugin implements MonitorPlugin {
         log.warn("purging old webhook message ids failed: {error}", { error: String(e) })
       );
     this.#purgeTimer = setInterval(purge, 3600_000);
-    this.#server = serveWebhooks({ hostname: w.hostname, port: w.port }, this.webhook.handler);
+    if (!this.#serveWebhooks) {
+      throw new Error("KICK_WEBHOOK_ENABLED=true but the plugin was given no webhook listener");
+    }
+    this.#server = this.#serveWebhooks(
+      { hostname: w.hostname, port: w.port },
+      this.webhook.handler,
+    );
     await this.#syncSubscriptions(monitor);
     // Kick drops subscriptions after a day of failed deliveries (docs/kick-protocol.md §4.7): re-check.
     this.#subTimer = setInterval(() => this.#syncSubscriptions(monitor), 10 * 60_000);
