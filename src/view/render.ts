@@ -25,6 +25,10 @@
  * fit is cut with `…`), and with `color: false` no line contains an escape
  * sequence.
  *
+ * Over the ~500-line mark and kept whole on purpose: it is one concept, the
+ * pure screen renderer (state in, lines out), and its parts share one layout
+ * (column widths, truncation, colour) that a split would have to pass around.
+ *
  * @module
  */
 import type { StreamerStatus } from "../core/types.ts";

@@ -14,6 +14,10 @@
  * throws on bad input: anomalies come back as `malformed` with a small,
  * countable {@linkcode MalformedReason}.
  *
+ * Over the ~500-line mark and kept whole on purpose: it is one concept, the
+ * Pusher payloads of docs/kick-protocol.md §3, and its length is mostly the
+ * JSDoc and examples of each wire shape beside its schema.
+ *
  * @module
  */
 
