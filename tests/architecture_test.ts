@@ -189,23 +189,19 @@ Deno.test("architecture: src/ has no import circle", async () => {
 });
 
 Deno.test("architecture: the checker sees a forbidden import (core importing db)", () => {
-  assert.deepEqual(
-    allowed("src/core", "src/db", "src/core/x.ts"),
-    "src/core may not import src/db",
-  );
-  assert.deepEqual(
-    allowed("src/view", "src/cli", "src/view/x.ts"),
-    "src/view may not import src/cli",
-  );
-  assert.deepEqual(
-    allowed("src/db", "dev", "src/db/x_test.ts"),
-    "src/db may import only src/ (never dev/, tests/, bench/)",
-  );
-  assert.deepEqual(
-    allowed("bench", "tests", "bench/x.ts"),
-    "bench/ may import src/, dev/ and scripts/ only",
-  );
-  assert.deepEqual(allowed("src/cli", "src/view", "src/cli/x.ts"), null);
+  const cases: Array<[from: string, to: string, path: string, verdict: string | null]> = [
+    ["src/core", "src/db", "src/core/x.ts", "src/core may not import src/db"],
+    ["src/view", "src/cli", "src/view/x.ts", "src/view may not import src/cli"],
+    [
+      "src/db",
+      "dev",
+      "src/db/x_test.ts",
+      "src/db may import only src/ (never dev/, tests/, bench/)",
+    ],
+    ["bench", "tests", "bench/x.ts", "bench/ may import src/, dev/ and scripts/ only"],
+    ["src/cli", "src/view", "src/cli/x.ts", null],
+  ];
+  for (const [from, to, path, verdict] of cases) assert.equal(allowed(from, to, path), verdict);
 });
 
 Deno.test("architecture: every § reference in src/ names a section of docs/kick-protocol.md", async () => {

@@ -2,18 +2,9 @@ import assert from "node:assert/strict";
 import type { Transition } from "../core/types.ts";
 import { OutageSpool, type OutageSpoolHost, type SpoolStats } from "./outage_spool.ts";
 import { SpoolFile } from "./spool.ts";
+import { sampleTransition } from "./sample_transition.ts";
 
-function t(streamerId: number): Transition {
-  return {
-    streamerId,
-    status: "online",
-    previousStatus: "offline",
-    observedAt: 1_700_000_000_000,
-    eventTime: 1_700_000_000_000,
-    source: "pusher",
-    event: "App\\Events\\StreamerIsLive",
-  };
-}
+const t = (streamerId: number): Transition => sampleTransition(streamerId);
 
 function host(queue: Transition[], closed = false) {
   const stats: SpoolStats = {

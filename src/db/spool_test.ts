@@ -1,19 +1,9 @@
 import assert from "node:assert/strict";
 import type { Transition } from "../core/types.ts";
 import { SpoolFile } from "./spool.ts";
+import { sampleTransition } from "./sample_transition.ts";
 
-function t(streamerId: number): Transition {
-  return {
-    streamerId,
-    status: "online",
-    previousStatus: "offline",
-    observedAt: 1_700_000_000_000,
-    eventTime: 1_700_000_000_000,
-    source: "pusher",
-    event: "App\\Events\\StreamerIsLive",
-    receivedMono: 12.5,
-  };
-}
+const t = (streamerId: number): Transition => sampleTransition(streamerId, { receivedMono: 12.5 });
 
 Deno.test("spool file: rewrite, append, read back without receivedMono, truncate", async () => {
   const dir = await Deno.makeTempDir();
