@@ -20,55 +20,22 @@ const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace
  * Layers of `src/`, lowest first, each with the layers it may import (besides
  * itself). Mirrors the table in docs/architecture.md.
  */
+const FOUNDATION = ["src/build", "src/util"];
+const DB = [...FOUNDATION, "src/core", "src/log", "src/config"];
+const SERVICE = [...DB, "src/kick", "src/db"];
+const HTTP = [...SERVICE, "src/service"];
 export const SRC_LAYERS: Record<string, readonly string[]> = {
   "src/core": [],
   "src/build": [],
   "src/util": [],
-  "src/log": ["src/build", "src/util"],
-  "src/config": ["src/build", "src/log", "src/core", "src/util"],
-  "src/kick": ["src/core", "src/log", "src/build", "src/util"],
-  "src/db": ["src/core", "src/log", "src/config", "src/build", "src/util"],
-  "src/service": [
-    "src/core",
-    "src/log",
-    "src/config",
-    "src/kick",
-    "src/db",
-    "src/build",
-    "src/util",
-  ],
-  "src/http": [
-    "src/core",
-    "src/log",
-    "src/config",
-    "src/kick",
-    "src/db",
-    "src/service",
-    "src/build",
-    "src/util",
-  ],
-  "src/view": [
-    "src/core",
-    "src/log",
-    "src/config",
-    "src/db",
-    "src/service",
-    "src/http",
-    "src/build",
-    "src/util",
-  ],
-  "src/cli": [
-    "src/core",
-    "src/log",
-    "src/config",
-    "src/kick",
-    "src/db",
-    "src/service",
-    "src/http",
-    "src/view",
-    "src/build",
-    "src/util",
-  ],
+  "src/log": FOUNDATION,
+  "src/config": [...FOUNDATION, "src/log", "src/core"],
+  "src/kick": [...FOUNDATION, "src/core", "src/log"],
+  "src/db": DB,
+  "src/service": SERVICE,
+  "src/http": HTTP,
+  "src/view": [...DB, "src/db", "src/service", "src/http"],
+  "src/cli": [...HTTP, "src/http", "src/view"],
 };
 
 /** Files at the top of `src/` (version, build facts) form the `src/build` layer. */
