@@ -74,12 +74,10 @@ import {
 import { compareTable, type ScenarioSummary, summarizeScenarios, summaryTable } from "./report.ts";
 import {
   RECONCILE_METHOD,
-  reconcileLine,
   type ReconcileScaleResult,
-  reconcileTable,
   runReconcileScale,
-  summarizeReconcile,
 } from "./reconcile_scale.ts";
+import { reconcileLine, reconcileTable, summarizeReconcile } from "./reconcile_report.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -157,8 +155,8 @@ export function renderTable(rows: readonly Row[]): string {
     fmtMs(r.latency.p95),
     fmtMs(r.latency.p99),
     fmtMs(r.latency.max),
-    r.p50VsFloor === null ? "-" : `${r.p50VsFloor}×`,
-    r.p99VsFloor === null ? "-" : `${r.p99VsFloor}×`,
+    r.p50VsFloor === null ? "-" : `${r.p50VsFloor.toFixed(1)}×`,
+    r.p99VsFloor === null ? "-" : `${r.p99VsFloor.toFixed(1)}×`,
     String(Math.round(r.achievedRate)),
     r.batches.mean === null ? "-" : String(r.batches.mean),
     r.rss.peakMB === null ? "-" : String(r.rss.peakMB),
