@@ -13,6 +13,7 @@ Deno.test("bench reconcile: summaries by budget over runs", () => {
     channelIdsLearned: 10,
     withChannelMissed: 0,
     metrics: null,
+    stop: null,
   };
   const lat = (p50: number) => ({
     count: 10,

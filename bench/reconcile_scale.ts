@@ -121,6 +121,11 @@ export interface ReconcileScaleResult {
     readonly reconciliations: Record<string, number>;
     readonly apiRequests: Record<string, number>;
   } | null;
+  /**
+   * SIGTERM at the end → kickmon's exit, ms, and its exit code (137: it was
+   * still running 20 s after SIGTERM and was killed).
+   */
+  readonly stop: { readonly ms: number; readonly code: number } | null;
   /** Set when the scenario could not complete; other fields are partial. */
   readonly error?: string;
 }
@@ -267,6 +272,7 @@ export async function runReconcileScale(
   let startPassLoggedMs: number | null = null;
   let learned = 0;
   let missed1 = 0, missed2 = 0;
+  let stop: ReconcileScaleResult["stop"] = null;
 
   try {
     await migrate(sql as unknown as Sql, { appSchema: "public" });
@@ -440,8 +446,10 @@ export async function runReconcileScale(
     log(`  ERROR: ${error}`);
   } finally {
     if (kickmon) {
+      const s0 = performance.now();
       const code = await kickmon.stop(20_000);
-      if (code !== 0) log(`  kickmon exited with code ${code}`);
+      stop = { ms: Math.round(performance.now() - s0), code };
+      if (code !== 0) log(`  kickmon exited with code ${code} ${stop.ms} ms after SIGTERM`);
       const logFile = Deno.env.get("BENCH_KICKMON_LOG");
       if (logFile) await Deno.writeTextFile(logFile, kickmon.lines.join("\n") + "\n");
     }
@@ -468,6 +476,7 @@ export async function runReconcileScale(
     withChannel: summarize(lat2),
     withChannelMissed: missed2,
     metrics,
+    stop,
   };
   return error ? { ...result, error } : result;
 }
