@@ -36,10 +36,26 @@ import { type KickmonProcess, spawnKickmon } from "../tests/helpers/kickmon_proc
 import { seedStreamers } from "./seed.ts";
 import { fmtMs, type LatencySummary, summarize, xorshift } from "./stats.ts";
 
-/** `broadcaster_user_id`s per `GET /channels` request (§4.4). */
+/**
+ * `broadcaster_user_id`s per `GET /channels` request (§4.4).
+ *
+ * @example
+ * ```ts
+ * import { IDS_PER_REQUEST } from "./reconcile_scale.ts";
+ * Math.ceil(10_000 / IDS_PER_REQUEST); // 200 requests per pass
+ * ```
+ */
 export const IDS_PER_REQUEST = 50;
 
-/** Options of {@linkcode runReconcileScale}. */
+/**
+ * Options of {@linkcode runReconcileScale}.
+ *
+ * @example
+ * ```ts
+ * import type { ReconcileScaleOptions } from "./reconcile_scale.ts";
+ * const o: ReconcileScaleOptions = { adminUrl: "postgres://…", n: 10_000, budgetPerMin: 60, apiLatencyMs: [100, 300] };
+ * ```
+ */
 export interface ReconcileScaleOptions {
   /** Admin URL of the cluster; a database `kickmon_bench_rec_*` is created and dropped on it. */
   readonly adminUrl: string;
@@ -130,7 +146,15 @@ export interface ReconcileScaleResult {
   readonly error?: string;
 }
 
-/** kickmon's reconciliation interval in the scenario, s (its default). */
+/**
+ * kickmon's reconciliation interval in the scenario, s (its default).
+ *
+ * @example
+ * ```ts
+ * import { RECONCILE_INTERVAL_SEC } from "./reconcile_scale.ts";
+ * RECONCILE_INTERVAL_SEC * 1000; // ms
+ * ```
+ */
 export const RECONCILE_INTERVAL_SEC = 60;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -481,7 +505,15 @@ export async function runReconcileScale(
   return error ? { ...result, error } : result;
 }
 
-/** How the scenario measures, written into the JSON. */
+/**
+ * How the scenario measures, written into the JSON.
+ *
+ * @example
+ * ```ts
+ * import { RECONCILE_METHOD } from "./reconcile_scale.ts";
+ * console.log(RECONCILE_METHOD.pass);
+ * ```
+ */
 export const RECONCILE_METHOD = {
   setup: "N streamers with kick_user_id and no kick_channel_id; the simulated official API " +
     "answers each request after a uniform random delay in apiLatencyMs; kickmon (main.ts) with " +

@@ -92,7 +92,15 @@ export interface RunFigures {
   readonly subscribedS: number | null;
 }
 
-/** The names of {@linkcode RunFigures}, in the order tables show them. */
+/**
+ * The names of {@linkcode RunFigures}, in the order tables show them.
+ *
+ * @example
+ * ```ts
+ * import { FIGURES } from "./spread.ts";
+ * FIGURES.includes("cpuUsPerTransition"); // true
+ * ```
+ */
 export const FIGURES: readonly (keyof RunFigures)[] = [
   "p50Ms",
   "p99Ms",
@@ -112,6 +120,17 @@ export const FIGURES: readonly (keyof RunFigures)[] = [
 /**
  * The fields of a scenario result {@linkcode runFigures} reads (a subset of
  * `ScenarioResult` in `bench/scenario.ts`, so old JSON results fit too).
+ * Latencies in ms, CPU in % of one core, s and µs, RSS in MB.
+ *
+ * @example
+ * ```ts
+ * import type { ScenarioLike } from "./spread.ts";
+ * const r: ScenarioLike = {
+ *   latency: { p50: 3, p99: 12 }, lost: 0, sent: 100, committed: 100,
+ *   cpu: { kickmonLoadPct: 40, kickmonLoadSec: 0.03 },
+ *   rss: { peakMB: 90, steadyMB: 85 }, batches: { mean: 2 }, startup: { subscribedMs: 1200 },
+ * };
+ * ```
  */
 export interface ScenarioLike {
   readonly latency: { readonly p50: number | null; readonly p99: number | null };
@@ -164,7 +183,17 @@ export function runFigures(
   };
 }
 
-/** Every figure of {@linkcode RunFigures} as a {@linkcode Spread} over runs (`null`: no run had it). */
+/**
+ * Every figure of {@linkcode RunFigures} as a {@linkcode Spread} over runs
+ * (`null`: no run had it).
+ *
+ * @example
+ * ```ts
+ * import type { FiguresSpread } from "./spread.ts";
+ * declare const f: FiguresSpread;
+ * console.log(f.p99Ms?.median, f.p99Ms?.min, f.p99Ms?.max);
+ * ```
+ */
 export type FiguresSpread = { readonly [K in keyof RunFigures]: Spread | null };
 
 /**
