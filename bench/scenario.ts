@@ -149,6 +149,11 @@ export interface ScenarioResult {
     readonly kickmonLoadSec: number | null;
     /** kickmonLoadSec as % of one core over the load+drain wall time. */
     readonly kickmonLoadPct: number | null;
+    /**
+     * kickmon CPU per transition delivered, **µs**: kickmonLoadSec ÷ committed
+     * transitions (`/proc/<pid>/stat` utime+stime, 10 ms ticks, over load+drain).
+     */
+    readonly kickmonUsPerTransition: number | null;
     /** This bench process (simulator + listener + driver) during the load, % of one core. */
     readonly benchLoadPct: number | null;
     /** PostgreSQL (postmaster and backends) during the load, % of one core. */
@@ -273,6 +278,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
       kickmonStartupSec: null,
       kickmonLoadSec: null,
       kickmonLoadPct: null,
+      kickmonUsPerTransition: null,
       benchLoadPct: null,
       postgresLoadPct: null,
     },
@@ -457,6 +463,9 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     result.cpu.kickmonTotalSec = round2(cpuAfter - cpuAtSpawn);
     result.cpu.kickmonLoadSec = round2(cpuAfter - cpuBeforeLoad);
     result.cpu.kickmonLoadPct = round1((cpuAfter - cpuBeforeLoad) / loadAndDrainSec * 100);
+    result.cpu.kickmonUsPerTransition = committed
+      ? round1((cpuAfter - cpuBeforeLoad) * 1e6 / committed)
+      : null;
     result.cpu.benchLoadPct = round1((benchCpu1 - benchCpu0) / loadAndDrainSec * 100);
     result.cpu.postgresLoadPct = opts.pgPid
       ? round1((pgCpu1 - pgCpu0) / loadAndDrainSec * 100)

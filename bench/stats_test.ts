@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fmtMs, poissonGaps, quantile, summarize, xorshift } from "./stats.ts";
-import { parseBenchArgs, renderTable } from "./bench.ts";
+import { renderTable } from "./bench.ts";
+import { parseBenchArgs } from "./args.ts";
 
 Deno.test("bench stats: nearest-rank quantiles and summaries", () => {
   const sorted = Float64Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
@@ -56,4 +57,30 @@ Deno.test("bench args: modes, lists and errors", () => {
   assert.throws(() => parseBenchArgs(["--n", "0"]));
   assert.throws(() => parseBenchArgs(["--bogus"]));
   assert.match(renderTable([]), /\| +N \| +R\/s \|/);
+});
+
+Deno.test("bench args: runs, compare and the reconciliation scenario", () => {
+  assert.equal(parseBenchArgs([]).runs, 3);
+  assert.equal(parseBenchArgs(["--full"]).runs, 3);
+  assert.equal(parseBenchArgs(["--quick"]).runs, 1);
+  assert.equal(parseBenchArgs(["--quick", "--runs", "2"]).runs, 2);
+  assert.throws(() => parseBenchArgs(["--runs", "1.5"]));
+  assert.throws(() => parseBenchArgs(["--runs", "0"]));
+  const c = parseBenchArgs(["--quick", "--compare", "main~1"]);
+  assert.deepEqual([c.compare, c.v8FlagsGiven], ["main~1", false]);
+  assert.throws(() => parseBenchArgs(["--compare", "main", "--source"]));
+  const r = parseBenchArgs(["--reconcile-scale"]);
+  assert.deepEqual([r.mode, r.ns, r.budgets, r.apiLatencyMs, r.runs], [
+    "reconcile",
+    [10000],
+    [60, 100],
+    [100, 300],
+    1,
+  ]);
+  assert.match(r.out, /bench\/results\/reconcile\.json$/);
+  const q = parseBenchArgs(["--reconcile-scale", "--n", "1000", "--api-latency", "0-50"]);
+  assert.deepEqual(q.apiLatencyMs, [0, 50]);
+  assert.match(q.out, /reconcile-check\.json$/);
+  assert.throws(() => parseBenchArgs(["--reconcile-scale", "--api-latency", "300-100"]));
+  assert.throws(() => parseBenchArgs(["--reconcile-scale", "--compare", "main"]));
 });
