@@ -66,6 +66,17 @@ export interface ApiServerOptions {
   readonly webhookPublicKeyPem?: string;
   /** Maximum event subscriptions per app (default 1000, §4.7). */
   readonly subscriptionLimit?: number;
+  /**
+   * v1 `GET /public/v1/livestreams` answers 404 `{"message":"Not Found"}`, as
+   * it will once Kick removes it (§4.5; default false). `/users/livestreams`
+   * keeps answering.
+   */
+  readonly v1LivestreamsGone?: boolean;
+  /**
+   * v1 `/livestreams` answers with `Deprecation: @1782172800` (RFC 9745, the
+   * changelog's 2026-06-23) and `Sunset` (RFC 8594) headers (default false).
+   */
+  readonly v1LivestreamsDeprecated?: boolean;
   /** Start with the unofficial endpoint blocked (default false). */
   readonly unofficialBlocked?: false | "json" | "html";
   /**
@@ -130,6 +141,10 @@ export interface ApiServer {
   requests(path: string): number;
   /** Blocks the unofficial endpoint with Cloudflare's 403 (`json` body or `html` challenge), or unblocks it. */
   setUnofficialBlocked(mode: false | "json" | "html"): void;
+  /** Makes v1 `/livestreams` answer 404 (true) or answer again (false). */
+  setV1LivestreamsGone(gone: boolean): void;
+  /** Adds (true) or removes (false) `Deprecation`/`Sunset` headers on v1 `/livestreams` answers. */
+  setV1LivestreamsDeprecated(deprecated: boolean): void;
   /** Changes the event subscription limit. */
   setSubscriptionLimit(n: number): void;
   /** Changes the PEM served by `/public-key` (simulates key rotation). */
@@ -151,6 +166,16 @@ export const CLOUDFLARE_CHALLENGE_HTML =
 /** `POST /events/subscriptions` over the limit, verbatim from `api-error-subscription-limit-1.json` (§4.7). */
 export const SUBSCRIPTION_LIMIT_BODY =
   '{"data":"event subscription limit reached","message":"Bad request"}';
+
+/**
+ * Headers of a v1 `/livestreams` answer in the deprecated mode: RFC 9745's
+ * `Deprecation` (the changelog's date, 2026-06-23) and RFC 8594's `Sunset`
+ * (made up: Kick published no removal date, §4.5).
+ */
+export const V1_DEPRECATION_HEADERS: Readonly<Record<string, string>> = {
+  deprecation: "@1782172800",
+  sunset: "Thu, 31 Dec 2026 23:59:59 GMT",
+};
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -174,7 +199,9 @@ interface Computed {
  *   `api-channels-1.json`; offline channels have `stream.is_live:false`,
  *   `start_time:"0001-01-01T00:00:00Z"` and an empty title (§4.4).
  * - `GET /public/v1/livestreams?broadcaster_user_id=…&limit=…` — only live
- *   streamers, shaped as `api-livestreams-1.json` incl. `channel_id` (§4.5).
+ *   streamers, shaped as `api-livestreams-1.json` incl. `channel_id` (§4.5);
+ *   404 with `v1LivestreamsGone`, {@linkcode V1_DEPRECATION_HEADERS} with
+ *   `v1LivestreamsDeprecated`.
  * - `GET /public/v1/users/livestreams?user_id=…` (1–100) — live streamers only,
  *   v2-shaped rows without a channel id (undocumented, §4.5).
  * - `GET|POST|DELETE /public/v1/events/subscriptions` — stateful; over the
@@ -209,6 +236,8 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
   const appId = ulid();
   let subscriptionLimit = opts.subscriptionLimit ?? 1000;
   let unofficialBlocked: false | "json" | "html" = opts.unofficialBlocked ?? false;
+  let v1Gone = opts.v1LivestreamsGone ?? false;
+  let v1Deprecated = opts.v1LivestreamsDeprecated ?? false;
   let publicKeyPem: string | Promise<string> | undefined = opts.webhookPublicKeyPem;
 
   const matches = (key: string, method: string, path: string): boolean => {
@@ -410,6 +439,7 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
     }
 
     if (route === "/livestreams" && method === "GET") {
+      if (v1Gone) return json(404, { message: "Not Found" });
       const ids = parseIds(url, "broadcaster_user_id");
       if (typeof ids === "string") return badRequest(ids);
       const limitRaw = url.searchParams.get("limit");
@@ -422,7 +452,11 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
         : world.all();
       const seen = new Set<number>();
       const live = pool.filter((s) => s.live && !seen.has(s.userId) && seen.add(s.userId));
-      return json(200, { data: live.slice(0, limit).map(livestreamElement), message: "OK" });
+      return json(
+        200,
+        { data: live.slice(0, limit).map(livestreamElement), message: "OK" },
+        v1Deprecated ? V1_DEPRECATION_HEADERS : {},
+      );
     }
 
     if (route === "/users/livestreams" && method === "GET") {
@@ -593,6 +627,12 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
     },
     setUnofficialBlocked(mode) {
       unofficialBlocked = mode;
+    },
+    setV1LivestreamsGone(gone) {
+      v1Gone = gone;
+    },
+    setV1LivestreamsDeprecated(deprecated) {
+      v1Deprecated = deprecated;
     },
     setSubscriptionLimit(n) {
       subscriptionLimit = n;

@@ -21,6 +21,10 @@ export interface SimulatorOptions {
   readonly activityTimeoutSec?: number;
   /** `expires_in` of issued tokens, seconds. Default 7200. */
   readonly tokenLifetimeSec?: number;
+  /** v1 `/livestreams` answers 404 (`ApiServerOptions.v1LivestreamsGone`); default false. */
+  readonly v1LivestreamsGone?: boolean;
+  /** v1 `/livestreams` sends `Deprecation`/`Sunset` headers; default false. */
+  readonly v1LivestreamsDeprecated?: boolean;
   /** Called for every frame the Pusher server sends (benchmark latency). */
   readonly onFrameSent?: PusherServerOptions["onFrameSent"];
   /** Called for every text frame fully written to a client's socket (delivery record for tests). */
@@ -75,6 +79,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     clientSecret,
     tokenLifetimeSec: opts.tokenLifetimeSec,
     webhookPublicKeyPem: webhooks.publicKeyPem,
+    v1LivestreamsGone: opts.v1LivestreamsGone,
+    v1LivestreamsDeprecated: opts.v1LivestreamsDeprecated,
   });
   return {
     world,

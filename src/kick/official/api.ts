@@ -6,8 +6,10 @@
  * learn a channel id (`kick/unofficial/channel_lookup.ts`).
  *
  * Below the endpoints: the raw wire schemas (`wire.ts`), the request loop
- * with the shared budget, token refresh and retries (`request.ts`) and the
- * error kinds (`api_error.ts`). Every failure becomes a
+ * with the shared budget, token refresh and retries (`request.ts`), the
+ * error kinds (`api_error.ts`) and the endpoint capability record
+ * (`capabilities.ts`, {@linkcode KickApi.capabilities}: which endpoints
+ * answer, are deprecated or gone, detected from every answer). Every failure becomes a
  * {@linkcode KickApiError} with a `kind`; nothing a server sends can crash
  * the caller.
  *
@@ -20,6 +22,7 @@ import { LogRateLimiter } from "../../log/logging.ts";
 import { truncate } from "../http/text.ts";
 import { type UnofficialChannel, UnofficialChannelLookup } from "../unofficial/channel_lookup.ts";
 import { KickApiError } from "./api_error.ts";
+import { EndpointCapabilities, type EndpointCapabilitiesOptions } from "./capabilities.ts";
 import { ApiRequester, type ApiRequesterOptions } from "./request.ts";
 import {
   ChannelWire,
@@ -29,12 +32,16 @@ import {
   ListEnvelopeWire,
   LivestreamWire,
   PublicKeyWire,
+  UserLivestreamWire,
 } from "./wire.ts";
 
 const log = getLogger(["kickmon", "api"]);
 
 /** Most ids or slugs per `/channels` or `/livestreams` request (§4.4). */
 export const MAX_IDS_PER_REQUEST = 50;
+
+/** Most `user_id`s per `/users/livestreams` request (§4.5). */
+export const MAX_USER_IDS_PER_REQUEST = 100;
 
 /** A channel from `GET /channels` (§4.4). There is no channel id here (§4.4, issue #396). */
 export interface ApiChannel {
@@ -61,6 +68,23 @@ export interface ApiLivestream {
   /** `started_at` in ms since epoch. */
   readonly startedAt?: number;
   /** `stream_title`. */
+  readonly title?: string;
+}
+
+/**
+ * A live stream from the undocumented `GET /users/livestreams` (§4.5). Only
+ * live streamers are listed; there is no channel id.
+ */
+export interface ApiUserLivestream {
+  /** `broadcaster_user.id`. */
+  readonly broadcasterUserId: number;
+  /** `broadcaster_user.username` or `channel.slug`. */
+  readonly slug?: string;
+  /** `id`: the livestream's UUID (not Pusher's numeric livestream id). */
+  readonly livestreamId?: string;
+  /** `started_at` in ms since epoch. */
+  readonly startedAt?: number;
+  /** `title`. */
   readonly title?: string;
 }
 
@@ -110,6 +134,8 @@ export interface KickApiOptions extends ApiRequesterOptions {
    * path and message.
    */
   readonly onMalformedRow?: (endpoint: string, issue: string) => void;
+  /** Called when an endpoint's capability changes (see `capabilities.ts`). */
+  readonly onCapabilityChange?: EndpointCapabilitiesOptions["onChange"];
 }
 
 /**
@@ -134,6 +160,8 @@ export class KickApi {
   readonly #unofficial: UnofficialChannelLookup;
   readonly #onMalformedRow?: KickApiOptions["onMalformedRow"];
   readonly #rowLogLimit = new LogRateLimiter(3, 60_000);
+  /** What each tracked endpoint is known to do, from its answers (`capabilities.ts`). */
+  readonly capabilities: EndpointCapabilities;
 
   /**
    * Creates a client; no request is made until a method is called.
@@ -143,7 +171,15 @@ export class KickApi {
    */
   constructor(opts: KickApiOptions) {
     this.#base = new URL(opts.baseUrl).href.replace(/\/+$/, "");
-    this.#requester = new ApiRequester(opts);
+    const capabilities = new EndpointCapabilities({ onChange: opts.onCapabilityChange });
+    this.capabilities = capabilities;
+    this.#requester = new ApiRequester({
+      ...opts,
+      onAnswer: (endpoint, status, headers) => {
+        capabilities.record(endpoint, status, headers);
+        opts.onAnswer?.(endpoint, status, headers);
+      },
+    });
     this.#unofficial = new UnofficialChannelLookup(this.#requester, opts.unofficialBaseUrl);
     this.#onMalformedRow = opts.onMalformedRow;
   }
@@ -230,6 +266,48 @@ export class KickApi {
           ...(l.slug ? { slug: l.slug } : {}),
           ...optTime("startedAt", l.started_at),
           ...(l.stream_title ? { title: l.stream_title } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The undocumented `GET /users/livestreams?user_id=…` (§4.5) in batches of
+   * ≤100 ids ({@linkcode MAX_USER_IDS_PER_REQUEST}). Returns only the
+   * streamers that are live, without channel ids. Empty input → `[]`
+   * without a request. A 404/410 marks the endpoint `gone` in
+   * {@linkcode KickApi.capabilities}.
+   *
+   * @throws {KickApiError} see {@linkcode KickApiErrorKind} (`not_found` when the endpoint is gone).
+   * @throws {OAuthError} when no token can be obtained.
+   * @example
+   * ```ts
+   * const live = new Set((await api.getUsersLivestreams(ids)).map((l) => l.broadcasterUserId));
+   * ```
+   */
+  async getUsersLivestreams(userIds: readonly number[]): Promise<ApiUserLivestream[]> {
+    const out: ApiUserLivestream[] = [];
+    const endpoint = "GET /users/livestreams";
+    for (const batch of chunk([...new Set(userIds)], MAX_USER_IDS_PER_REQUEST)) {
+      const url = this.#url("/users/livestreams");
+      for (const id of batch) url.searchParams.append("user_id", String(id));
+      const body = await this.#requester.request({
+        method: "GET",
+        url,
+        endpoint,
+        auth: true,
+        budget: true,
+        schema: ListEnvelopeWire,
+      });
+      for (const l of this.#rows(body.data, UserLivestreamWire, endpoint)) {
+        const slug = l.broadcaster_user.username ?? l.channel?.slug;
+        out.push({
+          broadcasterUserId: l.broadcaster_user.id,
+          ...(slug ? { slug } : {}),
+          ...(l.id != null ? { livestreamId: String(l.id) } : {}),
+          ...optTime("startedAt", l.started_at),
+          ...(l.title ? { title: l.title } : {}),
         });
       }
     }

@@ -72,6 +72,12 @@ export interface ApiRequesterOptions {
    * `"error"` (network/timeout), and the duration in ms.
    */
   readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
+  /**
+   * Called with every answer read (each attempt, before retries or errors):
+   * endpoint label, HTTP status and headers. Feeds the endpoint capability
+   * record (`capabilities.ts`).
+   */
+  readonly onAnswer?: (endpoint: string, status: number, headers: Headers) => void;
   /** Retries after 429 (and 5xx on idempotent requests) before giving up (default 3). */
   readonly maxRetries?: number;
   /** First backoff delay without `Retry-After`, in ms (default 1000); doubles per retry, with jitter. */
@@ -108,6 +114,7 @@ export class ApiRequester {
   readonly #backoffBaseMs: number;
   readonly #backoffMaxMs: number;
   readonly #blockedBackoffMs: number;
+  readonly #onAnswer: ApiRequesterOptions["onAnswer"];
 
   /**
    * Creates a requester; nothing is sent until {@linkcode ApiRequester.request}.
@@ -128,6 +135,7 @@ export class ApiRequester {
     this.#backoffBaseMs = opts.backoffBaseMs ?? 1000;
     this.#backoffMaxMs = opts.backoffMaxMs ?? 60_000;
     this.#blockedBackoffMs = opts.blockedBackoffMs ?? 300_000;
+    this.#onAnswer = opts.onAnswer;
     this.#budget = new RequestBudget({
       maxRequestsPerMinute: opts.maxRequestsPerMinute ?? 100,
       burst: opts.burst,
@@ -171,6 +179,11 @@ export class ApiRequester {
         throw this.#transportFailure(e, endpoint);
       }
       const status = res.status;
+      try {
+        this.#onAnswer?.(endpoint, status, res.headers);
+      } catch (e) {
+        log.warn("onAnswer hook threw: {error}", { error: String(e) });
+      }
 
       if (status >= 200 && status < 300) {
         if (!spec.schema) return undefined as T;

@@ -45,6 +45,24 @@ export const LivestreamWire = z.object({
 });
 
 /**
+ * Raw `data[]` element of the undocumented `GET /users/livestreams` (§4.5):
+ * v2-shaped, no channel id; `id` is the livestream's UUID (not Pusher's
+ * numeric livestream id). No captured fixture; shape from third-party clients.
+ *
+ * @example
+ * ```ts
+ * const userId = UserLivestreamWire.parse(row).broadcaster_user.id;
+ * ```
+ */
+export const UserLivestreamWire = z.object({
+  id: z.union([z.string(), z.number()]).nullish(),
+  broadcaster_user: z.object({ id: z.number().int(), username: z.string().nullish() }),
+  channel: z.object({ slug: z.string().nullish() }).nullish(),
+  started_at: z.string().nullish(),
+  title: z.string().nullish(),
+});
+
+/**
  * Raw `data[]` element of `GET /events/subscriptions` (§4.7).
  *
  * @example
