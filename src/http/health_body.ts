@@ -60,6 +60,36 @@ export interface HealthConnection extends HealthErrors {
 }
 
 /**
+ * One official API endpoint's capability in `/health` (an element of
+ * `official.endpoints`), detected from its answers
+ * (`kick/official/capabilities.ts`).
+ *
+ * @example
+ * ```ts
+ * const e: HealthEndpoint = {
+ *   endpoint: "GET /livestreams", state: "gone", status: 404, deprecation: null, sunset: null,
+ *   since: "2026-12-01T10:00:00.000Z", checked_at: "2026-12-01T10:00:00.000Z",
+ * };
+ * ```
+ */
+export interface HealthEndpoint {
+  /** The endpoint label, as in `kickmon_api_requests_total{endpoint}`, e.g. `GET /livestreams`. */
+  readonly endpoint: string;
+  /** `unknown` (not asked yet), `available`, `deprecated` (Deprecation/Sunset headers) or `gone` (404/410). */
+  readonly state: string;
+  /** HTTP status of the answer that decided it, or null. */
+  readonly status: number | null;
+  /** The `Deprecation` header (RFC 9745), or null. */
+  readonly deprecation: string | null;
+  /** The `Sunset` header (RFC 8594), or null. */
+  readonly sunset: string | null;
+  /** Since when, ISO 8601, or null. */
+  readonly since: string | null;
+  /** Last answer that confirmed it, ISO 8601, or null. */
+  readonly checked_at: string | null;
+}
+
+/**
  * What `GET /health` answers (HTTP 200 when `status` is `healthy`, else 503).
  *
  * @example
@@ -86,6 +116,8 @@ export interface HealthBody {
   readonly write_lag_ms: number;
   /** The outage spool: transitions and bytes on disk, the last write error. */
   readonly spool: { readonly transitions: number; readonly bytes: number; readonly error?: string };
+  /** The official API (absent when it is not used): each tracked endpoint's capability. */
+  readonly official?: { readonly endpoints: readonly HealthEndpoint[] };
   /** Streamer counts by status; `inactive` counts `is_active = false` rows whatever their status. */
   readonly streamers: {
     readonly online: number;

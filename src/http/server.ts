@@ -15,7 +15,8 @@ import { getLogger } from "@logtape/logtape";
 import { listStreamerViews } from "../db/streamers_repo.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import type { ComponentErrors, Monitor, MonitorPlugin } from "../service/monitor.ts";
-import type { HealthBody, HealthErrors } from "./health_body.ts";
+import type { EndpointCapability } from "../kick/official/capabilities.ts";
+import type { HealthBody, HealthEndpoint, HealthErrors } from "./health_body.ts";
 
 const log = getLogger(["kickmon", "http"]);
 
@@ -46,6 +47,22 @@ export function snakeKeys(o: object): Record<string, unknown> {
 const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString();
 
 /** A component's `last_error`, `last_error_at`, `next_retry_at` (ISO 8601 or null). */
+function endpointsJson(eps: Readonly<Record<string, EndpointCapability>>): HealthEndpoint[] {
+  const out: HealthEndpoint[] = [];
+  for (const [endpoint, e] of Object.entries(eps)) {
+    out.push({
+      endpoint,
+      state: e.state,
+      status: e.status,
+      deprecation: e.deprecation,
+      sunset: e.sunset,
+      since: iso(e.since),
+      checked_at: iso(e.checkedAt),
+    });
+  }
+  return out;
+}
+
 function errorsJson(c: ComponentErrors): HealthErrors {
   return {
     last_error: c.lastError,
@@ -108,6 +125,7 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
           write_queue_depth: h.writeQueueDepth,
           write_lag_ms: h.writeLagMs,
           spool: h.spool,
+          ...(h.apiEndpoints ? { official: { endpoints: endpointsJson(h.apiEndpoints) } } : {}),
           streamers: monitor.tracker.counts(),
         };
         return json(body, h.healthy ? 200 : 503);

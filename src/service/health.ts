@@ -7,6 +7,7 @@
  * @module
  */
 import type { StatusWriter } from "../db/status_writer.ts";
+import type { EndpointCapability } from "../kick/official/capabilities.ts";
 import type { ShardSnapshot } from "../kick/pusher/subscriber.ts";
 
 /**
@@ -42,11 +43,14 @@ export interface MonitorHealth {
   readonly writeLagMs: number;
   /** The outage spool: transitions and bytes on disk, the last write error. */
   readonly spool: { readonly transitions: number; readonly bytes: number; readonly error?: string };
+  /** What each tracked official API endpoint is known to do (absent without the official-API plugin). */
+  readonly apiEndpoints?: Readonly<Record<string, EndpointCapability>>;
 }
 
 /**
- * Where the monitor reads the OAuth token's state from; provided by the
- * official-API plugin through `Monitor.provideToken`.
+ * Where the monitor reads the OAuth token's state (and the official API's
+ * endpoint capabilities) from; provided by the official-API plugin through
+ * `Monitor.provideToken`.
  *
  * @example
  * ```ts
@@ -62,6 +66,11 @@ export interface TokenReporter {
   state(): string;
   /** The token's details for `/health` (times in ms since the Unix epoch). */
   health(): Omit<TokenHealth, "state">;
+  /**
+   * The official API's endpoint capabilities (`kick/official/capabilities.ts`),
+   * by endpoint label, for `/health`'s `official.endpoints`; absent when not known.
+   */
+  apiEndpoints?(): Readonly<Record<string, EndpointCapability>>;
 }
 
 /**
@@ -153,5 +162,6 @@ export function assembleHealth(inputs: HealthInputs): MonitorHealth {
       bytes: w.spoolBytes,
       ...(w.spoolError !== null ? { error: w.spoolError } : {}),
     },
+    ...(inputs.token.apiEndpoints ? { apiEndpoints: inputs.token.apiEndpoints() } : {}),
   };
 }

@@ -163,6 +163,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
           expiresAt: t.expiresAt ?? null,
         };
       },
+      apiEndpoints: () => this.api.capabilities.snapshot(),
     });
     try {
       await this.tokens.getToken();
