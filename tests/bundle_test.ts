@@ -169,7 +169,10 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
     await t.step("db migrate, config validate, streamers list", async () => {
       const m = await runToEnd(["db", "migrate"]);
       assert.equal(m.code, 0, m.out);
-      assert.match(m.out, /applied: schema, tables, 001_state, 002_webhook_messages, list_trigger/);
+      assert.match(
+        m.out,
+        /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, list_trigger/,
+      );
       const v = await runToEnd(["config", "validate"]);
       assert.equal(v.code, 0, v.out);
       assert.match(v.out, /configuration ok/);

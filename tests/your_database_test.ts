@@ -151,7 +151,10 @@ Deno.test("your database, opted-in trigger: existing tables kickmon's role owns,
     const beforeColumns = JSON.parse(await u.definitions()).columns;
     const m = await runKickmon(["db", "migrate"], env);
     assert.equal(m.code, 0, m.stderr);
-    assert.match(m.stdout, /applied: schema, 001_state, 002_webhook_messages$/m);
+    assert.match(
+      m.stdout,
+      /applied: schema, 001_state, 002_webhook_messages, 003_channel_id_source$/m,
+    );
     assert.doesNotMatch(m.stdout, /list_trigger|tables/, "no trigger unless asked for");
     const untouched = await u.definitions();
     assert.deepEqual(JSON.parse(untouched).columns, beforeColumns);
@@ -202,7 +205,7 @@ Deno.test("your database, empty: db migrate creates the specification's tables a
     assert.equal(m.code, 0, m.stderr);
     assert.match(
       m.stdout,
-      /applied: schema, tables, 001_state, 002_webhook_messages, list_trigger/,
+      /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, list_trigger/,
     );
     const cols = (s: postgres.Sql) =>
       s`SELECT table_name, column_name, ordinal_position, column_default, is_nullable,

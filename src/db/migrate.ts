@@ -22,6 +22,7 @@
 import appTables from "../../migrations/app_tables.sql" with { type: "text" };
 import kickmon001 from "../../migrations/kickmon_001_state.sql" with { type: "text" };
 import kickmon002 from "../../migrations/kickmon_002_webhook_messages.sql" with { type: "text" };
+import kickmon003 from "../../migrations/kickmon_003_channel_id_source.sql" with { type: "text" };
 import listTrigger from "../../migrations/list_trigger.sql" with { type: "text" };
 import upgrade010 from "../../migrations/upgrade_from_0.1.0.sql" with { type: "text" };
 import { type Sql, toDatabaseError } from "./client.ts";
@@ -44,6 +45,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: "001_state", sql: kickmon001 },
   { version: "002_webhook_messages", sql: kickmon002 },
+  { version: "003_channel_id_source", sql: kickmon003 },
 ];
 
 /** Key of the advisory lock that serialises migrations across instances. */
