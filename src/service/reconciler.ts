@@ -6,12 +6,25 @@
  *   active streamer with a broadcaster user id (`GET /channels`, batches of
  *   50) and feed each answer to the core as an observation with
  *   `source = "reconcile"` and `observedAt` = when the request was sent, so a
- *   response can never undo an event received after it left.
+ *   response can never undo an event received after it left. With more than
+ *   one `/channels` batch of streamers, those `/channels` has already
+ *   answered for are asked through the undocumented `GET /users/livestreams`
+ *   instead (100 ids a request, live rows only: half the requests), while it
+ *   answers; a failure falls back to `/channels` in the same pass.
  * - **Identity resolution**: a row with only `username` gets `kick_user_id`
- *   (`GET /channels?slug=`); a row with only `kick_user_id` gets `username`;
- *   `kick_channel_id` is learned from `GET /livestreams` the first time the
- *   streamer is live (the core writes it back), or, behind
- *   `KICK_UNOFFICIAL_CHANNEL_LOOKUP`, from `kick.com/api/v2/channels/{slug}`.
+ *   (`GET /channels?slug=`); a row with only `kick_user_id` gets `username`.
+ *   `kick_channel_id` comes, in order, from the database (including an
+ *   operator-provided one, `kickmon streamers set-channel-id`), Pusher
+ *   payloads (the core learns the id an observation carries), v1
+ *   `GET /livestreams` the first time the streamer is live (while it
+ *   answers), and, behind `KICK_UNOFFICIAL_CHANNEL_LOOKUP`,
+ *   `kick.com/api/v2/channels/{slug}`.
+ * - **The API move**: what an endpoint does is read from
+ *   `KickApi.capabilities` (`kick/official/capabilities.ts`), never assumed.
+ *   While v1 `/livestreams` is `gone` (404/410) it is not called, except
+ *   once every {@linkcode GONE_REPROBE_MS} to notice its return; the same
+ *   holds for `/users/livestreams`. Live streamers left without a channel id
+ *   are reported at WARN at most hourly, with the remedy.
  *
  * Sources: docs/kick-protocol.md §2 (ids), §4.4–4.5 (endpoints), §6.1–6.2.
  *
@@ -19,8 +32,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { StreamerRecord } from "../core/types.ts";
+import { operatorChannelIds } from "../db/channel_ids.ts";
 import { writeIdentity } from "../db/streamers_repo.ts";
-import type { ApiChannel, KickApi } from "../kick/official/api.ts";
+import { type KickApi, MAX_IDS_PER_REQUEST } from "../kick/official/api.ts";
 import { KickApiError } from "../kick/official/api_error.ts";
 import { explainNotCapable } from "../config/capability.ts";
 import { LogRateLimiter } from "../log/logging.ts";
@@ -49,6 +63,12 @@ export interface ReconcileReport {
   readonly transitions: number;
   readonly error?: string;
 }
+
+/**
+ * How long an endpoint found `gone` (404/410) is left alone before it is
+ * asked once more, ms (1 h).
+ */
+export const GONE_REPROBE_MS = 3600_000;
 
 /** Longest wait between unofficial lookups of one streamer, ms (6 h). */
 export const UNOFFICIAL_RETRY_MAX_MS = 6 * 3600_000;
@@ -102,6 +122,12 @@ export class Reconciler {
   /** Per streamer: unofficial lookups failed so far, and when the next is due (ms since epoch). */
   readonly #unofficial = new Map<number, { failures: number; dueAt: number }>();
   readonly #limit = new LogRateLimiter(3, 60_000);
+  /** At most one "live without a channel id" warning an hour. */
+  readonly #noChannelLimit = new LogRateLimiter(1, 3600_000);
+  /** Row ids whose operator-provided channel id was held against v1 `/livestreams`. */
+  readonly #verified = new Set<number>();
+  /** Broadcaster user ids `/channels` has answered for (known to exist). */
+  readonly #confirmed = new Set<number>();
   /** The last completed pass. */
   last: ReconcileReport | null = null;
   #lastTickAt = 0;
@@ -204,26 +230,57 @@ export class Reconciler {
         return;
       }
       const sentAt = Date.now();
-      const channels = await this.#api.getChannels({ broadcasterUserIds: [...byUser.keys()] });
-      checked = channels.length;
-      // Live streamers whose Pusher channel id is unknown: learn it officially.
-      const needChannel = channels.filter((c) =>
-        c.isLive && byUser.get(c.broadcasterUserId)?.kickChannelId === null
-      ).map((c) => c.broadcasterUserId);
-      const channelIds = new Map<number, number>();
-      if (needChannel.length) {
+      const ids = [...byUser.keys()];
+      // The batch endpoint with the largest batch that answers: /users/livestreams
+      // (100 ids) beats /channels (50) only above one /channels batch, and only for
+      // ids /channels has confirmed (it lists live streamers only, so it cannot
+      // tell an offline streamer from an unknown id).
+      const confirmed = ids.filter((id) => this.#confirmed.has(id));
+      let viaUsers = ids.length > MAX_IDS_PER_REQUEST && this.#usable("GET /users/livestreams")
+        ? confirmed
+        : [];
+      const live = new Map<number, number | undefined>(); // user id → stream start, ms
+      if (viaUsers.length) {
         try {
-          for (const l of await this.#api.getLivestreams(needChannel)) {
-            channelIds.set(l.broadcasterUserId, l.channelId);
+          for (const l of await this.#api.getUsersLivestreams(viaUsers)) {
+            live.set(l.broadcasterUserId, l.startedAt);
           }
         } catch (e) {
-          this.#warn("livestreams", e);
+          if (e instanceof KickApiError && e.kind === "closed") throw e;
+          if (!this.#gone("GET /users/livestreams")) this.#warn("users/livestreams", e);
+          viaUsers = [];
+          live.clear();
         }
       }
-      for (const c of channels) transitions += this.#apply(c, sentAt, channelIds) ? 1 : 0;
+      const inUsers = new Set(viaUsers);
+      const channels = await this.#api.getChannels({
+        broadcasterUserIds: ids.filter((id) => !inUsers.has(id)),
+      });
+      checked = channels.length + viaUsers.length;
+      const answers: { userId: number; isLive: boolean; startTime?: number; event: string }[] = [
+        ...channels.map((c) => ({
+          userId: c.broadcasterUserId,
+          isLive: c.isLive,
+          startTime: c.startTime,
+          event: "GET /channels",
+        })),
+        ...viaUsers.map((id) => ({
+          userId: id,
+          isLive: live.has(id),
+          startTime: live.get(id),
+          event: "GET /users/livestreams",
+        })),
+      ];
+      for (const c of channels) this.#confirmed.add(c.broadcasterUserId);
+      const liveRows = answers.filter((a) => a.isLive).map((a) => byUser.get(a.userId)!);
+      const channelIds = await this.#learnChannelIds(
+        liveRows.filter((s) => s.kickChannelId === null).map((s) => s.kickUserId!),
+        await this.#toVerify(liveRows.filter((s) => s.kickChannelId !== null)),
+      );
+      for (const a of answers) transitions += this.#apply(a, sentAt, channelIds) ? 1 : 0;
       const answered = new Set<number>();
       for (const c of channels) answered.add(c.broadcasterUserId);
-      const missing = [...byUser.keys()].filter((id) => !answered.has(id));
+      const missing = ids.filter((id) => !answered.has(id) && !inUsers.has(id));
       if (missing.length && this.#limit.allow("missing")) {
         log.warn("official API returned no channel for broadcaster user ids {ids}", {
           ids: missing.slice(0, 20),
@@ -248,16 +305,107 @@ export class Reconciler {
     }
   }
 
-  #apply(c: ApiChannel, sentAt: number, channelIds: Map<number, number>): boolean {
+  /**
+   * Whether an endpoint may be asked now: always, unless it was found `gone`
+   * less than {@linkcode GONE_REPROBE_MS} ago.
+   */
+  #usable(endpoint: string): boolean {
+    const cap = this.#api.capabilities.get(endpoint);
+    return cap.state !== "gone" || Date.now() - (cap.checkedAt ?? 0) >= GONE_REPROBE_MS;
+  }
+
+  #gone(endpoint: string): boolean {
+    return this.#api.capabilities.get(endpoint).state === "gone";
+  }
+
+  /**
+   * Channel ids of live streamers that have none, from v1 `/livestreams`
+   * while it answers (§4.5). When it is gone, says once an hour what is left.
+   *
+   * @returns broadcaster user id → channel id.
+   */
+  async #learnChannelIds(
+    userIds: number[],
+    verify: StreamerRecord[] = [],
+  ): Promise<Map<number, number>> {
+    const channelIds = new Map<number, number>();
+    if (!userIds.length && !verify.length) return channelIds;
+    if (this.#usable("GET /livestreams")) {
+      try {
+        const ask = [...userIds, ...verify.map((s) => s.kickUserId!)];
+        const given = new Map(verify.map((s) => [s.kickUserId!, s]));
+        for (const l of await this.#api.getLivestreams(ask)) {
+          const s = given.get(l.broadcasterUserId);
+          if (!s) {
+            channelIds.set(l.broadcasterUserId, l.channelId);
+            continue;
+          }
+          this.#verified.add(s.id);
+          if (l.channelId !== s.kickChannelId) {
+            log.warn(
+              "the operator-provided channel id {given} of streamer {username} (id {id}) " +
+                "disagrees with v1 /livestreams ({reported}); kept {given}: correct it with " +
+                "'kickmon streamers set-channel-id {username} {reported}' if Kick is right",
+              { given: s.kickChannelId, reported: l.channelId, username: s.username, id: s.id },
+            );
+          }
+        }
+      } catch (e) {
+        // A 404/410 is logged once by the capability record, not per pass.
+        if (!this.#gone("GET /livestreams")) this.#warn("livestreams", e);
+      }
+    }
+    const left = userIds.filter((id) => !channelIds.has(id));
+    if (left.length && this.#gone("GET /livestreams") && this.#noChannelLimit.allow("left")) {
+      log.warn(
+        "{count} live streamers have no Pusher channel id and v1 /livestreams is gone " +
+          "(user ids {ids}): they are watched by reconciliation only; {remedy}",
+        {
+          count: left.length,
+          ids: left.slice(0, 20),
+          remedy: this.#opts.unofficialChannelLookup
+            ? "the unofficial lookup keeps trying, or set one with " +
+              "'kickmon streamers set-channel-id <username> <channel_id>'"
+            : "set one with 'kickmon streamers set-channel-id <username> <channel_id>' " +
+              "or enable KICK_UNOFFICIAL_CHANNEL_LOOKUP=true",
+        },
+      );
+    }
+    return channelIds;
+  }
+
+  /**
+   * The live streamers whose channel id the operator gave and v1
+   * `/livestreams` has not been asked about yet (once per streamer and
+   * process, only while v1 answers).
+   */
+  async #toVerify(withChannel: StreamerRecord[]): Promise<StreamerRecord[]> {
+    const candidates = withChannel.filter((s) => !this.#verified.has(s.id));
+    if (!candidates.length || !this.#usable("GET /livestreams")) return [];
+    try {
+      const given = await operatorChannelIds(this.#monitor.sql);
+      for (const s of candidates) if (given.get(s.id) !== s.kickChannelId) this.#verified.add(s.id);
+      return candidates.filter((s) => given.get(s.id) === s.kickChannelId);
+    } catch (e) {
+      this.#warn("reading operator-provided channel ids", e);
+      return [];
+    }
+  }
+
+  #apply(
+    a: { userId: number; isLive: boolean; startTime?: number; event: string },
+    sentAt: number,
+    channelIds: Map<number, number>,
+  ): boolean {
     const d = this.#monitor.observe({
       source: "reconcile",
-      key: { kind: "broadcaster_user_id", userId: c.broadcasterUserId },
-      status: c.isLive ? "online" : "offline",
+      key: { kind: "broadcaster_user_id", userId: a.userId },
+      status: a.isLive ? "online" : "offline",
       observedAt: sentAt,
-      eventTime: c.isLive ? c.startTime ?? sentAt : sentAt,
-      event: "GET /channels",
-      channelId: channelIds.get(c.broadcasterUserId),
-      broadcasterUserId: c.broadcasterUserId,
+      eventTime: a.isLive ? a.startTime ?? sentAt : sentAt,
+      event: a.event,
+      channelId: channelIds.get(a.userId),
+      broadcasterUserId: a.userId,
       receivedMono: performance.now(),
     });
     return d.kind === "transition";
