@@ -9,6 +9,7 @@
  * | `db migrate\|health\|backup` | `db_commands.ts` |
  * | `config show\|validate\|generate-template` | `config_commands.ts` |
  * | `streamers list\|add\|remove\|test` | `streamers_commands.ts` |
+ * | `streamers set-channel-id` | `channel_id_command.ts` |
  * | `doctor` | `doctor.ts` |
  * | `status`, `stop`, `restart` | `process_commands.ts` |
  *
@@ -19,6 +20,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/config.ts";
+import { registerChannelIdCommand } from "./channel_id_command.ts";
 import { registerConfigCommands } from "./config_commands.ts";
 import { registerDbCommands } from "./db_commands.ts";
 import { registerDoctorCommand } from "./doctor.ts";
@@ -77,6 +79,7 @@ export async function main(args: readonly string[]): Promise<number> {
   registerDbCommands(program, setExit);
   registerConfigCommands(program);
   registerStreamerCommands(program, setExit);
+  registerChannelIdCommand(program, setExit);
   registerDoctorCommand(program, setExit);
   registerProcessCommands(program, setExit);
 
