@@ -171,16 +171,51 @@ Deno.test("doctor: every check passes against the simulator, then each broken mo
       }
     });
 
-    await t.step("v1 /livestreams 404: warn, with what it means for channel ids", async () => {
-      sim.api.failNext("/public/v1/livestreams", { status: 404, body: '{"message":"Not Found"}' });
-      const r = await doctorJson(env);
-      assert.equal(r.code, 0, "a warning is not a failure: " + r.out);
-      const l = r.line("api /livestreams v1");
-      assert.equal(l.status, "warn");
-      assert.match(l.detail, /HTTP 404: v1 \/livestreams is gone/);
-      assert.match(l.remedy!, /channel ids are then known only from rows/);
-      assert.equal(r.line("pusher subscribe").status, "ok", "the row's channel id still works");
-    });
+    await t.step(
+      "v1 /livestreams 404: fail, with the remedy naming what kickmon does instead",
+      async () => {
+        sim.api.setV1LivestreamsGone(true);
+        try {
+          const r = await doctorJson(env);
+          assert.equal(r.code, 1, "a removed v1 /livestreams is a failure: " + r.out);
+          const l = r.line("api /livestreams v1");
+          assert.equal(l.status, "fail");
+          assert.match(l.detail, /HTTP 404: v1 \/livestreams is gone/);
+          assert.match(l.detail, /learns no channel ids from Kick's official API/);
+          assert.match(l.remedy!, /unofficial lookup \(enabled\)/);
+          assert.match(l.remedy!, /kickmon streamers set-channel-id <username> <channel_id>/);
+          assert.equal(r.line("api /users/livestreams").status, "ok", "its successor answers");
+          assert.equal(r.line("pusher subscribe").status, "ok", "the row's channel id still works");
+          const off = await doctorJson({ ...env, KICK_UNOFFICIAL_CHANNEL_LOOKUP: "false" });
+          assert.match(
+            off.line("api /livestreams v1").remedy!,
+            /KICK_UNOFFICIAL_CHANNEL_LOOKUP=true/,
+          );
+        } finally {
+          sim.api.setV1LivestreamsGone(false);
+        }
+      },
+    );
+
+    await t.step(
+      "v1 /livestreams with Deprecation and Sunset headers: warn, still answering",
+      async () => {
+        sim.api.setV1LivestreamsDeprecated(true);
+        try {
+          const r = await doctorJson(env);
+          assert.equal(r.code, 0, "a warning is not a failure: " + r.out);
+          const l = r.line("api /livestreams v1");
+          assert.equal(l.status, "warn");
+          assert.match(
+            l.detail,
+            /channel id 2515504; Kick marks it deprecated \(Deprecation: @1782172800, Sunset: Thu, 31 Dec 2026/,
+          );
+          assert.match(l.remedy!, /set-channel-id/);
+        } finally {
+          sim.api.setV1LivestreamsDeprecated(false);
+        }
+      },
+    );
 
     await t.step("/users/livestreams missing: warn, not available, nothing to do", async () => {
       sim.api.failNext("/public/v1/users/livestreams", {
@@ -192,7 +227,7 @@ Deno.test("doctor: every check passes against the simulator, then each broken mo
       const u = r.line("api /users/livestreams");
       assert.equal(u.status, "warn");
       assert.match(u.detail, /not available \(HTTP 404\)/);
-      assert.match(u.remedy!, /kickmon does not need it/);
+      assert.match(u.remedy!, /kickmon does not need it and reconciles through \/channels/);
     });
 
     await t.step(

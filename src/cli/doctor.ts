@@ -110,7 +110,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<CheckResult[]
   try {
     checks.push(await checkOAuth(config, tokens, found, timeoutMs));
     checks.push(await checkChannels(api, found));
-    checks.push(await checkLivestreams(api, found));
+    checks.push(await checkLivestreams(config, api, found));
     checks.push(await checkUsersLivestreams(config, found, timeoutMs));
     checks.push(await checkPublicKey(config, api, found));
     checks.push(await checkUnofficial(config, api, found));

@@ -227,15 +227,22 @@ export function userToAsk(name: string, t: number, found: Found): number | Check
 
 /**
  * `api /livestreams v1`: still answering (the only official source of channel
- * ids). Puts the channel id of a live streamer in `found.channelId` when none
- * is known yet.
+ * ids, kick-protocol.md §4.5). `ok` while it answers without deprecation
+ * headers; `warn` when it answers with `Deprecation`/`Sunset` (RFC 9745 /
+ * RFC 8594: it still gives channel ids, but not for long); `fail` on 404/410
+ * (gone), with what kickmon does instead. Puts the channel id of a live
+ * streamer in `found.channelId` when none is known yet.
  *
  * @example
  * ```ts
- * checks.push(await checkLivestreams(api, found));
+ * checks.push(await checkLivestreams(config, api, found));
  * ```
  */
-export async function checkLivestreams(api: KickApi, found: Found): Promise<CheckResult> {
+export async function checkLivestreams(
+  config: Config,
+  api: KickApi,
+  found: Found,
+): Promise<CheckResult> {
   const t = performance.now();
   const name = "api /livestreams v1";
   const userId = userToAsk(name, t, found);
@@ -247,23 +254,43 @@ export async function checkLivestreams(api: KickApi, found: Found): Promise<Chec
       found.channelId = mine.channelId;
       found.channelIdFrom = "/livestreams";
     }
+    const answer = mine
+      ? `HTTP 200, live, channel id ${mine.channelId}`
+      : "HTTP 200, not live (no row)";
+    const cap = api.capabilities.get("GET /livestreams");
+    if (cap.state === "deprecated") {
+      return result(
+        name,
+        t,
+        "warn",
+        `${answer}; Kick marks it deprecated (Deprecation: ${cap.deprecation ?? "-"}, Sunset: ${
+          cap.sunset ?? "-"
+        })`,
+        "nothing breaks yet: give streamers without a channel id one now " +
+          "('kickmon streamers set-channel-id') or enable KICK_UNOFFICIAL_CHANNEL_LOOKUP=true " +
+          "before it is removed",
+      );
+    }
     return result(
       name,
       t,
       "ok",
-      `${
-        mine ? `HTTP 200, live, channel id ${mine.channelId}` : "HTTP 200, not live (no row)"
-      }; deprecated since 2026-06-23 but answering (the only official source of channel ids)`,
+      `${answer}; deprecated since 2026-06-23 but answering (the only official source of channel ids)`,
     );
   } catch (e) {
     if (e instanceof KickApiError && (e.kind === "not_found" || e.status === 410)) {
       return result(
         name,
         t,
-        "warn",
-        `HTTP ${e.status}: v1 /livestreams is gone (deprecated 2026-06-23)`,
-        "channel ids are then known only from rows that already have one or from the unofficial lookup " +
-          "(KICK_UNOFFICIAL_CHANNEL_LOOKUP=true); new streamers get no Pusher subscription otherwise",
+        "fail",
+        `HTTP ${e.status}: v1 /livestreams is gone (deprecated 2026-06-23); kickmon reconciles ` +
+          "through /channels and /users/livestreams, but learns no channel ids from Kick's official API",
+        config.kick.unofficialChannelLookup
+          ? "kickmon takes channel ids from the unofficial lookup (enabled); for a streamer it " +
+            "cannot find, give the id with 'kickmon streamers set-channel-id <username> <channel_id>'"
+          : "give each new streamer's channel id with 'kickmon streamers set-channel-id <username> " +
+            "<channel_id>' or set KICK_UNOFFICIAL_CHANNEL_LOOKUP=true; without one a streamer gets " +
+            "no Pusher subscription (reconciliation only)",
       );
     }
     return result(name, t, "fail", apiDetail(e), apiRemedy(e));
@@ -304,14 +331,20 @@ export async function checkUsersLivestreams(
         const d = (JSON.parse(text) as { data?: unknown }).data;
         if (Array.isArray(d)) rows = String(d.length);
       } catch { /* counted as ? */ }
-      return result(name, t, "ok", `HTTP ${res.status}, ${rows} rows`);
+      return result(
+        name,
+        t,
+        "ok",
+        `HTTP ${res.status}, ${rows} rows (kickmon asks it who is live for lists over 50, 100 ids a request)`,
+      );
     }
     return result(
       name,
       t,
       "warn",
       `not available (HTTP ${res.status})`,
-      "nothing to do now: kickmon does not need it (it is undocumented; a possible successor of v1 /livestreams)",
+      "nothing to do now: kickmon does not need it and reconciles through /channels (50 ids a " +
+        "request; it is undocumented, a possible successor of v1 /livestreams)",
     );
   } catch (e) {
     return result(
@@ -319,7 +352,7 @@ export async function checkUsersLivestreams(
       t,
       "warn",
       `not available: ${errText(e)}`,
-      "nothing to do now: kickmon does not need it",
+      "nothing to do now: kickmon does not need it and reconciles through /channels",
     );
   }
 }
