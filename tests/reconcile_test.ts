@@ -1,113 +1,27 @@
 /**
  * Issue 3: the database converges to the official API's truth whatever
- * happens to the socket.
+ * happens to the socket. Runs in the simulator API mode named by
+ * `KICKMON_TEST_SIM_API` (`helpers/api_modes.ts`); the scenarios shared with
+ * `api_move_test.ts` are in `helpers/reconcile_scenarios.ts`.
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/database.ts";
+import { simApiMode, simApiOptions } from "./helpers/api_modes.ts";
 import { type Rig, startRig } from "./helpers/harness.ts";
+import { gapScenario, raceScenario, usernameOnlyScenario } from "./helpers/reconcile_scenarios.ts";
 import type { SimStreamer } from "../dev/simulator/world.ts";
 
-Deno.test("gap: transitions while no socket is up are corrected by reconciliation", async () => {
-  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
-  try {
-    const a = rig.sim.world.add({ userId: 5001, slug: "alpha", channelId: 7001 });
-    const b = rig.sim.world.add({ userId: 5002, slug: "bravo", channelId: 7002 });
-    const ida = await rig.insert({ username: "alpha", userId: 5001, channelId: 7001 });
-    const idb = await rig.insert({ username: "bravo", userId: 5002, channelId: 7002 });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7002") === 1, { timeoutMs: 3000 });
-    rig.sim.world.setLive(a.userId, true); // real frame over Pusher
-    await rig.waitStatus(ida, "online");
-    await rig.waitStatus(idb, "offline"); // resolved by the reconciliation of the new rows
+Deno.test("gap: transitions while no socket is up are corrected by reconciliation", () =>
+  gapScenario(simApiMode()));
 
-    // Every socket drops and stays down; meanwhile alpha ends and bravo starts. No frame is sent.
-    rig.sim.pusher.rejectNewConnections(4100);
-    rig.sim.pusher.dropAll(4100, "maintenance");
-    await waitFor(() => rig.sim.pusher.connections() === 0, { timeoutMs: 3000 });
-    rig.sim.world.setLive(a.userId, false, { publish: false });
-    rig.sim.world.setLive(b.userId, true, { publish: false });
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(await rig.status(ida), "online", "nothing can know yet");
+Deno.test("race: a reconciliation answer requested before a newer event cannot undo it", () =>
+  raceScenario(simApiMode()));
 
-    rig.sim.pusher.rejectNewConnections(null);
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.7001") === 1, {
-      timeoutMs: 10_000,
-      message: "resubscribed after the gap",
-    });
-    const back = performance.now();
-    await rig.waitStatus(ida, "offline", 5000);
-    await rig.waitStatus(idb, "online", 5000);
-    const within = performance.now() - back;
-    const ea = await rig.events(ida);
-    const eb = await rig.events(idb);
-    assert.deepEqual(ea.map((e) => `${e.event_type}/${e.source}`).slice(-1), ["offline/reconcile"]);
-    assert.deepEqual(eb.map((e) => `${e.event_type}/${e.source}`).slice(-1), ["online/reconcile"]);
-    console.log(`corrected ${within.toFixed(0)} ms after resubscription`);
-  } finally {
-    await rig.close();
-  }
-});
-
-Deno.test("race: a reconciliation answer requested before a newer event cannot undo it", async () => {
-  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
-  try {
-    const { streamer: s, id } = await rig.watch({ userId: 6001, slug: "racer", channelId: 8001 });
-    // Hold the next /channels answer: it is computed now (offline) and released later.
-    const held = rig.sim.api.holdNext("/public/v1/channels");
-    await held.reached;
-    rig.sim.world.setLive(s.userId, true); // Pusher event after the request left
-    await rig.waitStatus(id, "online");
-    held.release();
-    await new Promise((r) => setTimeout(r, 1500)); // the stale answer lands; later passes agree
-    assert.equal(await rig.status(id), "online");
-    const ev = await rig.events(id);
-    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.source}`), ["online/pusher"]);
-  } finally {
-    await rig.close();
-  }
-});
-
-Deno.test("identity: a streamer inserted with only a username is resolved and subscribed", async () => {
-  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
-  try {
-    // This other system lists some streamers by username only (its kick_user_id allows NULL).
-    await rig.sql`ALTER TABLE streamers ALTER COLUMN kick_user_id DROP NOT NULL`;
-    const s = rig.sim.world.add({ userId: 4242, slug: "onlyname", channelId: 9393 });
-    const id = await rig.insert({ username: "OnlyName" });
-    await waitFor(async () => {
-      return (await rig.identity(id)).kickUserId === 4242;
-    }, { timeoutMs: 5000, message: "kick_user_id resolved into kickmon's schema" });
-    await rig.waitStatus(id, "offline", 5000); // reconciled
-    assert.equal(rig.sim.pusher.subscriberCount("channel.9393"), 0, "channel id not known yet");
-    // Goes live while kickmon cannot hear it on Pusher: /livestreams reveals the channel id.
-    rig.sim.world.setLive(s.userId, true, { publish: false });
-    await rig.waitStatus(id, "online", 5000);
-    await waitFor(async () => {
-      return (await rig.identity(id)).kickChannelId === 9393;
-    }, { timeoutMs: 5000, message: "kick_channel_id learned" });
-    await waitFor(() => rig.sim.pusher.subscriberCount("channel.9393") === 1, {
-      timeoutMs: 3000,
-      message: "subscribed on Pusher once the channel id is known",
-    });
-    rig.sim.world.setLive(s.userId, false); // now heard over Pusher
-    await rig.waitStatus(id, "offline", 3000);
-    const ev = await rig.events(id);
-    assert.deepEqual(ev.map((e) => `${e.event_type}/${e.source}`), [
-      "offline/reconcile",
-      "online/reconcile",
-      "offline/pusher",
-    ]);
-    // An unknown username stays visible as unresolved.
-    const bad = await rig.insert({ username: "nobody-here" });
-    await waitFor(async () => {
-      return (await rig.identity(bad)).resolveError?.includes("nobody-here") === true;
-    }, { timeoutMs: 5000, message: "resolve_error recorded" });
-  } finally {
-    await rig.close();
-  }
-});
+Deno.test("identity: a streamer inserted with only a username is resolved and subscribed", () =>
+  usernameOnlyScenario(simApiMode()));
 
 Deno.test("API faults: 429, Cloudflare 403, 401 and malformed bodies leave kickmon running", async () => {
-  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" });
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "1" }, simApiOptions());
   try {
     const s = rig.sim.world.add({ userId: 3131, slug: "faulty", channelId: 3232 });
     const id = await rig.insert({ username: "faulty", userId: 3131, channelId: 3232 });
@@ -153,7 +67,7 @@ Deno.test("identity: KICK_UNOFFICIAL_CHANNEL_LOOKUP finds the channel id before 
   const rig = await startRig({
     MONITORING_RECONCILE_INTERVAL: "1",
     KICK_UNOFFICIAL_CHANNEL_LOOKUP: "true",
-  });
+  }, simApiOptions());
   try {
     await rig.sql`ALTER TABLE streamers ALTER COLUMN kick_user_id DROP NOT NULL`;
     rig.sim.world.add({ userId: 1212, slug: "earlybird", channelId: 3434 });
@@ -209,7 +123,7 @@ async function loseStopThenGoLiveAgain(rig: Rig, s: SimStreamer, id: number) {
 }
 
 Deno.test("lost frames: a frame for a newer livestream records the stream boundary it proves", async () => {
-  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" }, simApiOptions());
   try {
     const { streamer: s, id } = await rig.watch({ userId: 5101, slug: "lossy", channelId: 7101 });
     await rig.waitStatus(id, "offline");
@@ -226,7 +140,7 @@ Deno.test("lost frames: a frame for a newer livestream records the stream bounda
 });
 
 Deno.test("lost frames after a restart: the last livestream is taken from history", async () => {
-  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" }, simApiOptions());
   try {
     const { streamer: s, id } = await rig.watch({
       userId: 5201,
@@ -247,7 +161,7 @@ Deno.test("lost frames after a restart: the last livestream is taken from histor
 });
 
 Deno.test("API faults: one malformed /channels element is skipped, not its batch of 50", async () => {
-  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" });
+  const rig = await startRig({ MONITORING_RECONCILE_INTERVAL: "3600" }, simApiOptions());
   try {
     const a = await rig.watch({ userId: 3301, slug: "brokenrow", channelId: 3401 });
     const b = await rig.watch({ userId: 3302, slug: "goodrow", channelId: 3402 });
