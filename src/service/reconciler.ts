@@ -22,9 +22,9 @@
  * - **The API move**: what an endpoint does is read from
  *   `KickApi.capabilities` (`kick/official/capabilities.ts`), never assumed.
  *   While v1 `/livestreams` is `gone` (404/410) it is not called, except
- *   once every {@linkcode GONE_REPROBE_MS} to notice its return; the same
- *   holds for `/users/livestreams`. Live streamers left without a channel id
- *   are reported at WARN at most hourly, with the remedy.
+ *   once every `GONE_REPROBE_MS` to notice its return; the same holds for
+ *   `/users/livestreams`. The channel-id sources after the database are
+ *   `channel_id_sources.ts`.
  *
  * Sources: docs/kick-protocol.md §2 (ids), §4.4–4.5 (endpoints), §6.1–6.2.
  *
@@ -32,12 +32,12 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { StreamerRecord } from "../core/types.ts";
-import { operatorChannelIds } from "../db/channel_ids.ts";
 import { writeIdentity } from "../db/streamers_repo.ts";
 import { type KickApi, MAX_IDS_PER_REQUEST } from "../kick/official/api.ts";
 import { KickApiError } from "../kick/official/api_error.ts";
 import { explainNotCapable } from "../config/capability.ts";
 import { LogRateLimiter } from "../log/logging.ts";
+import { ChannelIdSources, isGone, mayAsk } from "./channel_id_sources.ts";
 import type { Monitor } from "./monitor.ts";
 
 const log = getLogger(["kickmon", "reconcile"]);
@@ -64,33 +64,11 @@ export interface ReconcileReport {
   readonly error?: string;
 }
 
-/**
- * How long an endpoint found `gone` (404/410) is left alone before it is
- * asked once more, ms (1 h).
- */
-export const GONE_REPROBE_MS = 3600_000;
-
-/** Longest wait between unofficial lookups of one streamer, ms (6 h). */
-export const UNOFFICIAL_RETRY_MAX_MS = 6 * 3600_000;
-
-/**
- * Wait before the next unofficial channel lookup of a streamer after
- * `failures` failed ones (kick.com/api/v2 sits behind Cloudflare, which blocks
- * for a while and then lets through): one reconciliation interval, doubling
- * per failure, capped at {@linkcode UNOFFICIAL_RETRY_MAX_MS}.
- *
- * @param failures failed lookups so far (≥ 1).
- * @param intervalMs the reconciliation interval, ms.
- * @returns ms.
- *
- * @example
- * ```ts
- * unofficialRetryDelayMs(3, 60_000); // 240000
- * ```
- */
-export function unofficialRetryDelayMs(failures: number, intervalMs: number): number {
-  return Math.min(UNOFFICIAL_RETRY_MAX_MS, intervalMs * 2 ** Math.min(30, failures - 1));
-}
+export {
+  GONE_REPROBE_MS,
+  UNOFFICIAL_RETRY_MAX_MS,
+  unofficialRetryDelayMs,
+} from "./channel_id_sources.ts";
 
 /**
  * Runs reconciliation and identity resolution for one monitor.
@@ -119,13 +97,9 @@ export class Reconciler {
   #failures = 0;
   /** Row id → the broadcaster user id a successful pass covered (a new row, or one whose id changed, triggers a pass at once). */
   #reconciled = new Map<number, number>();
-  /** Per streamer: unofficial lookups failed so far, and when the next is due (ms since epoch). */
-  readonly #unofficial = new Map<number, { failures: number; dueAt: number }>();
   readonly #limit = new LogRateLimiter(3, 60_000);
-  /** At most one "live without a channel id" warning an hour. */
-  readonly #noChannelLimit = new LogRateLimiter(1, 3600_000);
-  /** Row ids whose operator-provided channel id was held against v1 `/livestreams`. */
-  readonly #verified = new Set<number>();
+  /** Where channel ids come from after the database: v1 `/livestreams`, the unofficial lookup. */
+  readonly #sources: ChannelIdSources;
   /** Broadcaster user ids `/channels` has answered for (known to exist). */
   readonly #confirmed = new Set<number>();
   /** The last completed pass. */
@@ -145,6 +119,13 @@ export class Reconciler {
     this.#monitor = monitor;
     this.#api = api;
     this.#opts = opts;
+    this.#sources = new ChannelIdSources(api, {
+      sql: monitor.sql,
+      intervalMs: opts.intervalMs,
+      unofficialChannelLookup: opts.unofficialChannelLookup,
+      write: (s, u, label) => this.#write(s, u, label),
+      warn: (what, e) => this.#warn(what, e),
+    });
   }
 
   /** Runs the first pass and schedules the rest. */
@@ -236,7 +217,7 @@ export class Reconciler {
       // ids /channels has confirmed (it lists live streamers only, so it cannot
       // tell an offline streamer from an unknown id).
       const confirmed = ids.filter((id) => this.#confirmed.has(id));
-      let viaUsers = ids.length > MAX_IDS_PER_REQUEST && this.#usable("GET /users/livestreams")
+      let viaUsers = ids.length > MAX_IDS_PER_REQUEST && mayAsk(this.#api, "GET /users/livestreams")
         ? confirmed
         : [];
       const live = new Map<number, number | undefined>(); // user id → stream start, ms
@@ -247,7 +228,7 @@ export class Reconciler {
           }
         } catch (e) {
           if (e instanceof KickApiError && e.kind === "closed") throw e;
-          if (!this.#gone("GET /users/livestreams")) this.#warn("users/livestreams", e);
+          if (!isGone(this.#api, "GET /users/livestreams")) this.#warn("users/livestreams", e);
           viaUsers = [];
           live.clear();
         }
@@ -273,9 +254,9 @@ export class Reconciler {
       ];
       for (const c of channels) this.#confirmed.add(c.broadcasterUserId);
       const liveRows = answers.filter((a) => a.isLive).map((a) => byUser.get(a.userId)!);
-      const channelIds = await this.#learnChannelIds(
+      const channelIds = await this.#sources.fromLivestreams(
         liveRows.filter((s) => s.kickChannelId === null).map((s) => s.kickUserId!),
-        await this.#toVerify(liveRows.filter((s) => s.kickChannelId !== null)),
+        await this.#sources.toVerify(liveRows.filter((s) => s.kickChannelId !== null)),
       );
       for (const a of answers) transitions += this.#apply(a, sentAt, channelIds) ? 1 : 0;
       const answered = new Set<number>();
@@ -302,93 +283,6 @@ export class Reconciler {
       }
       this.#warn(`reconcile (${reason})`, e);
       this.#report(reason, checked, transitions, e);
-    }
-  }
-
-  /**
-   * Whether an endpoint may be asked now: always, unless it was found `gone`
-   * less than {@linkcode GONE_REPROBE_MS} ago.
-   */
-  #usable(endpoint: string): boolean {
-    const cap = this.#api.capabilities.get(endpoint);
-    return cap.state !== "gone" || Date.now() - (cap.checkedAt ?? 0) >= GONE_REPROBE_MS;
-  }
-
-  #gone(endpoint: string): boolean {
-    return this.#api.capabilities.get(endpoint).state === "gone";
-  }
-
-  /**
-   * Channel ids of live streamers that have none, from v1 `/livestreams`
-   * while it answers (§4.5). When it is gone, says once an hour what is left.
-   *
-   * @returns broadcaster user id → channel id.
-   */
-  async #learnChannelIds(
-    userIds: number[],
-    verify: StreamerRecord[] = [],
-  ): Promise<Map<number, number>> {
-    const channelIds = new Map<number, number>();
-    if (!userIds.length && !verify.length) return channelIds;
-    if (this.#usable("GET /livestreams")) {
-      try {
-        const ask = [...userIds, ...verify.map((s) => s.kickUserId!)];
-        const given = new Map(verify.map((s) => [s.kickUserId!, s]));
-        for (const l of await this.#api.getLivestreams(ask)) {
-          const s = given.get(l.broadcasterUserId);
-          if (!s) {
-            channelIds.set(l.broadcasterUserId, l.channelId);
-            continue;
-          }
-          this.#verified.add(s.id);
-          if (l.channelId !== s.kickChannelId) {
-            log.warn(
-              "the operator-provided channel id {given} of streamer {username} (id {id}) " +
-                "disagrees with v1 /livestreams ({reported}); kept {given}: correct it with " +
-                "'kickmon streamers set-channel-id {username} {reported}' if Kick is right",
-              { given: s.kickChannelId, reported: l.channelId, username: s.username, id: s.id },
-            );
-          }
-        }
-      } catch (e) {
-        // A 404/410 is logged once by the capability record, not per pass.
-        if (!this.#gone("GET /livestreams")) this.#warn("livestreams", e);
-      }
-    }
-    const left = userIds.filter((id) => !channelIds.has(id));
-    if (left.length && this.#gone("GET /livestreams") && this.#noChannelLimit.allow("left")) {
-      log.warn(
-        "{count} live streamers have no Pusher channel id and v1 /livestreams is gone " +
-          "(user ids {ids}): they are watched by reconciliation only; {remedy}",
-        {
-          count: left.length,
-          ids: left.slice(0, 20),
-          remedy: this.#opts.unofficialChannelLookup
-            ? "the unofficial lookup keeps trying, or set one with " +
-              "'kickmon streamers set-channel-id <username> <channel_id>'"
-            : "set one with 'kickmon streamers set-channel-id <username> <channel_id>' " +
-              "or enable KICK_UNOFFICIAL_CHANNEL_LOOKUP=true",
-        },
-      );
-    }
-    return channelIds;
-  }
-
-  /**
-   * The live streamers whose channel id the operator gave and v1
-   * `/livestreams` has not been asked about yet (once per streamer and
-   * process, only while v1 answers).
-   */
-  async #toVerify(withChannel: StreamerRecord[]): Promise<StreamerRecord[]> {
-    const candidates = withChannel.filter((s) => !this.#verified.has(s.id));
-    if (!candidates.length || !this.#usable("GET /livestreams")) return [];
-    try {
-      const given = await operatorChannelIds(this.#monitor.sql);
-      for (const s of candidates) if (given.get(s.id) !== s.kickChannelId) this.#verified.add(s.id);
-      return candidates.filter((s) => given.get(s.id) === s.kickChannelId);
-    } catch (e) {
-      this.#warn("reading operator-provided channel ids", e);
-      return [];
     }
   }
 
@@ -453,37 +347,7 @@ export class Reconciler {
         );
       }
     }
-    if (this.#opts.unofficialChannelLookup) {
-      for (const s of noChannel) {
-        if (s.kickChannelId !== null || s.username === null) continue;
-        const past = this.#unofficial.get(s.id);
-        if (past && Date.now() < past.dueAt) continue;
-        try {
-          const u = await this.#api.getUnofficialChannel(s.username);
-          this.#unofficial.delete(s.id);
-          await this.#write(s, { kickChannelId: u.channelId, kickUserId: u.userId }, s.username);
-        } catch (e) {
-          const failures = (past?.failures ?? 0) + 1;
-          const delayMs = unofficialRetryDelayMs(failures, this.#opts.intervalMs);
-          this.#unofficial.set(s.id, { failures, dueAt: Date.now() + delayMs });
-          const kind = e instanceof KickApiError ? e.kind : "error";
-          if (this.#limit.allow(`unofficial:${kind}`)) {
-            log.warn(
-              "unofficial lookup of {username} failed (attempt {failures}, next in {next} s): {error}",
-              {
-                username: s.username,
-                failures,
-                next: Math.round(delayMs / 1000),
-                error: e instanceof Error ? e.message : String(e),
-                kind,
-              },
-            );
-          }
-          // Blocked by Cloudflare: the others would be too. At most one request per pass.
-          if (kind === "blocked") break;
-        }
-      }
-    }
+    if (this.#opts.unofficialChannelLookup) await this.#sources.lookUpUnofficial(noChannel);
   }
 
   async #write(
