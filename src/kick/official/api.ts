@@ -13,6 +13,10 @@
  * {@linkcode KickApiError} with a `kind`; nothing a server sends can crash
  * the caller.
  *
+ * One concept over ~500 lines: the client of every endpoint kickmon calls,
+ * each method the request and the wire-to-domain mapping of one endpoint;
+ * everything below the endpoints already lives in the modules named above.
+ *
  * @module
  */
 
