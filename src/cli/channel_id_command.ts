@@ -3,7 +3,7 @@
  * the last of kickmon's channel-id sources (the database, Pusher payloads, v1
  * `/livestreams` while it answers, the unofficial lookup when enabled, then
  * this; issue 13 item 4). For a streamer whose id nothing else gives, e.g.
- * once Kick removes v1 `/livestreams` (kick-protocol.md §4.5).
+ * once Kick removes v1 `/livestreams` (docs/kick-protocol.md §4.5, §10.6).
  *
  * | command | what it does | exit codes |
  * |---|---|---|

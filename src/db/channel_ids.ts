@@ -9,7 +9,7 @@
  * row, so a kickmon that LISTENs (list trigger installed) re-reads it at once.
  *
  * The channel id is Kick's channel id (`channel.{id}` on Pusher), not the
- * broadcaster user id (kick-protocol.md §2).
+ * broadcaster user id (docs/kick-protocol.md §2, §10.6).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * Where a streamer's Pusher channel id comes from once the database has
- * none (kick-protocol.md §2, §4.5; issue 13 item 4). In order: the database
+ * none (docs/kick-protocol.md §2, §4.5, §10.6; issue 13 item 4). In order: the database
  * (an id kickmon learned or the operator gave, `kickmon streamers
  * set-channel-id`, `db/channel_ids.ts`), Pusher payloads (the core learns
  * the id an observation carries), then the two sources here, used by the

@@ -2,7 +2,7 @@
  * The simulator's official-API modes the e2e and reconcile scenarios run in
  * (issue 13 item 4): `v1`, today's API, and `v1gone`, where v1
  * `GET /public/v1/livestreams` answers 404 and `/users/livestreams` still
- * answers (kick-protocol.md §4.5).
+ * answers (docs/kick-protocol.md §4.5, §10.6).
  *
  * `tests/reconcile_test.ts` and `tests/e2e_test.ts` run in the mode named by
  * `KICKMON_TEST_SIM_API` (`v1gone`, else `v1`); `tests/api_move_test.ts`

@@ -227,7 +227,7 @@ export function userToAsk(name: string, t: number, found: Found): number | Check
 
 /**
  * `api /livestreams v1`: still answering (the only official source of channel
- * ids, kick-protocol.md §4.5). `ok` while it answers without deprecation
+ * ids, docs/kick-protocol.md §4.5, §10.6). `ok` while it answers without deprecation
  * headers; `warn` when it answers with `Deprecation`/`Sunset` (RFC 9745 /
  * RFC 8594: it still gives channel ids, but not for long); `fail` on 404/410
  * (gone), with what kickmon does instead. Puts the channel id of a live

@@ -44,7 +44,7 @@ const log = getLogger(["kickmon", "api"]);
 /** Most ids or slugs per `/channels` or `/livestreams` request (§4.4). */
 export const MAX_IDS_PER_REQUEST = 50;
 
-/** Most `user_id`s per `/users/livestreams` request (§4.5). */
+/** Most `user_id`s per `/users/livestreams` request (§4.5, §10.5). */
 export const MAX_USER_IDS_PER_REQUEST = 100;
 
 /** A channel from `GET /channels` (§4.4). There is no channel id here (§4.4, issue #396). */
@@ -76,7 +76,7 @@ export interface ApiLivestream {
 }
 
 /**
- * A live stream from the undocumented `GET /users/livestreams` (§4.5). Only
+ * A live stream from the undocumented `GET /users/livestreams` (§10.5). Only
  * live streamers are listed; there is no channel id.
  */
 export interface ApiUserLivestream {
@@ -277,7 +277,7 @@ export class KickApi {
   }
 
   /**
-   * The undocumented `GET /users/livestreams?user_id=…` (§4.5) in batches of
+   * The undocumented `GET /users/livestreams?user_id=…` (§10.5) in batches of
    * ≤100 ids ({@linkcode MAX_USER_IDS_PER_REQUEST}). Returns only the
    * streamers that are live, without channel ids. Empty input → `[]`
    * without a request. A 404/410 marks the endpoint `gone` in

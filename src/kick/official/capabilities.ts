@@ -1,7 +1,7 @@
 /**
  * What each official API endpoint kickmon relies on is known to do right now,
  * detected from its answers, never assumed (issue 13 item 4: Kick's API is
- * moving, kick-protocol.md §4.5).
+ * moving, docs/kick-protocol.md §4.5, §10.6).
  *
  * Per endpoint label (`GET /livestreams`, `GET /users/livestreams`, …) an
  * {@linkcode EndpointCapability} says `unknown` (never answered),

@@ -45,7 +45,7 @@ export const LivestreamWire = z.object({
 });
 
 /**
- * Raw `data[]` element of the undocumented `GET /users/livestreams` (§4.5):
+ * Raw `data[]` element of the undocumented `GET /users/livestreams` (§10.5):
  * v2-shaped, no channel id; `id` is the livestream's UUID (not Pusher's
  * numeric livestream id). No captured fixture; shape from third-party clients.
  *
