@@ -57,6 +57,13 @@ Deno.test("api: getUsersLivestreams asks 100 user ids a request and returns the 
     assert.deepEqual(await api.getUsersLivestreams([]), []);
     assert.equal(sim.requests("GET /public/v1/users/livestreams"), 2, "empty input: no request");
     assert.equal(api.capabilities.get("GET /users/livestreams").state, "available");
+    // Live rows only: a malformed row is not skipped (it would read as offline), it fails.
+    sim.failNext("/public/v1/users/livestreams", {
+      status: 200,
+      body: JSON.stringify({ data: [{ broadcaster_user: { id: "x" } }], message: "OK" }),
+    });
+    const e = await api.getUsersLivestreams(ids).then(() => null, (e) => e);
+    assert.ok(e instanceof KickApiError && e.kind === "malformed", String(e));
   } finally {
     await close();
   }

@@ -27,7 +27,7 @@ Deno.test("v1 gone: race: a reconciliation answer requested before a newer event
 Deno.test("v1 gone: identity: warned once, no more v1 calls, the operator's channel id gets it subscribed", () =>
   usernameOnlyScenario("v1gone"));
 
-Deno.test("v1 gone: over 50 streamers are reconciled through /users/livestreams; /health and /metrics say what answers", async () => {
+Deno.test("v1 gone: over 50 streamers are reconciled through /users/livestreams (back to /channels when it goes); /health and /metrics say what answers", async () => {
   const port = freePort();
   const rig = await startRig({
     MONITORING_RECONCILE_INTERVAL: "1",
@@ -98,8 +98,19 @@ Deno.test("v1 gone: over 50 streamers are reconciled through /users/livestreams;
       );
     }
 
-    // v1 comes back: noticed at the hourly re-probe at the latest (not waited for here);
-    // the operator's id is used at once.
+    // /users/livestreams goes too: the same pass falls back to /channels, and it is left alone.
+    rig.sim.api.failNext("/public/v1/users/livestreams", {
+      status: 404,
+      body: '{"message":"Not Found"}',
+    });
+    rig.sim.world.setLive(20_008, true, { publish: false });
+    await rig.waitStatus(ids[8], "online", 10_000);
+    assert.equal((await rig.events(ids[8])).at(-1)?.details.event, "GET /channels");
+    const usersCalls = rig.sim.api.requests("/public/v1/users/livestreams");
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(rig.sim.api.requests("/public/v1/users/livestreams"), usersCalls, "left alone");
+
+    // The operator's id is used at once.
     const r = await runKickmon(["streamers", "set-channel-id", "nochannel", "39999"], rig.env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     await waitFor(() => rig.sim.pusher.subscriberCount("channel.39999") === 1, {

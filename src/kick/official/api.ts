@@ -281,9 +281,12 @@ export class KickApi {
    * ≤100 ids ({@linkcode MAX_USER_IDS_PER_REQUEST}). Returns only the
    * streamers that are live, without channel ids. Empty input → `[]`
    * without a request. A 404/410 marks the endpoint `gone` in
-   * {@linkcode KickApi.capabilities}.
+   * {@linkcode KickApi.capabilities}. Unlike the other list answers, one
+   * malformed row fails the whole answer (`malformed`): only live streamers
+   * are listed, so a skipped row would read as "offline".
    *
-   * @throws {KickApiError} see {@linkcode KickApiErrorKind} (`not_found` when the endpoint is gone).
+   * @throws {KickApiError} see {@linkcode KickApiErrorKind} (`not_found` when the endpoint is gone,
+   *   `malformed` for any row that does not match its schema).
    * @throws {OAuthError} when no token can be obtained.
    * @example
    * ```ts
@@ -296,15 +299,17 @@ export class KickApi {
     for (const batch of chunk([...new Set(userIds)], MAX_USER_IDS_PER_REQUEST)) {
       const url = this.#url("/users/livestreams");
       for (const id of batch) url.searchParams.append("user_id", String(id));
+      // Strict, unlike the other lists: this answer names only the live streamers, so a
+      // skipped row would silently read as "offline". One bad row fails the batch.
       const body = await this.#requester.request({
         method: "GET",
         url,
         endpoint,
         auth: true,
         budget: true,
-        schema: ListEnvelopeWire,
+        schema: envelope(z.array(UserLivestreamWire).nullable()),
       });
-      for (const l of this.#rows(body.data, UserLivestreamWire, endpoint)) {
+      for (const l of body.data ?? []) {
         const slug = l.broadcaster_user.username ?? l.channel?.slug;
         out.push({
           broadcasterUserId: l.broadcaster_user.id,
