@@ -104,6 +104,12 @@ export interface ClientHooks {
   onRejected?(shard: number, reason: "too_large" | "client_error", detail: string): void;
   /** Creating the socket failed with Deno's `NotCapable` (called in a microtask). */
   onNotPermitted?(shard: number, error: Deno.errors.NotCapable): void;
+  /**
+   * Every text frame as received, verbatim, before pusher-js parses it (`kickmon capture`);
+   * `receivedAt` is ms since epoch. Unset, it costs one check per frame. What it throws is
+   * ignored.
+   */
+  onFrame?(shard: number, text: string, receivedAt: number): void;
 }
 
 /**
@@ -141,6 +147,7 @@ export function createClient(
   const original = runtime.createWebSocket;
   const onRejected = hooks.onRejected;
   const onNotPermitted = hooks.onNotPermitted;
+  const onFrame = hooks.onFrame;
   runtime.createWebSocket = function (this: unknown, url: string): WebSocket {
     let ws: WebSocket;
     try {
@@ -153,7 +160,7 @@ export function createClient(
       }
       throw e;
     }
-    guardMessages(ws, shard, onRejected);
+    guardMessages(ws, shard, onRejected, onFrame);
     created.push(ws);
     return ws;
   };
@@ -286,11 +293,12 @@ export const MAX_FRAME_CHARS = 256 * 1024;
  * reported, and an exception thrown by pusher-js while it handles a frame
  * (it throws on a frame without `event`, for one) is caught and reported
  * instead of escaping the event handler. Adds nothing per frame but one
- * length check and a `try`.
+ * length check, one check for `onFrame` and a `try`.
  *
  * @param ws the native socket, before pusher-js sets `onmessage`.
- * @param shard shard number passed to `onRejected`.
+ * @param shard shard number passed to `onRejected` and `onFrame`.
  * @param onRejected called for every dropped or failed frame.
+ * @param onFrame the raw-frame observer (see {@linkcode ClientHooks.onFrame}), or undefined.
  *
  * @example
  * ```ts
@@ -303,6 +311,7 @@ export function guardMessages(
   ws: WebSocket,
   shard: number,
   onRejected: ClientHooks["onRejected"],
+  onFrame?: ClientHooks["onFrame"],
 ): void {
   const proto = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
   if (!proto?.set || !proto.get) return;
@@ -319,6 +328,11 @@ export function guardMessages(
         if (typeof ev.data === "string" && ev.data.length > MAX_FRAME_CHARS) {
           onRejected?.(shard, "too_large", `${ev.data.length} characters`);
           return;
+        }
+        if (onFrame !== undefined && typeof ev.data === "string") {
+          try {
+            onFrame(shard, ev.data, Date.now());
+          } catch { /* an observer must not break the connection */ }
         }
         try {
           fn.call(ws, ev);
