@@ -10,6 +10,7 @@
  * | `config show\|validate\|generate-template` | `config_commands.ts` |
  * | `streamers list\|add\|remove\|test` | `streamers_commands.ts` |
  * | `doctor` | `doctor.ts` |
+ * | `capture [--duration] [--out] [--streamer…]` | `capture_command.ts` |
  * | `status`, `stop`, `restart` | `process_commands.ts` |
  *
  * Each action sets an exit code or throws; `errors.ts` maps what it throws
@@ -19,6 +20,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/config.ts";
+import { registerCaptureCommand } from "./capture_command.ts";
 import { registerConfigCommands } from "./config_commands.ts";
 import { registerDbCommands } from "./db_commands.ts";
 import { registerDoctorCommand } from "./doctor.ts";
@@ -78,6 +80,7 @@ export async function main(args: readonly string[]): Promise<number> {
   registerConfigCommands(program);
   registerStreamerCommands(program, setExit);
   registerDoctorCommand(program, setExit);
+  registerCaptureCommand(program, setExit);
   registerProcessCommands(program, setExit);
 
   // Every command's usage errors point at its own help, not the program's.
