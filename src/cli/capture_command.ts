@@ -36,6 +36,7 @@ import { PusherSubscriber } from "../kick/pusher/subscriber.ts";
 import { describeError } from "../log/errors.ts";
 import { redactSecrets } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";
+import { statePaths } from "../service/state_paths.ts";
 import { abortableSleep } from "../util/abortable_sleep.ts";
 import { VERSION } from "../version.ts";
 import { CliError, EXIT } from "./errors.ts";
@@ -282,12 +283,19 @@ export function registerCaptureCommand(program: Command, setExit: SetExit): void
       "record Kick's raw Pusher frames and API answers for the listed streamers as fixture files",
     )
     .option("--duration <time>", "how long to record (60s, 1500ms, 2m); Ctrl-C ends it sooner")
-    .option("--out <dir>", "capture directory, new or empty (default: capture-<time>)")
+    .option(
+      "--out <dir>",
+      "capture directory, new or empty (default: <state directory>/captures/capture-<time>, " +
+        "which the binary may write)",
+    )
     .option("--streamer <name...>", "only these streamers (default: every active row)")
     .action(async (opts: { duration?: string; out?: string; streamer?: string[] }) => {
       const durationMs = opts.duration ? parseDuration(opts.duration) : DEFAULT_CAPTURE_MS;
+      const config = loadOperatorConfig(true);
       const out = opts.out ??
-        `capture-${new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d+Z$/, "Z")}`;
+        `${statePaths(config.system.stateDirectory).captures}/capture-${
+          new Date().toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "")
+        }`;
       const ac = new AbortController();
       const listeners = (["SIGINT", "SIGTERM"] as const).map((sig) => {
         const fn = () => ac.abort(sig);
@@ -300,6 +308,7 @@ export function registerCaptureCommand(program: Command, setExit: SetExit): void
           out,
           streamers: opts.streamer ?? [],
           signal: ac.signal,
+          config,
         });
         const frames = m.files.filter((f) => f.source === "pusher").length;
         console.log(
