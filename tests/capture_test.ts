@@ -12,7 +12,7 @@ import { migrate } from "../src/db/migrate.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
 import type { CaptureManifest } from "../src/kick/capture.ts";
 import { REDACTED_TOKEN } from "../src/kick/http/exchange.ts";
-import { spawnKickmon } from "../dev/kickmon_process.ts";
+import { baseEnv, spawnKickmon, spawnProcess } from "../dev/kickmon_process.ts";
 import { type Simulator, startSimulator } from "../dev/simulator/simulator.ts";
 import { createTestDatabase, type TestDatabase, waitFor } from "./helpers/database.ts";
 
@@ -294,5 +294,35 @@ Deno.test("capture: a replayed capture drives a real kickmon start to the right 
     await sql.end();
     await db.drop();
     await sim.close();
+  }
+});
+
+Deno.test("capture: deno task demo --replay DIR replays a capture into the demo's monitor", async () => {
+  const { dir } = await firstCapture();
+  const db = await createTestDatabase();
+  const p = spawnProcess(
+    Deno.execPath(),
+    [
+      "run",
+      "-A",
+      new URL("../dev/demo.ts", import.meta.url).pathname,
+      "--no-view",
+      "--replay",
+      dir,
+    ],
+    { ...baseEnv(), NO_COLOR: "1", DATABASE_URL: db.url },
+  );
+  try {
+    const seen = await waitFor(() => {
+      const t = p.logs().filter((l) => l.logger === "kickmon.demo" && l.source === "pusher")
+        .map((l) => `${l.username} ${l.to}`);
+      return t.length >= 2 ? t : undefined;
+    }, { timeoutMs: 30_000, message: "the two replayed frames committed" });
+    assert.deepEqual(seen, [`${A.slug} online`, `${B.slug} offline`]);
+    p.kill("SIGINT");
+    assert.equal((await p.status).code, 0, p.lines.slice(-20).join("\n"));
+  } finally {
+    await p.stop();
+    await db.drop();
   }
 });
