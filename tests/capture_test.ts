@@ -326,3 +326,58 @@ Deno.test("capture: deno task demo --replay DIR replays a capture into the demo'
     await db.drop();
   }
 });
+
+Deno.test("capture: --streamer NAME not in the list is looked up by slug (channel id from /livestreams)", async () => {
+  const sim = await simulator();
+  const db = await createTestDatabase();
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  await migrate(sql as unknown as Sql, { appSchema: "public" });
+  const dir = `${await Deno.makeTempDir()}/capture-named`;
+  const p = spawnKickmon(
+    ["capture", "--duration", "1500ms", "--out", dir, "--streamer", B.slug],
+    kickmonEnv(sim, db, await Deno.makeTempDir()),
+  );
+  try {
+    assert.equal((await p.status).code, 0, p.lines.join("\n"));
+    const { manifest, files } = await readDir(dir);
+    assert.deepEqual(manifest.streamers, [
+      { username: B.slug, kick_user_id: B.userId, kick_channel_id: B.channelId },
+    ]);
+    assert.deepEqual(manifest.channels, [`channel.${B.channelId}`]);
+    assert.deepEqual(
+      files.filter((f) => f.content.endpoint).map((f) => {
+        const u = new URL((f.content.request as { url: string }).url);
+        return `${f.content.endpoint} ${u.search}`;
+      }),
+      [
+        "POST /oauth/token ",
+        `GET /channels ?slug=${B.slug}`,
+        `GET /channels ?broadcaster_user_id=${B.userId}`,
+        `GET /livestreams ?broadcaster_user_id=${B.userId}&limit=100`,
+      ],
+    );
+  } finally {
+    await p.stop();
+    await sql.end();
+    await db.drop();
+    await sim.close();
+  }
+});
+
+Deno.test("capture: a bad --duration or a non-empty --out is a usage error (exit 2), nothing written", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/keep.txt`, "mine");
+  const env = {
+    KICK_CLIENT_ID: "id",
+    KICK_CLIENT_SECRET: "secret-value",
+    DATABASE_URL: "postgres://nobody@127.0.0.1:1/none",
+    SYSTEM_STATE_DIRECTORY: dir,
+  };
+  const bad = spawnKickmon(["capture", "--duration", "soon"], env);
+  assert.equal((await bad.status).code, 2);
+  assert.ok(bad.lines.some((l) => l.includes("--duration")), bad.lines.join("\n"));
+  const full = spawnKickmon(["capture", "--duration", "1s", "--out", dir], env);
+  assert.equal((await full.status).code, 2);
+  assert.ok(full.lines.some((l) => l.includes("not empty")), full.lines.join("\n"));
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["keep.txt"]);
+});
