@@ -56,11 +56,14 @@ const apiAnswers = (files: Fixture[]) =>
     return [f.content.endpoint, `${u.pathname}${u.search}`, f.content.status, f.content.raw_body];
   });
 
-async function prepareDatabase(): Promise<{ db: TestDatabase; sql: postgres.Sql }> {
+/** A migrated test database, with the rows of A and B unless `withRows` is false. */
+async function prepareDatabase(withRows = true): Promise<
+  { db: TestDatabase; sql: postgres.Sql; close: () => Promise<void> }
+> {
   const db = await createTestDatabase();
   const sql = postgres(db.url, { max: 2, onnotice: () => {} });
   await migrate(sql as unknown as Sql, { appSchema: "public" });
-  for (const s of [A, B]) {
+  for (const s of withRows ? [A, B] : []) {
     await insertStreamer(sql as unknown as Sql, {
       username: s.slug,
       kickUserId: s.userId,
@@ -68,7 +71,14 @@ async function prepareDatabase(): Promise<{ db: TestDatabase; sql: postgres.Sql 
       status: "offline",
     });
   }
-  return { db, sql };
+  return {
+    db,
+    sql,
+    close: async () => {
+      await sql.end();
+      await db.drop();
+    },
+  };
 }
 
 function kickmonEnv(sim: Simulator, db: TestDatabase, stateDir: string): Record<string, string> {
@@ -132,7 +142,7 @@ function firstCapture(): Promise<FirstCapture> {
   first ??= (async () => {
     const delivered: string[] = [];
     const sim = await simulator({ onFrameDelivered: (t) => delivered.push(t) });
-    const { db, sql } = await prepareDatabase();
+    const { db, sql, close } = await prepareDatabase();
     const dir = `${await Deno.makeTempDir()}/capture-1`;
     try {
       const { code, lines } = await capture(sim, db, dir, 5, async () => {
@@ -147,8 +157,7 @@ function firstCapture(): Promise<FirstCapture> {
       assert.deepEqual(rows.map((r) => r.status), ["offline", "offline"]);
       assert.equal((await sql`SELECT count(*)::int AS n FROM status_events`)[0].n, 0);
     } finally {
-      await sql.end();
-      await db.drop();
+      await close();
       await sim.close();
     }
     return {
@@ -212,15 +221,14 @@ Deno.test("capture: a real capture of the simulator holds its frames verbatim an
 Deno.test("capture: the simulator replays a capture, and capturing the replay gives byte-identical frames and bodies", async () => {
   const { dir } = await firstCapture();
   const sim = await startSimulator({ replay: { dir } });
-  const { db, sql } = await prepareDatabase();
+  const { db, sql, close } = await prepareDatabase();
   const again = `${await Deno.makeTempDir()}/capture-2`;
   try {
     const { code, lines } = await capture(sim, db, again, 5);
     assert.equal(code, 0, lines.join("\n"));
     assert.equal(sim.replay!.framesSent, 2);
   } finally {
-    await sql.end();
-    await db.drop();
+    await close();
     await sim.close();
   }
   const one = await readDir(dir);
@@ -233,7 +241,7 @@ Deno.test("capture: the simulator replays a capture, and capturing the replay gi
 Deno.test("capture: SIGINT ends a capture cleanly with what was recorded", async () => {
   const sim = await simulator();
   sim.world.setLive(B.userId, false, { publish: false });
-  const { db, sql } = await prepareDatabase();
+  const { db, sql, close } = await prepareDatabase();
   const dir = `${await Deno.makeTempDir()}/capture-sigint`;
   const p = spawnKickmon(
     ["capture", "--duration", "10m", "--out", dir],
@@ -257,8 +265,7 @@ Deno.test("capture: SIGINT ends a capture cleanly with what was recorded", async
     assert.ok(!(await allText(dir)).includes(sim.clientSecret));
   } finally {
     await p.stop();
-    await sql.end();
-    await db.drop();
+    await close();
     await sim.close();
   }
 });
@@ -266,7 +273,7 @@ Deno.test("capture: SIGINT ends a capture cleanly with what was recorded", async
 Deno.test("capture: a replayed capture drives a real kickmon start to the right committed rows", async () => {
   const { dir } = await firstCapture();
   const sim = await startSimulator({ replay: { dir } });
-  const { db, sql } = await prepareDatabase();
+  const { db, sql, close } = await prepareDatabase();
   const kickmon = spawnKickmon(["start"], kickmonEnv(sim, db, await Deno.makeTempDir()));
   try {
     await kickmon.waitForLine(/kickmon started/, 20_000);
@@ -291,8 +298,7 @@ Deno.test("capture: a replayed capture drives a real kickmon start to the right 
     ]);
   } finally {
     await kickmon.stop();
-    await sql.end();
-    await db.drop();
+    await close();
     await sim.close();
   }
 });
@@ -329,9 +335,7 @@ Deno.test("capture: deno task demo --replay DIR replays a capture into the demo'
 
 Deno.test("capture: --streamer NAME not in the list is looked up by slug (channel id from /livestreams)", async () => {
   const sim = await simulator();
-  const db = await createTestDatabase();
-  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-  await migrate(sql as unknown as Sql, { appSchema: "public" });
+  const { db, close } = await prepareDatabase(false);
   const dir = `${await Deno.makeTempDir()}/capture-named`;
   const p = spawnKickmon(
     ["capture", "--duration", "1500ms", "--out", dir, "--streamer", B.slug],
@@ -358,8 +362,7 @@ Deno.test("capture: --streamer NAME not in the list is looked up by slug (channe
     );
   } finally {
     await p.stop();
-    await sql.end();
-    await db.drop();
+    await close();
     await sim.close();
   }
 });

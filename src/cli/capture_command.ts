@@ -36,6 +36,7 @@ import { PusherSubscriber } from "../kick/pusher/subscriber.ts";
 import { describeError } from "../log/errors.ts";
 import { redactSecrets } from "../log/logging.ts";
 import { createKickApi } from "../service/official.ts";
+import { pusherSubscriberOptions } from "../service/pusher_options.ts";
 import { statePaths } from "../service/state_paths.ts";
 import { abortableSleep } from "../util/abortable_sleep.ts";
 import { VERSION } from "../version.ts";
@@ -210,19 +211,7 @@ export async function runCapture(opts: CaptureOptions): Promise<CaptureManifest>
   const targets = targetsOf(rows, opts.streamers);
 
   const { api, tokens } = createKickApi(config, { onExchange: (e) => rec.addExchange(e) });
-  const p = config.kick.pusher;
-  const subscriber = new PusherSubscriber({
-    key: p.key,
-    cluster: p.cluster,
-    host: p.host,
-    port: p.port,
-    tls: p.tls,
-    maxChannelsPerConnection: p.maxChannelsPerConnection,
-    reconnectBaseMs: config.monitoring.reconnectDelayMs,
-    reconnectMaxMs: config.monitoring.maxReconnectDelayMs,
-    pongTimeoutMs: p.pongTimeoutMs,
-    refusedRetryMs: p.refusedRetryMs,
-  }, {
+  const subscriber = new PusherSubscriber(pusherSubscriberOptions(config), {
     onEvent: () => {},
     onRawFrame: (shard, text, at) => rec.addFrame(text, at, `${subscriber.url}, shard ${shard}`),
     onNotPermitted: (_shard, e) => notes.push(`Pusher: ${e.message}`),
@@ -252,7 +241,7 @@ export async function runCapture(opts: CaptureOptions): Promise<CaptureManifest>
     kickmon_version: VERSION,
     ended_at: new Date().toISOString(),
     ended_because: reason,
-    pusher: { url: subscriber.url, key: p.key },
+    pusher: { url: subscriber.url, key: config.kick.pusher.key },
     api_url: config.kick.apiUrl,
     oauth_url: config.kick.oauthUrl,
     streamers: targets.map((t) => ({

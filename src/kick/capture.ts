@@ -24,6 +24,8 @@
  * @module
  */
 
+import type { RawExchange } from "./http/exchange.ts";
+
 /** Version of the capture format, in `manifest.json`. */
 export const CAPTURE_FORMAT = 1;
 
@@ -267,18 +269,7 @@ export class CaptureRecorder {
    * const { api } = createKickApi(config, { onExchange: (e) => rec.addExchange(e) });
    * ```
    */
-  addExchange(
-    e: {
-      readonly endpoint: string;
-      readonly method: string;
-      readonly url: string;
-      readonly status: number;
-      readonly headers: Readonly<Record<string, string>>;
-      readonly body: string;
-      readonly sentAt: number;
-      readonly removed: readonly string[];
-    },
-  ): void {
+  addExchange(e: RawExchange): void {
     this.addSecrets(e.removed);
     const at = new Date(e.sentAt).toISOString();
     const offset = e.sentAt - this.#startedAt;

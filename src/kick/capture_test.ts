@@ -34,6 +34,7 @@ Deno.test("capture: a written capture reads back verbatim and in order, secrets 
       headers: { "content-type": "application/json" },
       body: '{"data":[],"echo":"tok-seen"}',
       sentAt: t0 + 10,
+      durationMs: 3,
       removed: ["tok-seen"],
     });
     const m = await rec.write(dir, {

@@ -143,10 +143,7 @@ Deno.test("transport: onExchange sees the raw body with the token replaced, and 
 
 Deno.test("transport: an observer that throws does not break the request", async () => {
   const errors: unknown[] = [];
-  const t = new HttpTransport({
-    timeoutMs: 1000,
-    maxBodyBytes: 1024,
-    fetch: () => Promise.resolve(new Response("ok")),
+  const { t } = transport(() => Promise.resolve(new Response("ok")), {
     onExchange: () => {
       throw new Error("observer broke");
     },
