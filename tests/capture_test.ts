@@ -14,7 +14,7 @@ import type { CaptureManifest } from "../src/kick/capture.ts";
 import { REDACTED_TOKEN } from "../src/kick/http/exchange.ts";
 import { baseEnv, spawnKickmon, spawnProcess } from "../dev/kickmon_process.ts";
 import { type Simulator, startSimulator } from "../dev/simulator/simulator.ts";
-import { createTestDatabase, type TestDatabase, waitFor } from "./helpers/database.ts";
+import { createTestDatabase, freePort, type TestDatabase, waitFor } from "./helpers/database.ts";
 
 /** Two made-up streamers: A goes live during the capture, B (live at its start) goes offline. */
 const A = { userId: 9_300_001, slug: "capture-a", channelId: 3_300_011 };
@@ -383,4 +383,27 @@ Deno.test("capture: a bad --duration or a non-empty --out is a usage error (exit
   assert.equal((await full.status).code, 2);
   assert.ok(full.lines.some((l) => l.includes("not empty")), full.lines.join("\n"));
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["keep.txt"]);
+});
+
+Deno.test("capture: a Pusher host that never answers still ends with the API answers and a note", async () => {
+  const sim = await simulator();
+  const { db, close } = await prepareDatabase();
+  const dir = `${await Deno.makeTempDir()}/capture-no-pusher`;
+  const p = spawnKickmon(["capture", "--duration", "1s", "--out", dir], {
+    ...kickmonEnv(sim, db, await Deno.makeTempDir()),
+    KICK_PUSHER_PORT: String(freePort()),
+  });
+  try {
+    assert.equal((await p.status).code, 0, p.lines.join("\n"));
+    const { manifest } = await readDir(dir);
+    assert.ok(manifest.notes.some((n) => n.includes("no frame received")), manifest.notes.join());
+    assert.deepEqual(manifest.files.map((f) => f.file), [
+      "api-oauth-token-1.json",
+      "api-channels-1.json",
+    ]);
+  } finally {
+    await p.stop();
+    await close();
+    await sim.close();
+  }
 });

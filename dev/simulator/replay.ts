@@ -7,9 +7,11 @@
  *   `pusher:*` / `pusher_internal:*` protocol frames, which the server makes
  *   itself) is sent, verbatim, in order, to the sockets subscribed to its
  *   channel. The timeline starts once every captured channel has a subscriber
- *   (or `startAfterMs` after the first one has): a frame's delay is its time
- *   after the capture's first subscription acknowledgement, divided by
- *   `speed`.
+ *   and every captured API path has been asked for at least once (in the
+ *   capture, the API pass came first: so a reconciliation cannot answer with
+ *   the older truth after a newer frame), or `startAfterMs` after the first
+ *   channel got a subscriber: a frame's delay is its time after the
+ *   capture's first subscription acknowledgement, divided by `speed`.
  * - **API**: a request is answered with the captured answer of the same
  *   method, path and query (in capture order, the last one repeated once
  *   they are used up), else of the same method and path; anything else is
@@ -38,7 +40,10 @@ export interface ReplayOptions {
   readonly dir: string;
   /** Time compression: gaps between frames are divided by it (default 1; `Infinity`: no waits). */
   readonly speed?: number;
-  /** Start the timeline this long after the first captured channel got a subscriber, even if others have none, ms (default 10 000). */
+  /**
+   * Start the timeline this long after the first captured channel got a subscriber, even if
+   * another channel has none or a captured path was not asked for, ms (default 10 000).
+   */
   readonly startAfterMs?: number;
 }
 
@@ -106,6 +111,8 @@ export async function loadReplay(opts: ReplayOptions): Promise<Replay> {
     byPath.set(`${a.method} ${a.url.pathname}`, a);
   }
   const used = new Map<string, number>();
+  /** `METHOD /path` of every captured answer not asked for yet. */
+  const unasked = new Set(byPath.keys());
   let framesSent = 0;
   let answersGiven = 0;
   const stopped = new AbortController();
@@ -133,6 +140,7 @@ export async function loadReplay(opts: ReplayOptions): Promise<Replay> {
         a = byPath.get(`${method} ${url.pathname}`);
       }
       if (!a) return undefined;
+      unasked.delete(`${method} ${url.pathname}`);
       answersGiven++;
       return { status: a.status, body: a.body, headers: { ...a.headers } };
     },
@@ -141,7 +149,7 @@ export async function loadReplay(opts: ReplayOptions): Promise<Replay> {
       while (!stopped.signal.aborted) {
         const subscribed = channels.filter((c) => server.subscriberCount(c) > 0).length;
         if (subscribed > 0 && firstSeen === null) firstSeen = performance.now();
-        if (subscribed === channels.length) break;
+        if (subscribed === channels.length && unasked.size === 0) break;
         if (firstSeen !== null && performance.now() - firstSeen >= startAfterMs) break;
         await wait(20);
       }

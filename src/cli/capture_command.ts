@@ -236,6 +236,12 @@ export async function runCapture(opts: CaptureOptions): Promise<CaptureManifest>
     api.close();
     tokens.close();
   }
+  if (channels.length && rec.frames === 0) {
+    notes.push(
+      `Pusher: no frame received from ${subscriber.url} ('kickmon doctor' checks the connection)`,
+    );
+  }
+  if (rec.dropped) notes.push(`${rec.dropped} frame(s) or answer(s) over the file limit not kept`);
   const reason = opts.signal?.aborted ? String(opts.signal.reason ?? "aborted") : "duration";
   const manifest = await rec.write(opts.out, {
     kickmon_version: VERSION,

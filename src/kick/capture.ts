@@ -114,6 +114,19 @@ export const REDACTION_NOTE =
   "client_secret) are replaced by REDACTED-BY-KICKMON-CAPTURE; every configured secret and " +
   "every token seen is replaced by [REDACTED] wherever else it appears.";
 
+/**
+ * Most files one capture keeps (frames and answers); later ones are counted, not kept. A status
+ * channel carries a few frames an hour, so only a capture of very many streamers for a long time
+ * reaches it.
+ *
+ * @example
+ * ```ts
+ * import { MAX_CAPTURE_FILES } from "./capture.ts";
+ * console.log(MAX_CAPTURE_FILES); // 100000
+ * ```
+ */
+export const MAX_CAPTURE_FILES = 100_000;
+
 interface Pending {
   readonly entry: CaptureFileEntry;
   readonly content: Record<string, unknown>;
@@ -188,6 +201,7 @@ export class CaptureRecorder {
   readonly #pending: Pending[] = [];
   readonly #counts = new Map<string, number>();
   readonly #secrets = new Set<string>();
+  #dropped = 0;
 
   /**
    * Creates an empty recorder.
@@ -207,6 +221,11 @@ export class CaptureRecorder {
   /** Answers recorded so far. */
   get answers(): number {
     return this.#pending.filter((p) => p.entry.source === "api").length;
+  }
+
+  /** Frames and answers not kept because {@linkcode MAX_CAPTURE_FILES} was reached. */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /**
@@ -330,6 +349,10 @@ export class CaptureRecorder {
   }
 
   #push(base: string, entry: Omit<CaptureFileEntry, "file">, content: Record<string, unknown>) {
+    if (this.#pending.length >= MAX_CAPTURE_FILES) {
+      this.#dropped++;
+      return;
+    }
     const n = (this.#counts.get(base) ?? 0) + 1;
     this.#counts.set(base, n);
     this.#pending.push({ entry: { file: `${base}-${n}.json`, ...entry }, content });
