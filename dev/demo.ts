@@ -18,6 +18,12 @@
  *    and per committed transition).
  * 5. Every `tickMs` one or two random streamers go live or offline.
  *
+ * With `--replay DIR` (a `kickmon capture` directory), the simulator replays
+ * that capture instead (`simulator/replay.ts`): the streamers are the
+ * capture's, its API answers are given and its frames sent once the monitor
+ * has subscribed (`--replay-speed N` divides the gaps), and nothing random
+ * happens.
+ *
  * On exit (`q`, Ctrl-C, SIGTERM) nothing is left behind: the simulator is
  * closed, the demo rows are deleted (external database) or the cluster is
  * stopped and deleted, and the temporary state directory is removed.
@@ -29,6 +35,7 @@
  * ```sh
  * deno task demo              # the live view
  * deno task demo --no-view    # JSON log lines on stdout instead
+ * deno task demo --no-view --replay state/captures/capture-2026-12-02T052504Z
  * ```
  *
  * @module
@@ -78,6 +85,10 @@ export interface DemoOptions {
   readonly view: boolean;
   /** Period of the simulated changes, ms. Default 2000. */
   readonly tickMs?: number;
+  /** Replay this capture directory instead of random changes (`kickmon capture --out`). */
+  readonly replay?: string;
+  /** Gaps between replayed frames are divided by this (default 1). */
+  readonly replaySpeed?: number;
 }
 
 /**
@@ -197,10 +208,20 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     }
     if (interrupted) throw new Interrupted();
     stateDir = await Deno.makeTempDir({ prefix: "kickmon-demo-" });
-    sim = await startSimulator();
+    sim = await startSimulator(
+      opts.replay ? { replay: { dir: opts.replay, speed: opts.replaySpeed } } : {},
+    );
     const world = sim.world;
-    for (const [i, s] of DEMO_STREAMERS.entries()) {
-      world.add({ ...s, live: i % 4 === 0, title: `${s.slug} (simulated)` });
+    const streamers = sim.replay ? replayStreamers(sim) : DEMO_STREAMERS;
+    if (sim.replay) {
+      say(
+        `kickmon demo: replaying ${opts.replay}: ${streamers.length} streamer(s), ` +
+          `${sim.replay.frames.length} frame(s), ${sim.replay.answers.length} API answer(s)`,
+      );
+    } else {
+      for (const [i, s] of DEMO_STREAMERS.entries()) {
+        world.add({ ...s, live: i % 4 === 0, title: `${s.slug} (simulated)` });
+      }
     }
 
     const config = loadConfig({
@@ -227,7 +248,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
             "statuses into it: use an empty database, or unset DATABASE_URL for a throwaway cluster",
         );
       }
-      for (const s of DEMO_STREAMERS) {
+      for (const s of streamers) {
         inserted.push(
           await insertStreamer(sql, {
             username: s.slug,
@@ -270,7 +291,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           }
         });
       }
-      ticker = setInterval(flip, opts.tickMs ?? 2000);
+      if (!opts.replay) ticker = setInterval(flip, opts.tickMs ?? 2000);
     };
     if (opts.view) {
       code = await runLiveView({
@@ -324,6 +345,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   return code;
 }
 
+/** The streamers of a replayed capture that the monitor can follow (a broadcaster user id known). */
+function replayStreamers(
+  sim: Simulator,
+): { slug: string; userId: number; channelId: number | undefined }[] {
+  return sim.replay!.manifest.streamers.filter((s) => s.kick_user_id !== null).map((s) => ({
+    slug: s.username ?? `user-${s.kick_user_id}`,
+    userId: s.kick_user_id!,
+    channelId: s.kick_channel_id ?? undefined,
+  }));
+}
+
 /** Thrown inside the set-up when SIGINT/SIGTERM arrived: stop setting up, clean up, exit 0. */
 class Interrupted extends Error {}
 
@@ -355,10 +387,20 @@ export async function main(args: readonly string[]): Promise<number> {
         "or a throwaway PostgreSQL cluster, and removes everything on exit",
     )
     .option("--no-view", "log to stdout as 'kickmon start' does instead of the live view")
+    .option("--replay <dir>", "replay a 'kickmon capture' directory instead of random changes")
+    .option("--replay-speed <n>", "divide the gaps between replayed frames by n (default 1)")
     .exitOverride()
     .showHelpAfterError("(run 'deno task demo --help' for usage)")
-    .action(async (opts: { view: boolean }) => {
-      code = await runDemo({ view: opts.view });
+    .action(async (opts: { view: boolean; replay?: string; replaySpeed?: string }) => {
+      const speed = opts.replaySpeed === undefined ? undefined : Number(opts.replaySpeed);
+      if (speed !== undefined && !(speed > 0)) {
+        console.error(
+          `deno task demo: --replay-speed: expected a number > 0, got '${opts.replaySpeed}'`,
+        );
+        code = EXIT.usage;
+        return;
+      }
+      code = await runDemo({ view: opts.view, replay: opts.replay, replaySpeed: speed });
     });
   try {
     await program.parseAsync([...args], { from: "user" });

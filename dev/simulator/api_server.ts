@@ -84,6 +84,11 @@ export interface ApiServerOptions {
    * is sent; the response waits for a returned promise (lets a test hold it).
    */
   readonly onRequest?: (info: ApiRequestInfo) => void | Promise<void>;
+  /**
+   * Answers a request before the world does (after `failNext` faults): the replay of a capture
+   * (`replay.ts`). `undefined` lets the world answer.
+   */
+  readonly answer?: (method: string, url: URL) => FaultResponse | undefined;
 }
 
 /** One stored event subscription (shape of `GET /events/subscriptions` items, §4.7). */
@@ -558,15 +563,21 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
       counts.set(`${method} ${path}`, (counts.get(`${method} ${path}`) ?? 0) + 1);
 
       let out: Computed;
+      let canned: FaultResponse | undefined;
       const fi = faults.findIndex((f) => matches(f.key, method, path));
       if (fi >= 0) {
         const f = faults[fi];
         if (--f.remaining <= 0) faults.splice(fi, 1);
+        canned = f.response;
+      } else {
+        canned = opts.answer?.(method, url);
+      }
+      if (canned) {
         if (!req.bodyUsed) await req.body?.cancel();
         out = {
-          status: f.response.status,
-          body: f.response.body,
-          headers: { ...JSON_HEADERS, ...f.response.headers },
+          status: canned.status,
+          body: canned.body,
+          headers: { ...JSON_HEADERS, ...canned.headers },
         };
       } else {
         out = await compute(req, url);

@@ -8,6 +8,7 @@
  */
 import { type ApiServer, startApiServer } from "./api_server.ts";
 import { type PusherServer, type PusherServerOptions, startPusherServer } from "./pusher_server.ts";
+import { loadReplay, type Replay, type ReplayOptions } from "./replay.ts";
 import { WebhookSender } from "./webhook_sender.ts";
 import { World } from "./world.ts";
 
@@ -29,6 +30,11 @@ export interface SimulatorOptions {
   readonly onFrameSent?: PusherServerOptions["onFrameSent"];
   /** Called for every text frame fully written to a client's socket (delivery record for tests). */
   readonly onFrameDelivered?: PusherServerOptions["onFrameDelivered"];
+  /**
+   * Replay a capture directory (`kickmon capture`, `replay.ts`): its API answers are given
+   * before the world's, and its frames are sent once kickmon has subscribed.
+   */
+  readonly replay?: ReplayOptions;
 }
 
 /** A running simulator. */
@@ -40,6 +46,10 @@ export interface Simulator {
   readonly clientId: string;
   readonly clientSecret: string;
   readonly pusherKey: string;
+  /** The replay (with `opts.replay`), else null. */
+  readonly replay: Replay | null;
+  /** Resolves when the replay has sent its last frame (at once without a replay). */
+  readonly replayDone: Promise<void>;
   /**
    * Environment variables that point kickmon at this simulator (Kick
    * endpoints and credentials only; add `DATABASE_URL` yourself).
@@ -66,6 +76,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const clientId = opts.clientId ?? "sim-client-id";
   const clientSecret = opts.clientSecret ?? "sim-client-secret";
   const webhooks = await WebhookSender.create();
+  const replay = opts.replay ? await loadReplay(opts.replay) : null;
   const pusher = await startPusherServer({
     world,
     key: pusherKey,
@@ -81,7 +92,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     webhookPublicKeyPem: webhooks.publicKeyPem,
     v1LivestreamsGone: opts.v1LivestreamsGone,
     v1LivestreamsDeprecated: opts.v1LivestreamsDeprecated,
+    ...(replay ? { answer: (method: string, url: URL) => replay.answer(method, url) } : {}),
   });
+  const replayDone = replay ? replay.play(pusher) : Promise.resolve();
   return {
     world,
     pusher,
@@ -90,6 +103,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     clientId,
     clientSecret,
     pusherKey,
+    replay,
+    replayDone,
     env: () => ({
       KICK_CLIENT_ID: clientId,
       KICK_CLIENT_SECRET: clientSecret,
@@ -102,6 +117,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       KICK_PUSHER_TLS: "false",
     }),
     close: async () => {
+      replay?.stop();
+      await replayDone;
       await pusher.close();
       await api.close();
     },

@@ -11,6 +11,7 @@
  * | `streamers list\|add\|remove\|test` | `streamers_commands.ts` |
  * | `streamers set-channel-id` | `channel_id_command.ts` |
  * | `doctor` | `doctor.ts` |
+ * | `capture [--duration] [--out] [--streamer…]` | `capture_command.ts` |
  * | `status`, `stop`, `restart` | `process_commands.ts` |
  *
  * Each action sets an exit code or throws; `errors.ts` maps what it throws
@@ -21,6 +22,7 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/config.ts";
 import { registerChannelIdCommand } from "./channel_id_command.ts";
+import { registerCaptureCommand } from "./capture_command.ts";
 import { registerConfigCommands } from "./config_commands.ts";
 import { registerDbCommands } from "./db_commands.ts";
 import { registerDoctorCommand } from "./doctor.ts";
@@ -81,6 +83,7 @@ export async function main(args: readonly string[]): Promise<number> {
   registerStreamerCommands(program, setExit);
   registerChannelIdCommand(program, setExit);
   registerDoctorCommand(program, setExit);
+  registerCaptureCommand(program, setExit);
   registerProcessCommands(program, setExit);
 
   // Every command's usage errors point at its own help, not the program's.

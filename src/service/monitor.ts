@@ -40,6 +40,7 @@ import { Hook } from "./hooks.ts";
 import { ListFollower } from "./list_follower.ts";
 import { ListSnapshot } from "./list_snapshot.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { pusherSubscriberOptions } from "./pusher_options.ts";
 import { statePaths } from "./state_paths.ts";
 
 export type { ComponentErrors, MonitorHealth, TokenHealth, TokenReporter } from "./health.ts";
@@ -248,20 +249,7 @@ export class Monitor {
       databaseUp: () => this.#db.up,
       tokenValid: () => this.#token.state() === "valid",
     });
-    const p = config.kick.pusher;
-    this.subscriber = new PusherSubscriber({
-      key: p.key,
-      cluster: p.cluster,
-      host: p.host,
-      port: p.port,
-      tls: p.tls,
-      maxChannelsPerConnection: p.maxChannelsPerConnection,
-      reconnectBaseMs: config.monitoring.reconnectDelayMs,
-      reconnectMaxMs: config.monitoring.maxReconnectDelayMs,
-      maxReconnectAttempts: config.monitoring.maxReconnectAttempts,
-      pongTimeoutMs: p.pongTimeoutMs,
-      refusedRetryMs: p.refusedRetryMs,
-    }, {
+    this.subscriber = new PusherSubscriber(pusherSubscriberOptions(config), {
       onEvent: (channel, event, data, receivedAt, receivedMono) =>
         this.#onPusherEvent(channel, event, data, receivedAt, receivedMono),
       onConnected: (shard, info) => {

@@ -7,6 +7,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config/config.ts";
+import type { ExchangeObserver } from "../kick/http/exchange.ts";
 import { KickApi } from "../kick/official/api.ts";
 import { KickApiError } from "../kick/official/api_error.ts";
 import { TokenProvider } from "../kick/official/oauth.ts";
@@ -28,6 +29,8 @@ const log = getLogger(["kickmon", "official"]);
 export interface KickApiHooks {
   /** Each HTTP request: endpoint label, status (or `"error"`), duration ms. */
   readonly onRequest?: (endpoint: string, status: number | "error", ms: number) => void;
+  /** Every answer of OAuth and the API, secrets taken out (`kickmon capture`). */
+  readonly onExchange?: ExchangeObserver;
   /** Each skipped malformed element of a list answer. */
   readonly onMalformedRow?: (endpoint: string, issue: string) => void;
   /** One attempt per request, no retries (a diagnosis: `kickmon doctor`). */
@@ -51,7 +54,7 @@ export function createKickApi(
   config: Config,
   hooks: KickApiHooks = {},
 ): { api: KickApi; tokens: TokenProvider } {
-  const { onRequest, onMalformedRow } = hooks;
+  const { onRequest, onMalformedRow, onExchange } = hooks;
   const timeoutMs = hooks.timeoutMs ?? config.kick.apiTimeoutMs;
   const tokens = new TokenProvider({
     oauthUrl: config.kick.oauthUrl,
@@ -59,6 +62,7 @@ export function createKickApi(
     clientSecret: config.kick.clientSecret,
     timeoutMs,
     onRequest,
+    onExchange,
     ...(hooks.oneShot ? { maxAttempts: 1 } : {}),
   });
   const api = new KickApi({
@@ -75,6 +79,7 @@ export function createKickApi(
     timeoutMs,
     unofficialBaseUrl: config.kick.unofficialApiUrl,
     onRequest,
+    onExchange,
     onMalformedRow,
     ...(hooks.oneShot ? { maxRetries: 0 } : {}),
   });

@@ -38,6 +38,8 @@ export const STATE_FILES = {
   manualLog: "kickmon-manual.log",
   /** Default directory of `kickmon db backup`. */
   backups: "backups",
+  /** Default parent directory of `kickmon capture`'s capture directories. */
+  captures: "captures",
 } as const;
 
 /**
@@ -61,6 +63,8 @@ export interface StatePaths {
   readonly manualLog: string;
   /** `<dir>/backups`. */
   readonly backups: string;
+  /** `<dir>/captures`. */
+  readonly captures: string;
 }
 
 /**
@@ -86,5 +90,6 @@ export function statePaths(stateDirectory: string): StatePaths {
     listSnapshot: at(STATE_FILES.listSnapshot),
     manualLog: at(STATE_FILES.manualLog),
     backups: at(STATE_FILES.backups),
+    captures: at(STATE_FILES.captures),
   };
 }

@@ -9,6 +9,7 @@ Deno.test("statePaths: every file in the state directory, named once", () => {
     listSnapshot: "/var/lib/kickmon/streamers.json",
     manualLog: "/var/lib/kickmon/kickmon-manual.log",
     backups: "/var/lib/kickmon/backups",
+    captures: "/var/lib/kickmon/captures",
   });
   assert.equal(statePaths("./state").spool, `./state/${STATE_FILES.spool}`);
 });

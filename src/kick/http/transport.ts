@@ -7,7 +7,8 @@
  * One {@linkcode HttpTransport} sends a request with a timeout (which
  * includes reading the body), reads the answer up to a size cap, reports
  * every attempt to an `onRequest` hook (endpoint label, status or `"error"`,
- * ms), stops everything on `close()`, and turns every way a request can fail
+ * ms), hands every answer, secrets taken out, to an optional `onExchange`
+ * observer (`exchange.ts`; `kickmon capture` records them), stops everything on `close()`, and turns every way a request can fail
  * before an answer is read into a {@linkcode TransportError} of one
  * {@linkcode TransportFailureKind}, the thrown value kept as its `cause`.
  * What an answer *means* (OAuth error codes, API error kinds, retries,
@@ -20,6 +21,7 @@
 import { networkCause } from "../../log/errors.ts";
 import { abortableSleep } from "../../util/abortable_sleep.ts";
 import { readTextCapped, ResponseTooLargeError } from "./body.ts";
+import { type ExchangeObserver, keptHeaders, redactExchangeBody } from "./exchange.ts";
 
 /**
  * Why a request produced no answer:
@@ -83,7 +85,12 @@ export interface HttpTransportOptions {
    * status or `"error"` (no answer), and the duration in ms.
    */
   readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
-  /** Called when `onRequest` throws (default: ignored); the request goes on either way. */
+  /**
+   * Called with every answer read (method, URL, status, kept headers, body text with token
+   * values replaced; see `exchange.ts`). Unset (the default), it costs one check per request.
+   */
+  readonly onExchange?: ExchangeObserver;
+  /** Called when `onRequest` or `onExchange` throws (default: ignored); the request goes on either way. */
   readonly onHookError?: (error: unknown) => void;
 }
 
@@ -115,6 +122,7 @@ export class HttpTransport {
   readonly #fetch: typeof fetch;
   readonly #onRequest: HttpTransportOptions["onRequest"];
   readonly #onHookError: HttpTransportOptions["onHookError"];
+  readonly #onExchange: HttpTransportOptions["onExchange"];
   readonly #closed = new AbortController();
 
   /**
@@ -128,6 +136,7 @@ export class HttpTransport {
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#onRequest = opts.onRequest;
     this.#onHookError = opts.onHookError;
+    this.#onExchange = opts.onExchange;
   }
 
   /**
@@ -157,6 +166,7 @@ export class HttpTransport {
    */
   async send(endpoint: string, url: URL, init: RequestInit): Promise<Exchange> {
     const started = performance.now();
+    const sentAt = this.#onExchange ? Date.now() : 0;
     try {
       const res = await this.#fetch(url, {
         ...init,
@@ -164,6 +174,7 @@ export class HttpTransport {
       });
       const text = await readTextCapped(res, this.maxBodyBytes);
       this.#report(endpoint, res.status, started);
+      if (this.#onExchange) this.#observe(endpoint, url, init, res, text, sentAt, started);
       return { res, text };
     } catch (e) {
       this.#report(endpoint, "error", started);
@@ -204,6 +215,34 @@ export class HttpTransport {
       this.#onRequest(endpoint, status, performance.now() - started);
     } catch (e) {
       // A metrics hook must not break the request.
+      this.#onHookError?.(e);
+    }
+  }
+
+  #observe(
+    endpoint: string,
+    url: URL,
+    init: RequestInit,
+    res: Response,
+    text: string,
+    sentAt: number,
+    started: number,
+  ): void {
+    try {
+      const { body, removed } = redactExchangeBody(text);
+      this.#onExchange!({
+        endpoint,
+        method: init.method ?? "GET",
+        url: url.href,
+        status: res.status,
+        headers: keptHeaders(res.headers),
+        body,
+        sentAt,
+        durationMs: performance.now() - started,
+        removed,
+      });
+    } catch (e) {
+      // An observer must not break the request.
       this.#onHookError?.(e);
     }
   }

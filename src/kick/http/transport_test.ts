@@ -105,3 +105,50 @@ Deno.test("transport: sleep() ends early and says false once closed", async () =
   assert.equal(await waiting, false);
   assert.ok(performance.now() - started < 1000);
 });
+
+Deno.test("transport: onExchange sees the raw body with the token replaced, and never the request", async () => {
+  const seen: import("./exchange.ts").RawExchange[] = [];
+  const body = '{"access_token":"tok-123","token_type":"Bearer","expires_in":3600}';
+  const t = new HttpTransport({
+    timeoutMs: 1000,
+    maxBodyBytes: 1024,
+    fetch: () =>
+      Promise.resolve(
+        new Response(body, {
+          status: 200,
+          headers: { "content-type": "application/json", "set-cookie": "s=1", "retry-after": "1" },
+        }),
+      ),
+    onExchange: (e) => seen.push(e),
+  });
+  const { text } = await t.send("POST /oauth/token", URL_, {
+    method: "POST",
+    headers: { authorization: "Bearer hunter2" },
+    body: "client_secret=hunter2",
+  });
+  assert.equal(text, body, "the caller still gets the real token");
+  assert.equal(seen.length, 1);
+  const e = seen[0];
+  assert.equal(e.method, "POST");
+  assert.equal(e.url, URL_.href);
+  assert.equal(e.status, 200);
+  assert.deepEqual(e.headers, { "content-type": "application/json", "retry-after": "1" });
+  assert.equal(
+    e.body,
+    '{"access_token":"REDACTED-BY-KICKMON-CAPTURE","token_type":"Bearer","expires_in":3600}',
+  );
+  assert.deepEqual(e.removed, ["tok-123"]);
+  assert.ok(!JSON.stringify(e).includes("hunter2"), "no request header or body is recorded");
+});
+
+Deno.test("transport: an observer that throws does not break the request", async () => {
+  const errors: unknown[] = [];
+  const { t } = transport(() => Promise.resolve(new Response("ok")), {
+    onExchange: () => {
+      throw new Error("observer broke");
+    },
+    onHookError: (e) => errors.push(e),
+  });
+  assert.equal((await t.send("GET /x", URL_, { method: "GET" })).text, "ok");
+  assert.equal(errors.length, 1);
+});

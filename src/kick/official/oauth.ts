@@ -21,6 +21,7 @@ import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { networkCause } from "../../log/errors.ts";
 import { backoffDelay } from "../http/backoff.ts";
+import type { ExchangeObserver } from "../http/exchange.ts";
 import { HttpTransport, TransportError } from "../http/transport.ts";
 import {
   classifyTokenResponse,
@@ -66,6 +67,8 @@ export interface TokenProviderOptions {
    * `kickmon_api_requests_total` counts token requests too.
    */
   readonly onRequest?: (endpoint: string, status: number | "error", durationMs: number) => void;
+  /** Observer of every answer, `access_token` replaced (`http/exchange.ts`; `kickmon capture`). */
+  readonly onExchange?: ExchangeObserver;
 }
 
 /** What {@linkcode TokenProvider.state} reports (for `/health` and metrics). */
@@ -181,7 +184,7 @@ interface CachedToken {
 export class TokenProvider implements TokenSource {
   readonly #opts:
     & Required<
-      Omit<TokenProviderOptions, "refreshMarginSec" | "fetch" | "onRequest">
+      Omit<TokenProviderOptions, "refreshMarginSec" | "fetch" | "onRequest" | "onExchange">
     >
     & {
       refreshMarginSec?: number;
@@ -221,6 +224,7 @@ export class TokenProvider implements TokenSource {
       maxBodyBytes: MAX_OAUTH_BODY_BYTES,
       fetch: opts.fetch,
       onRequest: opts.onRequest,
+      onExchange: opts.onExchange,
     });
   }
 

@@ -15,6 +15,7 @@ import { getLogger } from "@logtape/logtape";
 import { networkCause } from "../../log/errors.ts";
 import { backoffDelay, parseRetryAfter } from "../http/backoff.ts";
 import { RequestBudget } from "../http/budget.ts";
+import type { ExchangeObserver } from "../http/exchange.ts";
 import { HttpTransport, TransportError } from "../http/transport.ts";
 import {
   blockedError,
@@ -78,6 +79,8 @@ export interface ApiRequesterOptions {
    * record (`capabilities.ts`).
    */
   readonly onAnswer?: (endpoint: string, status: number, headers: Headers) => void;
+  /** Observer of every answer read (`http/exchange.ts`; `kickmon capture`). */
+  readonly onExchange?: ExchangeObserver;
   /** Retries after 429 (and 5xx on idempotent requests) before giving up (default 3). */
   readonly maxRetries?: number;
   /** First backoff delay without `Retry-After`, in ms (default 1000); doubles per retry, with jitter. */
@@ -129,6 +132,7 @@ export class ApiRequester {
       maxBodyBytes: MAX_API_BODY_BYTES,
       fetch: opts.fetch,
       onRequest: opts.onRequest,
+      onExchange: opts.onExchange,
       onHookError: (e) => log.warn("onRequest hook threw: {error}", { error: String(e) }),
     });
     this.#maxRetries = Math.max(0, opts.maxRetries ?? 3);

@@ -104,6 +104,12 @@ export interface ClientHooks {
   onRejected?(shard: number, reason: "too_large" | "client_error", detail: string): void;
   /** Creating the socket failed with Deno's `NotCapable` (called in a microtask). */
   onNotPermitted?(shard: number, error: Deno.errors.NotCapable): void;
+  /**
+   * Every text frame as received, verbatim, before pusher-js parses it (`kickmon capture`);
+   * `receivedAt` is ms since epoch. Unset, it costs one check per frame. What it throws is
+   * ignored.
+   */
+  onFrame?(shard: number, text: string, receivedAt: number): void;
 }
 
 /**
@@ -141,6 +147,7 @@ export function createClient(
   const original = runtime.createWebSocket;
   const onRejected = hooks.onRejected;
   const onNotPermitted = hooks.onNotPermitted;
+  const onFrame = hooks.onFrame;
   runtime.createWebSocket = function (this: unknown, url: string): WebSocket {
     let ws: WebSocket;
     try {
@@ -153,7 +160,7 @@ export function createClient(
       }
       throw e;
     }
-    guardMessages(ws, shard, onRejected);
+    guardMessages(ws, shard, onRejected, onFrame);
     created.push(ws);
     return ws;
   };
@@ -286,11 +293,13 @@ export const MAX_FRAME_CHARS = 256 * 1024;
  * reported, and an exception thrown by pusher-js while it handles a frame
  * (it throws on a frame without `event`, for one) is caught and reported
  * instead of escaping the event handler. Adds nothing per frame but one
- * length check and a `try`.
+ * length check and a `try`; with `onFrame`, a wrapper that hands it the text first
+ * (chosen once, when pusher-js installs its handler: without it, no cost per frame).
  *
  * @param ws the native socket, before pusher-js sets `onmessage`.
- * @param shard shard number passed to `onRejected`.
+ * @param shard shard number passed to `onRejected` and `onFrame`.
  * @param onRejected called for every dropped or failed frame.
+ * @param onFrame the raw-frame observer (see {@linkcode ClientHooks.onFrame}), or undefined.
  *
  * @example
  * ```ts
@@ -303,6 +312,7 @@ export function guardMessages(
   ws: WebSocket,
   shard: number,
   onRejected: ClientHooks["onRejected"],
+  onFrame?: ClientHooks["onFrame"],
 ): void {
   const proto = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
   if (!proto?.set || !proto.get) return;
@@ -314,7 +324,7 @@ export function guardMessages(
         proto.set!.call(ws, fn);
         return;
       }
-      proto.set!.call(ws, (ev: MessageEvent) => {
+      const guarded = (ev: MessageEvent) => {
         // A frame far beyond any status event is dropped before pusher-js parses it.
         if (typeof ev.data === "string" && ev.data.length > MAX_FRAME_CHARS) {
           onRejected?.(shard, "too_large", `${ev.data.length} characters`);
@@ -327,7 +337,19 @@ export function guardMessages(
           // (e.g. no "event"); uncaught, that would end the process.
           onRejected?.(shard, "client_error", e instanceof Error ? e.message : String(e));
         }
-      });
+      };
+      // Without an observer (the monitor) the handler is the guard alone: no cost per frame.
+      proto.set!.call(
+        ws,
+        onFrame === undefined ? guarded : (ev: MessageEvent) => {
+          if (typeof ev.data === "string" && ev.data.length <= MAX_FRAME_CHARS) {
+            try {
+              onFrame(shard, ev.data, Date.now());
+            } catch { /* an observer must not break the connection */ }
+          }
+          guarded(ev);
+        },
+      );
     },
   });
 }

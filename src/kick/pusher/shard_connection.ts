@@ -378,6 +378,7 @@ export class ShardConnection {
       client = createClient(this.#cfg.key, this.#cfg.pusherOptions, this.index, {
         onRejected: this.#h.onFrameRejected?.bind(this.#h),
         onNotPermitted: this.#h.onNotPermitted?.bind(this.#h),
+        onFrame: this.#h.onRawFrame?.bind(this.#h),
       });
     } catch (e) {
       log.error("pusher shard {shard}: cannot create the pusher-js client: {error}", {

@@ -125,4 +125,10 @@ export interface PusherSubscriberHandlers {
     reason: "too_large" | "client_error",
     detail: string,
   ): void;
+  /**
+   * Every text frame a shard receives, verbatim, before pusher-js parses it (protocol frames
+   * included); `receivedAt` is ms since epoch. For `kickmon capture`: unset (the monitor), it
+   * costs one check per frame. What it throws is ignored.
+   */
+  onRawFrame?(shard: number, text: string, receivedAt: number): void;
 }
