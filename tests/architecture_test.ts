@@ -193,3 +193,25 @@ Deno.test("architecture: every § reference in src/ names a section of docs/kick
   assert.ok(sections.has("3.1") && sections.has("10.1"), "section headings not read");
   assert.deepEqual(missing, []);
 });
+
+Deno.test("docs: every relative link of README.md and docs/*.md names a file of the repository", async () => {
+  const broken: string[] = [];
+  let links = 0;
+  const docs = ["README.md", ...[...Deno.readDirSync(`${ROOT}/docs`)].map((e) => `docs/${e.name}`)];
+  for (const doc of docs.filter((d) => d.endsWith(".md"))) {
+    const text = await Deno.readTextFile(`${ROOT}/${doc}`);
+    for (const m of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+      const target = m[1];
+      if (/^[a-z]+:/.test(target)) continue; // https:, mailto:
+      links++;
+      const path = new URL(target, `file://${ROOT}/${doc}`).pathname;
+      try {
+        await Deno.stat(decodeURIComponent(path));
+      } catch {
+        broken.push(`${doc}: ${target}`);
+      }
+    }
+  }
+  assert.ok(links > 20, `only ${links} relative links found: is the scan broken?`);
+  assert.deepEqual(broken, []);
+});
