@@ -7,8 +7,10 @@
  * interval (`MONITORING_RECONCILE_INTERVAL` 60 s). It measures:
  *
  * - **one full pass**: from the API's side (the simulator sees every
- *   request): a pass is the run of `GET /channels?broadcaster_user_id=…`
- *   requests that covers all N ids once (50 per request, §4.4), plus the
+ *   request): a pass is the run of status requests that covers all N ids
+ *   once: `GET /channels?broadcaster_user_id=…` (50 per request, §4.4) and,
+ *   for ids `/channels` has confirmed, `GET /users/livestreams?user_id=…`
+ *   (100 per request, docs/kick-protocol.md §10.5), plus the
  *   `GET /livestreams` it makes for live streamers without a channel id
  *   (§4.5); its duration is the first request's arrival → the last
  *   response of the pass, ms. kickmon has no pass-duration metric, so this
@@ -87,7 +89,7 @@ export interface Pass {
   readonly startMs: number;
   readonly endMs: number;
   readonly durationMs: number;
-  /** `GET /channels` requests by broadcaster user id. */
+  /** Status requests: `GET /channels` by broadcaster user id and `GET /users/livestreams`. */
   readonly channelsRequests: number;
   /** Other official-API requests during the pass (`/livestreams`, …; not OAuth). */
   readonly otherRequests: number;
@@ -191,15 +193,16 @@ export function sumByLabel(text: string, name: string, label: string): Record<st
 interface SeenRequest {
   readonly at: number;
   readonly done: number;
-  /** The first broadcaster_user_id of a `/channels` request, else null. */
+  /** The first user id of a `/channels` or `/users/livestreams` request, else null. */
   readonly firstId: number | null;
   readonly ids: readonly number[];
   readonly channels: boolean;
 }
 
 /**
- * Splits the API requests into passes: a `/channels` request whose first id
- * the current pass already asked about starts the next pass.
+ * Splits the API requests into passes: a status request (`/channels` by id or
+ * `/users/livestreams`) whose first id the current pass already asked about
+ * starts the next pass.
  *
  * @example
  * ```ts
@@ -321,8 +324,12 @@ export async function runReconcileScale(
         const ms = lo + (hi - lo) * delay();
         if (info.path.startsWith("/public/v1/")) {
           const at = performance.now() - t0;
-          const ids = info.url.searchParams.getAll("broadcaster_user_id").map(Number);
-          const channels = info.path === "/public/v1/channels" && ids.length > 0;
+          // A pass asks for every id once, through /channels (50 per request) or, for
+          // ids /channels has confirmed, /users/livestreams (100 per request).
+          const byUser = info.path === "/public/v1/users/livestreams";
+          const ids = info.url.searchParams.getAll(byUser ? "user_id" : "broadcaster_user_id")
+            .map(Number);
+          const channels = (byUser || info.path === "/public/v1/channels") && ids.length > 0;
           reqs.push({ at, done: at + ms, firstId: channels ? ids[0] : null, ids, channels });
         }
         await sleep(ms);
@@ -376,7 +383,7 @@ export async function runReconcileScale(
     const startPass = splitPasses(reqs, n)[0];
     const passMs = Math.max(5_000, startPass?.durationMs ?? budgetBoundMs);
     log(
-      `  start pass: ${startPass?.channelsRequests ?? "?"} /channels requests in ${
+      `  start pass: ${startPass?.channelsRequests ?? "?"} status requests in ${
         Math.round(passMs / 1000)
       } s (the budget allows ${Math.round(budgetBoundMs / 1000)} s); logged at ${
         Math.round(startPassLoggedMs / 1000)
@@ -519,8 +526,8 @@ export const RECONCILE_METHOD = {
     "answers each request after a uniform random delay in apiLatencyMs; kickmon (main.ts) with " +
     "KICK_API_MAX_REQUESTS_PER_MINUTE = budgetPerMin and MONITORING_RECONCILE_INTERVAL = 60 s " +
     "(the default)",
-  pass: "from the simulator's request log: a pass = the GET /channels?broadcaster_user_id " +
-    "requests covering all N once (a request whose first id the pass already asked about " +
+  pass: "from the simulator's request log: a pass = the status requests (GET " +
+    "/channels?broadcaster_user_id, GET /users/livestreams?user_id) covering all N once (a request whose first id the pass already asked about " +
     "starts the next), plus the other API requests meanwhile; duration = first arrival → last " +
     "response. Summary: median over a run's complete passes, then median and min–max over runs",
   noChannel: "World.setLive(true) of `live` streamers at uniform random times over one pass → " +
