@@ -282,9 +282,12 @@ export class OfficialApiPlugin implements MonitorPlugin {
     for (const off of this.#unhook.splice(0)) off();
     clearInterval(this.#subTimer);
     clearInterval(this.#purgeTimer);
-    await this.reconciler?.stop();
-    await this.#server?.shutdown();
+    // No new passes; then closing the clients ends a pass in flight at once, even
+    // one waiting minutes on the request budget (systemd's TimeoutStopSec is 20 s).
+    const reconciling = this.reconciler?.stop();
     this.api.close();
     this.tokens.close();
+    await reconciling;
+    await this.#server?.shutdown();
   }
 }

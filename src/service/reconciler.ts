@@ -272,6 +272,11 @@ export class Reconciler {
       m.metrics.reconciliations.inc({ outcome: "ok" });
       this.#report(reason, checked, transitions);
     } catch (e) {
+      if (this.#stopped) {
+        // Shutting down: the closed client ended the pass; nothing failed.
+        log.debug("reconcile ({reason}) ended by shutdown", { reason });
+        return;
+      }
       m.metrics.reconciliations.inc({ outcome: "error" });
       this.#failures++;
       if (e instanceof KickApiError && e.retryAfterMs) {
