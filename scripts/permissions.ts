@@ -13,9 +13,10 @@
  * | `--ignore-env` | variables that libraries merely probe (postgres.js `PG*`, the user name fallbacks, commander's colour switches): they read as unset instead of throwing, so nothing but kickmon's own variables configures it |
  * | `--allow-read`/`--allow-write` | the state directories only (PID file, outage spool, list snapshot); reads also the paths named by `KICKMON_READ_PATHS` at build time |
  * | `--allow-run` | absolute paths of `pg_dump` (`kickmon db backup`) and `kill` (`kickmon stop`: `Deno.kill` would need unrestricted `--allow-run`) |
+ * | `--allow-sys=hostname` | only `Deno.hostname()`: the leader's identity in `/health` and `pg_stat_activity` (issue 14; `uname(2)`, allowed by the unit's `@system-service` filter) |
  * | `--no-prompt` | a missing permission is an error, never a question |
  *
- * Nothing else (`--allow-sys`, `--allow-ffi`, `--allow-import`) is granted.
+ * Nothing else (any other `--allow-sys` kind, `--allow-ffi`, `--allow-import`) is granted.
  * The development tools (the demo, the simulator, the throwaway cluster) live
  * in `dev/`, outside the bundle, and run with `-A` (`deno task demo`).
  *
@@ -264,6 +265,7 @@ export function permissionFlags(opts: PermissionOptions = {}): string[] {
     ...(reads.length ? [`--allow-read=${reads.join(",")}`] : []),
     ...(r.stateDirectories.length ? [`--allow-write=${r.stateDirectories.join(",")}`] : []),
     ...(r.programs.length ? [`--allow-run=${r.programs.join(",")}`] : []),
+    "--allow-sys=hostname",
   ];
 }
 

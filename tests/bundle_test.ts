@@ -78,6 +78,7 @@ Deno.test("permissions: defaults come from config.ts; every grant is scoped", ()
   );
   assert.equal(get("allow-write"), "/var/lib/kickmon,/srv/kickmon");
   assert.equal(get("allow-run"), "/usr/bin/pg_dump,/usr/bin/kill,/bin/kill");
+  assert.equal(get("allow-sys"), "hostname"); // the leader's identity (issue 14), nothing else
   assert.ok(flags.includes("--no-prompt"));
   for (const f of flags) assert.ok(f === "--no-prompt" || /^--[a-z-]+=.+/.test(f), f);
   assert.throws(() => permissionFlags({ databaseHosts: ["db:5432/x"] }), PermissionOptionsError);

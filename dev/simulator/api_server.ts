@@ -144,6 +144,18 @@ export interface ApiServer {
   expireAllTokens(): void;
   /** Requests received so far for `path` (or `METHOD path`). */
   requests(path: string): number;
+  /**
+   * Accepts another app's credentials (besides `clientId`), so that each of
+   * several kickmon instances can be told apart by its OAuth client (issue 14).
+   */
+  addClient(clientId: string, clientSecret: string): void;
+  /**
+   * Requests under `/public/v1/` made with a valid token of `clientId`, for
+   * `path` (or `METHOD path`), or all of them when `path` is omitted. Public
+   * key fetches (`/public/v1/public-key`, no token needed) count only when
+   * they carried one.
+   */
+  requestsBy(clientId: string, path?: string): number;
   /** Blocks the unofficial endpoint with Cloudflare's 403 (`json` body or `html` challenge), or unblocks it. */
   setUnofficialBlocked(mode: false | "json" | "html"): void;
   /** Makes v1 `/livestreams` answer 404 (true) or answer again (false). */
@@ -231,7 +243,10 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
   const world = opts.world;
   const lifetimeSec = opts.tokenLifetimeSec ?? 7200;
   const tokens = new Map<string, number>(); // token -> expiresAt (ms)
+  const tokenClient = new Map<string, string>(); // token -> client_id it was issued to
+  const clients = new Map<string, string>([[opts.clientId, opts.clientSecret]]);
   const counts = new Map<string, number>();
+  const byClient = new Map<string, Map<string, number>>(); // client_id -> key -> count
   const faults: { key: string; response: FaultResponse; remaining: number }[] = [];
   const delays = new Map<string, number>();
   const holds: { key: string; gate: Promise<void>; arrived: () => void }[] = [];
@@ -352,9 +367,8 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
       ) {
         return json(400, { error: "Invalid request" });
       }
-      if (
-        form.get("client_id") !== opts.clientId || form.get("client_secret") !== opts.clientSecret
-      ) {
+      const clientId = form.get("client_id")!;
+      if (!clients.has(clientId) || clients.get(clientId) !== form.get("client_secret")) {
         return json(401, {
           error: "invalid_client",
           error_description: "Client authentication failed",
@@ -362,6 +376,7 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
       }
       const token = randomToken();
       tokens.set(token, Date.now() + lifetimeSec * 1000);
+      tokenClient.set(token, clientId);
       return json(200, {
         access_token: token,
         token_type: "Bearer",
@@ -561,6 +576,13 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
       const path = url.pathname;
       counts.set(path, (counts.get(path) ?? 0) + 1);
       counts.set(`${method} ${path}`, (counts.get(`${method} ${path}`) ?? 0) + 1);
+      const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
+      const client = bearer !== undefined && authorized(req) ? tokenClient.get(bearer) : undefined;
+      if (client !== undefined && path.startsWith("/public/v1/")) {
+        const m = byClient.get(client) ?? new Map<string, number>();
+        byClient.set(client, m);
+        for (const k of ["*", path, `${method} ${path}`]) m.set(k, (m.get(k) ?? 0) + 1);
+      }
 
       let out: Computed;
       let canned: FaultResponse | undefined;
@@ -635,6 +657,12 @@ export function startApiServer(opts: ApiServerOptions): ApiServer {
     },
     requests(path) {
       return counts.get(path) ?? 0;
+    },
+    addClient(clientId, clientSecret) {
+      clients.set(clientId, clientSecret);
+    },
+    requestsBy(clientId, path) {
+      return byClient.get(clientId)?.get(path ?? "*") ?? 0;
     },
     setUnofficialBlocked(mode) {
       unofficialBlocked = mode;

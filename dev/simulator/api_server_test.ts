@@ -381,3 +381,29 @@ Deno.test("api_server: close() releases held responses and aborts delays", async
   assert.equal((await delayed).status, 200);
   assert.ok(performance.now() - t0 < 5000);
 });
+
+Deno.test("api_server: requestsBy counts each OAuth client's API requests apart", async () => {
+  const { sim, token, get } = setup();
+  try {
+    sim.addClient("cid-b", "sec-b");
+    const r = await fetch(`${sim.oauthUrl}/oauth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "grant_type=client_credentials&client_id=cid-b&client_secret=sec-b",
+    });
+    const b = (await r.json()).access_token as string;
+    const a = await token();
+    await get("/public/v1/channels?broadcaster_user_id=2570626", a);
+    await get("/public/v1/channels?broadcaster_user_id=2570626", b);
+    await get("/public/v1/livestreams", b);
+    await get("/public/v1/channels?broadcaster_user_id=1"); // no token
+    assert.equal(sim.requestsBy("cid", "/public/v1/channels"), 1);
+    assert.equal(sim.requestsBy("cid-b", "/public/v1/channels"), 1);
+    assert.equal(sim.requestsBy("cid-b", "GET /public/v1/livestreams"), 1);
+    assert.equal(sim.requestsBy("cid-b"), 2);
+    assert.equal(sim.requestsBy("cid"), 1);
+    assert.equal(sim.requestsBy("nobody"), 0);
+  } finally {
+    await sim.close();
+  }
+});

@@ -9,16 +9,33 @@
  * username, last update, `c` clear recent changes, `h` help, arrows and
  * Page Up/Down scroll.
  *
+ * **Beside a running service** (issue 14): when the configured state
+ * directory is locked by another kickmon, the view runs as another instance
+ * in a directory of its own, `<SYSTEM_STATE_DIRECTORY>/manual-<pid>`
+ * (removed when it ends), with its health and webhook listeners off (the
+ * service has those addresses), and, unless `MONITORING_LEADER_ELIGIBLE=true`,
+ * never leader: it listens and writes what Pusher says (the guarded writes
+ * make that harmless) but spends none of the API budget. On a directory of
+ * its own it is an ordinary instance.
+ *
  * @module
  */
 import { type Config, loadConfig, readEnvironment } from "../config/config.ts";
+import { getLogger } from "@logtape/logtape";
 import { setupLogging, shutdownLogging } from "../log/logging.ts";
 import type { Monitor } from "../service/monitor.ts";
 import { statePaths } from "../service/state_paths.ts";
+import {
+  lockStateDirectory,
+  type StateDirLock,
+  StateDirLockedError,
+} from "../service/state_dir_lock.ts";
 import { colorEnabled } from "../view/ansi.ts";
 import { LiveView, type ViewTerminal } from "../view/live_view.ts";
 import { EXIT } from "./errors.ts";
 import { runStart } from "./start.ts";
+
+const log = getLogger(["kickmon", "cli"]);
 
 /**
  * The one-line message printed when stdin or stdout is not a terminal.
@@ -74,19 +91,31 @@ export interface LiveViewRunOptions {
  * ```
  */
 export async function runLiveView(opts: LiveViewRunOptions): Promise<number> {
-  const { config } = opts;
-  await Deno.mkdir(config.system.stateDirectory, { recursive: true });
-  const logPath = absolute(opts.logPath ?? statePaths(config.system.stateDirectory).manualLog);
+  await Deno.mkdir(opts.config.system.stateDirectory, { recursive: true });
+  const logPath = absolute(
+    opts.logPath ?? statePaths(opts.config.system.stateDirectory).manualLog,
+  );
+  const config0 = opts.config;
   await setupLogging({
-    level: config.system.logLevel,
-    json: config.system.jsonLogging,
+    level: config0.system.logLevel,
+    json: config0.system.jsonLogging,
     destination: { kind: "file", path: logPath },
   });
+  const place = await claimStateDirectory(config0);
+  const { config } = place;
+  if (place.beside) {
+    log.warn(
+      "{directory} is in use by a running kickmon: this view runs beside it as another " +
+        "instance in {own} (health and webhook listeners off, leader only if " +
+        "MONITORING_LEADER_ELIGIBLE=true)",
+      { directory: config0.system.stateDirectory, own: config.system.stateDirectory },
+    );
+  }
   const view = new LiveView({
     title: opts.title ?? "kickmon live view",
     logPath,
-    refreshRateMs: config.manual.refreshRateMs,
-    maxRows: config.manual.maxStreamers,
+    refreshRateMs: config0.manual.refreshRateMs,
+    maxRows: config0.manual.maxStreamers,
     color: opts.color ?? colorEnabled(),
     terminal: opts.terminal,
   });
@@ -96,6 +125,8 @@ export async function runLiveView(opts: LiveViewRunOptions): Promise<number> {
     code = await runStart({
       config,
       loggingConfigured: true,
+      stateLock: place.lock,
+      eligibleByDefault: !place.beside,
       stopRequested: opts.stopRequested
         ? Promise.race([view.stopRequested, opts.stopRequested])
         : view.stopRequested,
@@ -107,6 +138,10 @@ export async function runLiveView(opts: LiveViewRunOptions): Promise<number> {
   } finally {
     view.close();
     await shutdownLogging();
+    place.lock?.release();
+    if (place.beside) {
+      await Deno.remove(config.system.stateDirectory, { recursive: true }).catch(() => {});
+    }
   }
   if (view.failure) {
     const cause = view.failure.cause instanceof Error ? `: ${view.failure.cause.message}` : "";
@@ -115,6 +150,35 @@ export async function runLiveView(opts: LiveViewRunOptions): Promise<number> {
   }
   if (code !== EXIT.ok) console.error(`kickmon: stopped with exit code ${code}; see ${logPath}`);
   return code;
+}
+
+/**
+ * The state directory of a live view: the configured one when it is free,
+ * else (a service runs on it) a `manual-<pid>` directory inside it, with the
+ * health and webhook listeners off.
+ */
+async function claimStateDirectory(
+  config: Config,
+): Promise<{ config: Config; lock: StateDirLock | undefined; beside: boolean }> {
+  const dir = config.system.stateDirectory;
+  try {
+    return { config, lock: lockStateDirectory(dir), beside: false };
+  } catch (e) {
+    // Not writable and the like: runStart's start-up explains it.
+    if (!(e instanceof StateDirLockedError)) return { config, lock: undefined, beside: false };
+  }
+  const own = `${dir.replace(/\/+$/, "")}/manual-${Deno.pid}`;
+  await Deno.mkdir(own, { recursive: true, mode: 0o700 });
+  return {
+    config: {
+      ...config,
+      system: { ...config.system, stateDirectory: own },
+      health: { ...config.health, enabled: false },
+      kick: { ...config.kick, webhook: { ...config.kick.webhook, enabled: false } },
+    },
+    lock: lockStateDirectory(own),
+    beside: true,
+  };
 }
 
 function absolute(path: string): string {

@@ -136,6 +136,29 @@ function unhealthyComponents(b: ReceivedHealthBody): string[] {
   return out;
 }
 
+/** `HH:MM:SSZ` of an ISO time. */
+function clock(at: string | null | undefined): string {
+  return at ? at.replace(/^\d{4}-\d\d-\d\dT/, "").replace(/\.\d+Z$/, "Z") : "?";
+}
+
+/**
+ * The role line (issue 14): `leader since 12:00:01Z`, or
+ * `standby; leader kick-02 pid 811 since 11:58:00Z`; null for a kickmon
+ * without leadership in its answer.
+ */
+function leadershipLine(b: ReceivedHealthBody): string | null {
+  const l = b.leadership;
+  if (!l?.role) return null;
+  const self = l.role === "leader";
+  const leader = self
+    ? ""
+    : l.leader
+    ? `; leader ${l.leader.host ?? "?"} pid ${l.leader.pid ?? "?"} since ${clock(l.leader.since)}`
+    : "; no leader";
+  const eligible = l.eligible === false ? " (not eligible)" : "";
+  return `leadership: ${l.role}${eligible} since ${clock(l.since)}${leader}`;
+}
+
 /** The lines under "healthy": each component in one line. */
 function summary(b: ReceivedHealthBody): string[] {
   const conns = b.pusher?.connections ?? [];
@@ -149,6 +172,7 @@ function summary(b: ReceivedHealthBody): string[] {
     `streamers: ${Object.entries(s).map(([k, v]) => `${v} ${k}`).join(", ") || "-"}; write queue ${
       b.write_queue_depth ?? 0
     }`,
+    ...[leadershipLine(b)].filter((l) => l !== null),
   ];
 }
 
@@ -356,6 +380,8 @@ export function registerProcessCommands(program: Command, setExit: SetExit): voi
         if (!opts.json) {
           console.log(`${who}: UNHEALTHY`);
           for (const l of unhealthyComponents(h.body)) console.log(`  ${l}`);
+          const role = leadershipLine(h.body);
+          if (role) console.log(`  ${role}`);
         }
         setExit(EXIT.failure);
       }

@@ -1,6 +1,14 @@
 /**
  * `kickmon start`: run the monitor in the foreground until SIGTERM/SIGINT.
  *
+ * Before anything is written to the state directory it is locked
+ * (`service/state_dir_lock.ts`): a second instance on the same directory
+ * exits 2 naming it, and the first is untouched (its PID file stays). The
+ * monitor gets a leader elector (`service/leadership.ts`) with
+ * `MONITORING_LEADER_TAKEOVER`; `MONITORING_LEADER_ELIGIBLE=auto` means
+ * eligible for `kickmon start` (see {@linkcode StartOptions.eligibleByDefault}
+ * for `--manual`).
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -17,6 +25,12 @@ import { describeError } from "../log/errors.ts";
 import { registerSecret, setupLogging, shutdownLogging } from "../log/logging.ts";
 import { InvalidCredentialsError } from "../kick/official/oauth_error.ts";
 import { Monitor } from "../service/monitor.ts";
+import { createLeaderElector } from "../service/leadership.ts";
+import {
+  lockStateDirectory,
+  type StateDirLock,
+  StateDirLockedError,
+} from "../service/state_dir_lock.ts";
 import { memoryLimits, memoryVerdict } from "../service/memory.ts";
 import { OfficialApiPlugin } from "../service/official.ts";
 import { HttpPlugin } from "../http/server.ts";
@@ -55,7 +69,31 @@ async function warnLooseEnvFile(path: string | null): Promise<void> {
   }
 }
 
-/** Options for {@linkcode runStart}. */
+/**
+ * Whether this run may lead: `MONITORING_LEADER_ELIGIBLE`, with `auto`
+ * meaning `byDefault`.
+ *
+ * @param config the loaded configuration.
+ * @param byDefault what `auto` means for this command (true for `kickmon start`).
+ *
+ * @example
+ * ```ts
+ * leaderEligible(config, true); // true unless MONITORING_LEADER_ELIGIBLE=false
+ * ```
+ */
+export function leaderEligible(config: Config, byDefault: boolean): boolean {
+  const v = config.monitoring.leaderEligible;
+  return v === "auto" ? byDefault : v === "true";
+}
+
+/**
+ * Options for {@linkcode runStart}.
+ *
+ * @example
+ * ```ts
+ * const opts: StartOptions = { eligibleByDefault: false, loggingConfigured: true };
+ * ```
+ */
 export interface StartOptions {
   /** Prepared config (tests, demo); default: read from the environment. */
   readonly config?: Config;
@@ -65,6 +103,14 @@ export interface StartOptions {
   readonly stopRequested?: Promise<void>;
   /** Skip logging set-up (the caller configured it). */
   readonly loggingConfigured?: boolean;
+  /**
+   * The state directory's lock, already taken by the caller (the live view
+   * chooses its directory first); released when the run ends. Default: taken
+   * here.
+   */
+  readonly stateLock?: StateDirLock;
+  /** What `MONITORING_LEADER_ELIGIBLE=auto` means for this run. Default true. */
+  readonly eligibleByDefault?: boolean;
 }
 
 /**
@@ -84,7 +130,30 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   if (!options.loggingConfigured) {
     await setupLogging({ level: config.system.logLevel, json: config.system.jsonLogging });
   }
-  const monitor = new Monitor(config);
+  // The state directory is this process's alone, or nothing is touched: no
+  // spool, snapshot or PID file of the instance that holds it (issue 14).
+  await Deno.mkdir(config.system.stateDirectory, { recursive: true }).catch(() => {});
+  let stateLock: StateDirLock | undefined = options.stateLock;
+  try {
+    stateLock ??= lockStateDirectory(config.system.stateDirectory);
+  } catch (e) {
+    if (e instanceof StateDirLockedError) {
+      log.fatal("{error}", { error: e.message, directory: e.directory, holderPid: e.holderPid });
+      if (!options.loggingConfigured) await shutdownLogging();
+      return EXIT.usage;
+    }
+    // Not creatable or not writable: start-up below explains that in its own words
+    // (a permission this build lacks is exit 2), or runs with a failing spool as before.
+    log.warn("cannot lock the state directory {directory}: {error}", {
+      directory: config.system.stateDirectory,
+      error: describeError(e),
+    });
+  }
+  const leadership = createLeaderElector(config.database, {
+    takeoverMs: config.monitoring.leaderTakeoverMs,
+    eligible: leaderEligible(config, options.eligibleByDefault ?? true),
+  });
+  const monitor = new Monitor(config, { leadership });
   monitor.use(new OfficialApiPlugin(config, { serveWebhooks }));
   if (config.health.enabled) {
     monitor.use(new HttpPlugin(config.health.hostname, config.health.port));
@@ -165,7 +234,6 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
   let code: number = EXIT.ok;
   try {
     // Before start-up (which logs "kickmon started"), so `kickmon stop` finds it at once.
-    await Deno.mkdir(config.system.stateDirectory, { recursive: true }).catch(() => {});
     await Deno.writeTextFile(pidFile, pidFileText()).catch(() => {});
     const started = monitor.start().then(() => null);
     const first = await Promise.race([
@@ -219,6 +287,7 @@ export async function runStart(options: StartOptions = {}): Promise<number> {
     globalThis.removeEventListener("error", onUncaught);
     await monitor.stop();
     await Deno.remove(pidFile).catch(() => {});
+    stateLock?.release();
     log.info("kickmon stopped");
     if (!options.loggingConfigured) await shutdownLogging();
   }

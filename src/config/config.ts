@@ -212,6 +212,8 @@ export function loadConfig(
       reconcileIntervalMs: e.MONITORING_RECONCILE_INTERVAL * 1000,
       resyncIntervalMs: e.MONITORING_RESYNC_INTERVAL * 1000,
       shutdownTimeoutMs: e.MONITORING_SHUTDOWN_TIMEOUT * 1000,
+      leaderTakeoverMs: e.MONITORING_LEADER_TAKEOVER * 1000,
+      leaderEligible: e.MONITORING_LEADER_ELIGIBLE,
       listFollow: e.MONITORING_LIST_FOLLOW,
       listPollIntervalMs: e.MONITORING_LIST_POLL_INTERVAL,
     },

@@ -104,6 +104,10 @@ export interface Config {
     readonly resyncIntervalMs: number;
     /** ms (`MONITORING_SHUTDOWN_TIMEOUT` is in seconds). */
     readonly shutdownTimeoutMs: number;
+    /** ms (`MONITORING_LEADER_TAKEOVER` is in seconds): a standby takes over within this. */
+    readonly leaderTakeoverMs: number;
+    /** `MONITORING_LEADER_ELIGIBLE`: `auto` decides by command (see `src/cli/start.ts`). */
+    readonly leaderEligible: "auto" | "true" | "false";
     /** How list changes are followed (`MONITORING_LIST_FOLLOW`). */
     readonly listFollow: "auto" | "trigger" | "poll";
     /** ms. */

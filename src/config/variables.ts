@@ -11,11 +11,11 @@
  * kept for compatibility with existing env files: the coarse timeouts and
  * intervals (`KICK_API_TIMEOUT`, `DATABASE_CONNECT_TIMEOUT`,
  * `MONITORING_RECONCILE_INTERVAL`, `MONITORING_RESYNC_INTERVAL`,
- * `MONITORING_SHUTDOWN_TIMEOUT`) are in seconds; backoffs, timer and poll
+ * `MONITORING_SHUTDOWN_TIMEOUT`, `MONITORING_LEADER_TAKEOVER`) are in seconds; backoffs, timer and poll
  * periods are in milliseconds. Inside kickmon every duration is in ms
  * (`Config` fields end in `Ms`), except `database.connectTimeoutSec`.
  *
- * One concept (the variable table) in ~500 lines: the rows are the
+ * One concept (the variable table) in ~520 lines: the rows are the
  * documentation.
  *
  * @example
@@ -330,6 +330,21 @@ export const VARIABLES = {
     doc: "Time to flush pending writes on SIGTERM/SIGINT.",
     parse: int(1, 600, "seconds"),
     show: (c) => String(c.monitoring.shutdownTimeoutMs / 1000),
+  }),
+  MONITORING_LEADER_TAKEOVER: row({
+    default: "10",
+    unit: "s",
+    doc:
+      'High availability: the longest a standby waits to take over the leader\'s work (reconciliation, identity resolution, webhook subscriptions) after the leader died or lost the database; at least 5. See "High availability".',
+    parse: int(5, 3600, "seconds"),
+    show: (c) => String(c.monitoring.leaderTakeoverMs / 1000),
+  }),
+  MONITORING_LEADER_ELIGIBLE: row({
+    default: "auto",
+    doc:
+      "Whether this instance may become the leader: `true`, `false`, or `auto` (yes for `kickmon start`; for `kickmon start --manual` only when it has its state directory to itself, i.e. no service runs beside it).",
+    parse: oneOf(["auto", "true", "false"], "expected auto, true or false"),
+    show: (c) => c.monitoring.leaderEligible,
   }),
   MONITORING_LIST_FOLLOW: row({
     default: "auto",

@@ -90,6 +90,36 @@ export interface HealthEndpoint {
 }
 
 /**
+ * This instance's role among several kickmon instances on one database
+ * (issue 14, README "High availability"). Times are ISO 8601.
+ *
+ * @example
+ * ```ts
+ * const l: HealthLeadership = {
+ *   role: "standby", since: "2026-12-02T05:00:00.000Z", eligible: true, changes_total: 0,
+ *   reason: "another instance holds the leader lock",
+ *   leader: { host: "kick-02", pid: 811, since: "2026-12-01T22:00:00.000Z" },
+ * };
+ * ```
+ */
+export interface HealthLeadership {
+  /** `leader` (spends the API budget), `standby`, or `unknown` (the database does not answer). */
+  readonly role: string;
+  /** When this instance got its role. */
+  readonly since: string;
+  /** The leader (this instance when `role` is `leader`), null when unknown or nobody leads. */
+  readonly leader:
+    | { readonly host: string; readonly pid: number; readonly since: string | null }
+    | null;
+  /** Whether this instance may lead (`MONITORING_LEADER_ELIGIBLE`). */
+  readonly eligible: boolean;
+  /** Times this instance became or stopped being the leader. */
+  readonly changes_total: number;
+  /** Why the role is what it is. */
+  readonly reason: string;
+}
+
+/**
  * What `GET /health` answers (HTTP 200 when `status` is `healthy`, else 503).
  *
  * @example
@@ -125,6 +155,8 @@ export interface HealthBody {
     readonly unknown: number;
     readonly inactive: number;
   };
+  /** The role among several instances; it does not make the answer unhealthy. */
+  readonly leadership: HealthLeadership;
 }
 
 /** `T` with every field optional, at every depth (arrays of such elements). */

@@ -127,6 +127,18 @@ export function createHandler(monitor: Monitor): (req: Request) => Promise<Respo
           spool: h.spool,
           ...(h.apiEndpoints ? { official: { endpoints: endpointsJson(h.apiEndpoints) } } : {}),
           streamers: monitor.tracker.counts(),
+          leadership: {
+            role: h.leadership.role,
+            since: iso(h.leadership.since)!,
+            leader: h.leadership.leader && {
+              host: h.leadership.leader.host,
+              pid: h.leadership.leader.pid,
+              since: iso(h.leadership.leader.since),
+            },
+            eligible: h.leadership.eligible,
+            changes_total: h.leadership.changes_total,
+            reason: h.leadership.reason,
+          },
         };
         return json(body, h.healthy ? 200 : 503);
       }

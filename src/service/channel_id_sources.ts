@@ -26,6 +26,7 @@ import type { Sql } from "../db/client.ts";
 import type { KickApi } from "../kick/official/api.ts";
 import { KickApiError } from "../kick/official/api_error.ts";
 import { LogRateLimiter } from "../log/logging.ts";
+import { NotLeaderError } from "./leader_gate.ts";
 
 const log = getLogger(["kickmon", "reconcile"]);
 
@@ -241,6 +242,7 @@ export class ChannelIdSources {
         this.#unofficial.delete(s.id);
         await this.#opts.write(s, { kickChannelId: u.channelId, kickUserId: u.userId }, s.username);
       } catch (e) {
+        if (e instanceof NotLeaderError) throw e; // stood down: the pass ends quietly
         const failures = (past?.failures ?? 0) + 1;
         const delayMs = unofficialRetryDelayMs(failures, this.#opts.intervalMs);
         this.#unofficial.set(s.id, { failures, dueAt: Date.now() + delayMs });

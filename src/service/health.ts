@@ -9,6 +9,7 @@
 import type { StatusWriter } from "../db/status_writer.ts";
 import type { EndpointCapability } from "../kick/official/capabilities.ts";
 import type { ShardSnapshot } from "../kick/pusher/subscriber.ts";
+import type { LeadershipSnapshot } from "./leadership.ts";
 
 /**
  * The last failure of a component and when it is tried again. Times are ms
@@ -45,6 +46,8 @@ export interface MonitorHealth {
   readonly spool: { readonly transitions: number; readonly bytes: number; readonly error?: string };
   /** What each tracked official API endpoint is known to do (absent without the official-API plugin). */
   readonly apiEndpoints?: Readonly<Record<string, EndpointCapability>>;
+  /** This instance's role among several (issue 14); it does not affect `healthy`. */
+  readonly leadership: LeadershipSnapshot;
 }
 
 /**
@@ -117,6 +120,8 @@ export interface HealthInputs {
   readonly token: TokenReporter;
   /** The status writer: its queue, lag and spool. */
   readonly writer: Pick<StatusWriter, "stats" | "depth" | "lagMs">;
+  /** The role (`Monitor.leadership.snapshot()`). */
+  readonly leadership: LeadershipSnapshot;
 }
 
 /**
@@ -128,7 +133,10 @@ export interface HealthInputs {
  *
  * @example
  * ```ts
- * const h = assembleHealth({ shards: subscriber.snapshot(), database, token: NO_TOKEN, writer });
+ * const h = assembleHealth({
+ *   shards: subscriber.snapshot(), database, token: NO_TOKEN, writer,
+ *   leadership: monitor.leadership.snapshot(),
+ * });
  * console.log(h.healthy);
  * ```
  */
@@ -163,5 +171,6 @@ export function assembleHealth(inputs: HealthInputs): MonitorHealth {
       ...(w.spoolError !== null ? { error: w.spoolError } : {}),
     },
     ...(inputs.token.apiEndpoints ? { apiEndpoints: inputs.token.apiEndpoints() } : {}),
+    leadership: inputs.leadership,
   };
 }

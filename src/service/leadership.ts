@@ -1,7 +1,10 @@
 /**
  * Leader election (issue 14): which one of several kickmon instances on one
  * database spends the API budget (reconciliation, identity resolution,
- * webhook subscription management, the unofficial lookup). Not wired in yet.
+ * webhook subscription management, the unofficial lookup). `kickmon start`
+ * builds one (`src/cli/start.ts`) and hands it to the monitor, which starts
+ * and stops it; the official-API plugin follows its promotions and
+ * demotions (`service/official.ts`).
  *
  * {@linkcode LeaderElector} is the shell around the pure state machine of
  * `leadership_state.ts` (roles `leader | standby | unknown`, one
@@ -111,7 +114,8 @@ export interface LeadershipChange {
  * ```ts
  * const s: LeadershipSnapshot = elector.snapshot();
  * // { role: "standby", since: 1764650000000, leader: { host: "kick-02", pid: 811,
- * //   since: 1764640000000 }, changes_total: 0, reason: "another instance holds the leader lock" }
+ * //   since: 1764640000000 }, changes_total: 0, eligible: true,
+ * //   reason: "another instance holds the leader lock" }
  * ```
  */
 export interface LeadershipSnapshot {
@@ -125,6 +129,8 @@ export interface LeadershipSnapshot {
     | null;
   /** Promotions + demotions of this instance. */
   readonly changes_total: number;
+  /** Whether this instance may lead (`MONITORING_LEADER_ELIGIBLE`). */
+  readonly eligible: boolean;
   /** Why the role is what it is. */
   readonly reason: string;
 }
@@ -146,6 +152,12 @@ export interface ElectorOptions {
   readonly takeoverMs: number;
   /** Injected clock and timers (default: the real ones). */
   readonly clock?: ElectorClock;
+  /**
+   * May this instance take the lock? Default true. An ineligible elector
+   * (`MONITORING_LEADER_ELIGIBLE=false`, or `kickmon start --manual` beside a
+   * running service) never tries it: it stays `standby` and reports who leads.
+   */
+  readonly eligible?: boolean;
 }
 
 /**
@@ -169,6 +181,8 @@ export class LeaderElector {
   readonly #lock: LockPort;
   readonly #identity: { readonly host: string; readonly pid: number };
   readonly #clock: ElectorClock;
+  /** See {@linkcode ElectorOptions.eligible}. */
+  readonly eligible: boolean;
   readonly #hooks = new Set<(c: LeadershipChange) => void>();
   #state: ElectorState;
   #pollTimer: unknown;
@@ -189,6 +203,7 @@ export class LeaderElector {
     this.#lock = options.lock;
     this.#identity = options.identity;
     this.#clock = options.clock ?? REAL_CLOCK;
+    this.eligible = options.eligible ?? true;
     this.#state = initialState(this.#clock.now());
   }
 
@@ -217,6 +232,7 @@ export class LeaderElector {
       since: s.since,
       leader: s.leader && { host: s.leader.host, pid: s.leader.pid, since: s.leader.since },
       changes_total: s.changesTotal,
+      eligible: this.eligible,
       reason: s.reason,
     };
   }
@@ -344,7 +360,7 @@ export class LeaderElector {
     try {
       if (this.isLeader) {
         event = (await this.#lock.verify()) ? { type: "verified", at } : { type: "lost", at };
-      } else if (await this.#lock.tryAcquire(at)) {
+      } else if (this.eligible && await this.#lock.tryAcquire(at)) {
         event = {
           type: "acquired",
           at,
@@ -428,7 +444,7 @@ export function localIdentity(): { host: string; pid: number } {
   try {
     host = Deno.hostname();
   } catch {
-    // not permitted (the compiled binary grants no --allow-sys): keep the placeholder
+    // not permitted (a build without --allow-sys=hostname): keep the placeholder
   }
   return { host, pid: Deno.pid };
 }
@@ -448,6 +464,8 @@ export interface CreateElectorOptions {
   readonly identity?: { readonly host: string; readonly pid: number };
   /** The schema the lock key is derived from (default `db.schema`). */
   readonly schema?: string;
+  /** See {@linkcode ElectorOptions.eligible}; default true. */
+  readonly eligible?: boolean;
 }
 
 /**
@@ -477,6 +495,11 @@ export function createLeaderElector(
     // Called only once a statement ran, i.e. after `elector` exists.
     onClose: () => elector.connectionClosed(),
   });
-  const elector = new LeaderElector({ lock, identity, takeoverMs: options.takeoverMs });
+  const elector = new LeaderElector({
+    lock,
+    identity,
+    takeoverMs: options.takeoverMs,
+    eligible: options.eligible,
+  });
   return elector;
 }

@@ -66,6 +66,10 @@ export interface MetricsCollectors {
   readonly transitionsDropped?: () => Record<string, number>;
   readonly databaseUp?: () => boolean;
   readonly tokenValid?: () => boolean;
+  /** Whether this instance leads (issue 14). */
+  readonly leader?: () => boolean;
+  /** Promotions + demotions of this instance since start. */
+  readonly leadershipChanges?: () => number;
 }
 
 /**
@@ -171,6 +175,23 @@ export function createMetrics(c: MetricsCollectors): Metrics {
     registers,
     collect() {
       this.set(c.tokenValid?.() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "kickmon_leader",
+    help: "1 while this instance is the leader (it alone spends the official-API budget).",
+    registers,
+    collect() {
+      this.set(c.leader?.() ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: "kickmon_leadership_changes_total",
+    help: "Times this instance became or stopped being the leader, since start.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(c.leadershipChanges?.() ?? 0);
     },
   });
   new Gauge({

@@ -37,6 +37,7 @@ import { LogRateLimiter } from "../log/logging.ts";
 import { assembleHealth, type MonitorHealth, NO_TOKEN, type TokenReporter } from "./health.ts";
 import { DatabaseState } from "./database_state.ts";
 import { Hook } from "./hooks.ts";
+import { type Leadership, STANDALONE } from "./leader_gate.ts";
 import { ListFollower } from "./list_follower.ts";
 import { ListSnapshot } from "./list_snapshot.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -100,6 +101,12 @@ export class Monitor {
   readonly writer: StatusWriter;
   readonly subscriber: PusherSubscriber;
   readonly metrics: Metrics;
+  /**
+   * This instance's role among several on one database (issue 14):
+   * reconciliation and the other API work run only while it leads. Without
+   * an elector ({@linkcode STANDALONE}) it always leads.
+   */
+  readonly leadership: Leadership;
   #plugins: MonitorPlugin[] = [];
   readonly #reconnected = new Hook<number>();
   readonly #listChanged = new Hook();
@@ -189,8 +196,9 @@ export class Monitor {
     return this.#list.mode;
   }
 
-  constructor(config: Config, options: { sql?: Sql } = {}) {
+  constructor(config: Config, options: { sql?: Sql; leadership?: Leadership } = {}) {
     this.config = config;
+    this.leadership = options.leadership ?? STANDALONE;
     this.fatal = new Promise((resolve) => (this.#fatal = resolve));
     this.sql = options.sql ?? connectDatabase(config.database);
     this.#db = new DatabaseState(this.sql, config.database);
@@ -248,6 +256,8 @@ export class Monitor {
       }),
       databaseUp: () => this.#db.up,
       tokenValid: () => this.#token.state() === "valid",
+      leader: () => this.leadership.isLeader,
+      leadershipChanges: () => this.leadership.snapshot().changes_total,
     });
     this.subscriber = new PusherSubscriber(pusherSubscriberOptions(config), {
       onEvent: (channel, event, data, receivedAt, receivedMono) =>
@@ -311,6 +321,8 @@ export class Monitor {
     for (const p of this.#plugins) if (p.early) await p.start(this);
     // The spool first: transitions left by a crash go out before anything new.
     const spooled = await this.writer.open();
+    // On its own session, retrying by itself while the database is down.
+    this.leadership.start();
     let connected = false;
     try {
       await pingDatabase(this.sql);
@@ -541,6 +553,7 @@ export class Monitor {
       database: this.#db.snapshot(),
       token: this.#token,
       writer: this.writer,
+      leadership: this.leadership.snapshot(),
     });
   }
 
@@ -576,6 +589,9 @@ export class Monitor {
         log.warn("stopping {name} failed: {error}", { name: p.name, error: String(e) });
       }
     }
+    // Leader work has stopped with the plugins: free the lock now, so that a
+    // standby takes over within one poll instead of after our flush.
+    await this.leadership.stop();
     await this.subscriber.stop();
     const flushed = await this.writer.close(this.config.monitoring.shutdownTimeoutMs);
     const w = this.writer.stats;

@@ -3,6 +3,16 @@
  * its shared request budget, reconciliation, and (when enabled) the webhook
  * receiver with its subscription manager.
  *
+ * With several instances on one database (issue 14) only the leader
+ * (`monitor.leadership`) spends the API budget: each promotion starts a
+ * term with its own {@linkcode Reconciler} (first pass at once, reason
+ * `leader`), a webhook subscription sync with its 10-minute timer and list
+ * hook, and the hourly purge of old webhook message ids; each demotion ends
+ * them. Every API call of a term goes through `leaderOnly` and is refused
+ * once the term is over. Webhook receiving and the token are every
+ * instance's: a delivery may reach any of them, and a standby holding a
+ * token takes over without an OAuth round trip.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -20,8 +30,9 @@ import {
   WEBHOOK_MESSAGE_RETENTION_MS,
 } from "../db/webhook_messages.ts";
 import { registerSecret } from "../log/logging.ts";
+import { leaderOnly, NotLeaderError } from "./leader_gate.ts";
 import type { Monitor, MonitorPlugin } from "./monitor.ts";
-import { Reconciler } from "./reconciler.ts";
+import { Reconciler, type ReconcileReason } from "./reconciler.ts";
 
 const log = getLogger(["kickmon", "official"]);
 
@@ -126,8 +137,12 @@ export class OfficialApiPlugin implements MonitorPlugin {
   #purgeTimer: ReturnType<typeof setInterval> | undefined;
   #subscriptionsPausedUntil = 0;
   #stopped = false;
-  /** Unsubscribes the monitor hooks taken in {@linkcode start}. */
+  /** Unsubscribes the leadership hooks taken in {@linkcode start}. */
   readonly #unhook: Array<() => void> = [];
+  /** Unsubscribes the hooks of the current leader term. */
+  readonly #termUnhook: Array<() => void> = [];
+  /** Counts leader terms; an API view of an ended term refuses every call. */
+  #term = 0;
   readonly #config: Config;
 
   readonly #serveWebhooks: ServeWebhooks | undefined;
@@ -187,15 +202,50 @@ export class OfficialApiPlugin implements MonitorPlugin {
       });
     }
     if (this.#stopped) return; // stopped while waiting for the first token
-    this.reconciler = new Reconciler(monitor, this.api, {
+    if (this.#config.kick.webhook.enabled) this.#startWebhooks(monitor);
+    const gate = monitor.leadership;
+    this.#unhook.push(
+      gate.onPromoted(() => this.#lead(monitor, "leader")),
+      gate.onDemoted(() => void this.#standDown()),
+    );
+    if (gate.isLeader) this.#lead(monitor, "start");
+  }
+
+  /** Starts a leader term: reconciliation, and the webhook subscriptions and purge. */
+  #lead(monitor: Monitor, reason: ReconcileReason): void {
+    if (this.#stopped || this.reconciler) return;
+    const term = ++this.#term;
+    const api = leaderOnly(this.api, () => monitor.leadership.isLeader && this.#term === term);
+    this.reconciler = new Reconciler(monitor, api, {
       intervalMs: this.#config.monitoring.reconcileIntervalMs,
       unofficialChannelLookup: this.#config.kick.unofficialChannelLookup,
     });
-    this.reconciler.start();
-    if (this.#config.kick.webhook.enabled) await this.#startWebhooks(monitor);
+    this.reconciler.start(reason);
+    if (!this.webhook) return;
+    void this.#syncSubscriptions(monitor, api);
+    // Kick drops subscriptions after a day of failed deliveries (docs/kick-protocol.md §4.7): re-check.
+    this.#subTimer = setInterval(() => this.#syncSubscriptions(monitor, api), 10 * 60_000);
+    this.#termUnhook.push(monitor.onListChanged(() => void this.#syncSubscriptions(monitor, api)));
+    const purge = () =>
+      purgeWebhookMessages(monitor.sql, WEBHOOK_MESSAGE_RETENTION_MS).catch((e) =>
+        log.warn("purging old webhook message ids failed: {error}", { error: String(e) })
+      );
+    this.#purgeTimer = setInterval(purge, 3600_000);
   }
 
-  async #startWebhooks(monitor: Monitor): Promise<void> {
+  /** Ends the leader term (a call in flight finishes; the next one is refused). */
+  async #standDown(): Promise<void> {
+    this.#term++;
+    for (const off of this.#termUnhook.splice(0)) off();
+    clearInterval(this.#subTimer);
+    clearInterval(this.#purgeTimer);
+    const r = this.reconciler;
+    this.reconciler = null;
+    await r?.stop();
+  }
+
+  /** The receiver and its listener: on every instance, leader or not. */
+  #startWebhooks(monitor: Monitor): void {
     const w = this.#config.kick.webhook;
     this.webhook = new WebhookReceiver({
       onObservation: (obs) => {
@@ -207,11 +257,6 @@ export class OfficialApiPlugin implements MonitorPlugin {
       // Shared by every instance and kept across restarts (kickmon.webhook_messages).
       claim: (messageId) => claimWebhookMessage(monitor.sql, messageId),
     });
-    const purge = () =>
-      purgeWebhookMessages(monitor.sql, WEBHOOK_MESSAGE_RETENTION_MS).catch((e) =>
-        log.warn("purging old webhook message ids failed: {error}", { error: String(e) })
-      );
-    this.#purgeTimer = setInterval(purge, 3600_000);
     if (!this.#serveWebhooks) {
       throw new Error("KICK_WEBHOOK_ENABLED=true but the plugin was given no webhook listener");
     }
@@ -219,18 +264,15 @@ export class OfficialApiPlugin implements MonitorPlugin {
       { hostname: w.hostname, port: w.port },
       this.webhook.handler,
     );
-    await this.#syncSubscriptions(monitor);
-    // Kick drops subscriptions after a day of failed deliveries (docs/kick-protocol.md §4.7): re-check.
-    this.#subTimer = setInterval(() => this.#syncSubscriptions(monitor), 10 * 60_000);
-    this.#unhook.push(monitor.onListChanged(() => void this.#syncSubscriptions(monitor)));
   }
 
   #syncing = false;
-  async #syncSubscriptions(monitor: Monitor): Promise<void> {
+  /** `api` is the leader term's view: a demotion refuses its next call. */
+  async #syncSubscriptions(monitor: Monitor, api: KickApi): Promise<void> {
     if (this.#syncing || Date.now() < this.#subscriptionsPausedUntil) return;
     this.#syncing = true;
     try {
-      const existing = await this.api.listEventSubscriptions();
+      const existing = await api.listEventSubscriptions();
       const wanted = new Set(
         monitor.tracker.active().filter((s) => s.kickUserId !== null).map((s) => s.kickUserId!),
       );
@@ -243,7 +285,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
         } else stale.push(s.id);
       }
       if (stale.length) {
-        await this.api.deleteEventSubscriptions(stale);
+        await api.deleteEventSubscriptions(stale);
         log.info("removed {count} webhook subscriptions of streamers no longer watched", {
           count: stale.length,
         });
@@ -252,7 +294,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
       for (const id of wanted) {
         if (have.has(id)) continue;
         try {
-          await this.api.createEventSubscription(id);
+          await api.createEventSubscription(id);
           created++;
         } catch (e) {
           if (e instanceof KickApiError && e.kind === "subscription_limit") {
@@ -269,6 +311,7 @@ export class OfficialApiPlugin implements MonitorPlugin {
       }
       if (created) log.info("created {created} webhook subscriptions", { created });
     } catch (e) {
+      if (e instanceof NotLeaderError) return; // stood down: the new leader syncs
       log.warn("webhook subscription sync failed: {error}", {
         error: e instanceof Error ? e.message : String(e),
       });
@@ -280,11 +323,9 @@ export class OfficialApiPlugin implements MonitorPlugin {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const off of this.#unhook.splice(0)) off();
-    clearInterval(this.#subTimer);
-    clearInterval(this.#purgeTimer);
     // No new passes; then closing the clients ends a pass in flight at once, even
     // one waiting minutes on the request budget (systemd's TimeoutStopSec is 20 s).
-    const reconciling = this.reconciler?.stop();
+    const reconciling = this.#standDown();
     this.api.close();
     this.tokens.close();
     await reconciling;

@@ -38,12 +38,19 @@ import { KickApiError } from "../kick/official/api_error.ts";
 import { explainNotCapable } from "../config/capability.ts";
 import { LogRateLimiter } from "../log/logging.ts";
 import { ChannelIdSources, isGone, mayAsk } from "./channel_id_sources.ts";
+import { NotLeaderError } from "./leader_gate.ts";
 import type { Monitor } from "./monitor.ts";
 
 const log = getLogger(["kickmon", "reconcile"]);
 
-/** Why a reconciliation pass ran. */
-export type ReconcileReason = "start" | "reconnect" | "interval" | "list_changed" | "manual";
+/** Why a reconciliation pass ran (`leader`: this instance just took over, issue 14). */
+export type ReconcileReason =
+  | "start"
+  | "reconnect"
+  | "interval"
+  | "list_changed"
+  | "manual"
+  | "leader";
 
 /** Options for {@linkcode Reconciler}. */
 export interface ReconcilerOptions {
@@ -128,8 +135,12 @@ export class Reconciler {
     });
   }
 
-  /** Runs the first pass and schedules the rest. */
-  start(): void {
+  /**
+   * Runs the first pass and schedules the rest.
+   *
+   * @param reason why the first pass runs (`leader` after a takeover).
+   */
+  start(reason: ReconcileReason = "start"): void {
     this.#unhook.push(
       this.#monitor.onReconnect(() => {
         clearTimeout(this.#debounce);
@@ -147,7 +158,7 @@ export class Reconciler {
       this.#lastTickAt = Date.now();
       this.run("interval");
     }, this.#opts.intervalMs);
-    this.run("start");
+    this.run(reason);
   }
 
   stop(): Promise<void> {
@@ -277,6 +288,8 @@ export class Reconciler {
         log.debug("reconcile ({reason}) ended by shutdown", { reason });
         return;
       }
+      // Stood down during the pass (the API is leaderOnly): the new leader reconciles.
+      if (e instanceof NotLeaderError) return;
       m.metrics.reconciliations.inc({ outcome: "error" });
       this.#failures++;
       if (e instanceof KickApiError && e.retryAfterMs) {
@@ -394,6 +407,7 @@ export class Reconciler {
   }
 
   #warn(what: string, e: unknown): void {
+    if (e instanceof NotLeaderError) return;
     const kind = e instanceof KickApiError ? e.kind : "error";
     if (!this.#limit.allow(`${what}:${kind}`)) return;
     const hint = kind === "blocked"

@@ -402,6 +402,7 @@ export class LiveView {
       eventsPerSec: this.#rate.perSecond(),
       database: health.database,
       token: health.token.state,
+      role: { role: health.leadership.role, leader: health.leadership.leader },
       queueDepth: health.writeQueueDepth,
       recent: this.#recent,
       recentCleared: this.#recentCleared,

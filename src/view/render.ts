@@ -112,6 +112,15 @@ export interface ViewModel {
   readonly database: { readonly up: boolean; readonly error?: string };
   /** The OAuth token's state (`valid`, `refreshing`, `failing`, `none`, `not used`, …). */
   readonly token: string;
+  /**
+   * This instance's role among several (issue 14): `leader`, `standby` or
+   * `unknown`, and the leader's host and pid when another one leads; absent
+   * before the monitor runs.
+   */
+  readonly role?: {
+    readonly role: string;
+    readonly leader: { readonly host: string; readonly pid: number } | null;
+  };
   /** Transitions waiting to be committed. */
   readonly queueDepth: number;
   /** Newest first. */
@@ -333,6 +342,18 @@ export function formatRate(perSec: number): string {
 
 const SEP = " · ";
 
+/** `  leader`, `  standby (leader kick-02:811)`, `  role unknown` on the title line. */
+function roleSegments(m: ViewModel): Segment[] {
+  const r = m.role;
+  if (!r) return [];
+  if (r.role === "leader") return [{ text: "  leader", style: "green" }];
+  if (r.role === "standby") {
+    const who = r.leader ? `leader ${r.leader.host}:${r.leader.pid}` : "no leader";
+    return [{ text: `  standby (${who})`, style: r.leader ? "dim" : "yellow" }];
+  }
+  return [{ text: `  role ${r.role}`, style: "yellow" }];
+}
+
 function headerLines(m: ViewModel): Segment[][] {
   const lines: Segment[][] = [];
   lines.push([
@@ -342,6 +363,7 @@ function headerLines(m: ViewModel): Segment[][] {
       : m.phase === "starting"
       ? [{ text: "  starting…", style: "yellow" as const }]
       : []),
+    ...roleSegments(m),
     { text: "  " + formatDateTime(m.now) },
   ]);
   const c = m.counts;

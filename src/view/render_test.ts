@@ -291,3 +291,15 @@ Deno.test("ansi: widths, truncation and segments", () => {
   assert.equal(visibleWidth(renderSegments(segs, 10, true)), 10);
   assert.equal(renderSegments(segs, 13, false), "status online");
 });
+
+Deno.test("render: the title line shows the role, and who leads when another instance does", () => {
+  const line = (role: ViewModel["role"]) => renderScreen(model({ role }), STATE, opts()).lines[0];
+  assert.match(line({ role: "leader", leader: null }), /^kickmon live view {2}leader {2}\d{4}-/);
+  assert.match(
+    line({ role: "standby", leader: { host: "kick-02", pid: 811 } }),
+    /^kickmon live view {2}standby \(leader kick-02:811\) {2}\d{4}-/,
+  );
+  assert.match(line({ role: "standby", leader: null }), /standby \(no leader\)/);
+  assert.match(line({ role: "unknown", leader: null }), /role unknown/);
+  assert.doesNotMatch(line(undefined), /leader|standby|role/);
+});
