@@ -15,7 +15,7 @@ import { isPgServerInstalled } from "../dev/pg_cluster.ts";
 import { startSimulator } from "../dev/simulator/simulator.ts";
 import { NOT_A_TERMINAL_MESSAGE } from "../src/cli/manual.ts";
 import { createTestDatabase, waitFor } from "./helpers/database.ts";
-import { baseEnv, runKickmon, spawnProcess } from "../dev/kickmon_process.ts";
+import { baseEnv, runKickmon, spawnKickmon, spawnProcess } from "../dev/kickmon_process.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
@@ -212,7 +212,12 @@ Deno.test({
       });
       const row = (status: string) => new RegExp(`^tmuxstreamer\\s+${status}\\s`, "m");
       const first = await tmux.waitForScreen(row("offline"), 30_000, "the streamer row");
-      assert.match(first, /^kickmon live view {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/m);
+      // The role follows the title (issue 14): alone on its state directory, it leads.
+      assert.match(
+        first,
+        /^kickmon live view {2}(?:leader|role unknown) {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/m,
+      );
+      await tmux.waitForScreen(/^kickmon live view {2}leader {2}/m, 10_000, "the role: leader");
       assert.match(first, /Database up/);
       assert.match(first, new RegExp(`logs: ${t.stateDir}/kickmon-manual\\.log`));
       await waitFor(() => t.sim.pusher.subscriberCount("channel.2600017") === 1, {
@@ -467,6 +472,57 @@ Deno.test({
       await sql.end({ timeout: 2 });
       await db.drop();
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "manual view beside a running service: another instance, standby, in its own directory" +
+    NO_TMUX,
+  ignore: !TMUX,
+  async fn() {
+    const t = await setup("besidestreamer", { userId: 9_200_031, channelId: 2_600_031 });
+    let tmux: TmuxSession | undefined;
+    const service = spawnKickmon(["start"], { ...t.env, MONITORING_LEADER_TAKEOVER: "5" });
+    try {
+      await service.waitForLine(/kickmon started/, 30_000);
+      const pid = await Deno.readTextFile(`${t.stateDir}/kickmon.pid`);
+      // The same environment, so the same SYSTEM_STATE_DIRECTORY (issue 14).
+      tmux = await TmuxSession.start(["main.ts", "start", "--manual"], t.env, {
+        width: 100,
+        height: 30,
+      });
+      const standby = await tmux.waitForScreen(
+        new RegExp(`^kickmon live view {2}standby \\(leader [^:]+:${service.pid}\\)`, "m"),
+        30_000,
+        "the view is a standby naming the service as leader",
+      );
+      assert.match(standby, new RegExp(`logs: ${t.stateDir}/kickmon-manual\\.log`));
+      await waitFor(() => t.sim.pusher.subscriberCount("channel.2600031") === 2, {
+        timeoutMs: 15_000,
+        message: "both instances subscribed",
+      });
+      const own = [...Deno.readDirSync(t.stateDir)].filter((e) => e.name.startsWith("manual-"));
+      assert.equal(own.length, 1, "the view's own state directory");
+      t.sim.world.setLive(t.s.userId, true);
+      await tmux.waitForScreen(/^besidestreamer\s+online\s/m, 5_000, "the view hears Pusher");
+      await tmux.keys("q");
+      assert.equal(await tmux.exitCode(), 0, "q exits 0");
+      assert.deepEqual(
+        [...Deno.readDirSync(t.stateDir)].filter((e) => e.name.startsWith("manual-")),
+        [],
+        "its directory is removed",
+      );
+      // The service: the same PID file, still running, still the only writer of its spool.
+      assert.equal(await Deno.readTextFile(`${t.stateDir}/kickmon.pid`), pid);
+      const rows = await t.sql`SELECT count(*)::int AS n FROM status_events`;
+      assert.equal(rows[0].n, 1, "one row for one transition heard by two instances");
+      assert.equal(await service.stop(), 0);
+    } finally {
+      await tmux?.dispose();
+      service.kill("SIGKILL");
+      await service.status;
+      await t.close();
     }
   },
 });
