@@ -520,3 +520,29 @@ Deno.test("elector on PostgreSQL: a leader whose database stops answering demote
     await db.drop();
   }
 });
+
+Deno.test("elector: an ineligible one never tries the lock; it shows who leads, or nobody", async () => {
+  const clock = new FakeClock();
+  const lock = new FakeLock();
+  const elector = new LeaderElector({
+    lock,
+    identity: { host: "me", pid: 1 },
+    takeoverMs: 10_000,
+    clock,
+    eligible: false,
+  });
+  elector.start();
+  await clock.advance(6000);
+  assert.equal(elector.isLeader, false);
+  assert.ok(!lock.calls.includes("tryAcquire"), lock.calls.join(","));
+  let snap = elector.snapshot();
+  assert.equal(snap.role, "standby");
+  assert.equal(snap.leader, null);
+  assert.equal(snap.eligible, false);
+  lock.other = OTHER_HOLDER;
+  await clock.advance(2000);
+  snap = elector.snapshot();
+  assert.deepEqual(snap.leader, { host: "other", pid: 2, since: 500_000 });
+  assert.equal(snap.changes_total, 0);
+  await elector.stop();
+});

@@ -167,9 +167,17 @@ Deno.test("service commands: status, stop and restart a running kickmon", async 
     await t.step("status: 0 (healthy), with the PID", async () => {
       const r = await waitHealthy(env);
       assert.match(r.out, new RegExp(`pid ${first.pid}.*healthy`));
+      // Alone on its database it leads (issue 14).
+      const role = await waitFor(async () => {
+        const o = (await cli(["status"], env)).out;
+        return /leadership: leader since \d\d:\d\d:\d\dZ/.test(o) ? o : null;
+      }, { timeoutMs: 15_000, intervalMs: 200, message: "status says leader" });
+      assert.ok(role);
       const j = await cli(["status", "--json"], env);
       assert.equal(j.code, EXIT.ok, j.out);
       assert.equal(JSON.parse(j.out).status, "healthy");
+      assert.equal(JSON.parse(j.out).leadership.role, "leader");
+      assert.equal(JSON.parse(j.out).leadership.leader.pid, first.pid);
     });
 
     await t.step("status: 1 naming pusher while Pusher refuses connections", async () => {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { LeadershipChange, LeadershipSnapshot } from "./leadership.ts";
+import { type LeadershipChange, type LeadershipSnapshot, localIdentity } from "./leadership.ts";
 
 /**
  * The role as the monitor and its plugins see it.
@@ -54,7 +54,7 @@ export const STANDALONE: Leadership = {
   snapshot: () => ({
     role: "leader",
     since: Math.round(performance.timeOrigin),
-    leader: { host: "this instance", pid: Deno.pid, since: Math.round(performance.timeOrigin) },
+    leader: { ...localIdentity(), since: Math.round(performance.timeOrigin) },
     changes_total: 0,
     eligible: true,
     reason: "no election (a single instance)",

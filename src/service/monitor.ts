@@ -18,7 +18,10 @@
  * (`observe`, the commit results). Its parts are beside it: following the
  * list (`list_follower.ts`), the saved list (`list_snapshot.ts`), the
  * database's up/down state and probe (`database_state.ts`), the health
- * report (`health.ts`), the hooks (`hooks.ts`).
+ * report (`health.ts`), the hooks (`hooks.ts`). Its role among several
+ * instances on one database is `leadership` (`leader_gate.ts`): given by
+ * `kickmon start` (an elector, `leadership.ts`), started and stopped here,
+ * followed by the plugins whose work only the leader does.
  *
  * @module
  */
