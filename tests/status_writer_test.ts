@@ -22,6 +22,8 @@ async function withDb(fn: (sql: Sql, url: string) => Promise<void>) {
   }
 }
 
+/** Per streamer, the livestream the last `online` of {@linkcode tr} started (ids only grow). */
+const livestreams = new Map<number, number>();
 const tr = (streamerId: number, status: "online" | "offline", at: number): Transition => ({
   streamerId,
   status,
@@ -30,7 +32,10 @@ const tr = (streamerId: number, status: "online" | "offline", at: number): Trans
   eventTime: at - 5,
   source: "pusher",
   event: status === "online" ? "App\\Events\\StreamerIsLive" : "App\\Events\\StopStreamBroadcast",
-  livestreamId: 42,
+  // A new livestream per `online`, the same one for the `offline` after it: as Kick names them.
+  livestreamId: status === "online"
+    ? livestreams.set(streamerId, (livestreams.get(streamerId) ?? 41) + 1).get(streamerId)!
+    : livestreams.get(streamerId) ?? 42,
 });
 
 Deno.test("migrate is idempotent and records what ran", async () => {
@@ -407,4 +412,56 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("commitTransitions: another instance's late copy of an older frame is refused by its livestream id", async () => {
+  await withDb(async (sql) => {
+    const id = await insertStreamer(sql, {
+      username: "twice",
+      kickUserId: 677,
+      kickChannelId: 669,
+    });
+    const at = (status: "online" | "offline", t: number, livestreamId: number): Transition => ({
+      ...tr(id, status, t),
+      livestreamId,
+    });
+    // Instance A: livestream 100 starts and ends within milliseconds.
+    assert.equal(
+      (await commitTransitions(sql, [at("online", 1_000_000, 100)])).committed.length,
+      1,
+    );
+    assert.equal(
+      (await commitTransitions(sql, [at("offline", 1_000_002, 100)])).committed.length,
+      1,
+    );
+    // Instance B received the same "online" 3 ms later than A, after A's "offline" (issue 14):
+    // newer by its clock, but its livestream already ended.
+    const late = await commitTransitions(sql, [at("online", 1_000_003, 100)]);
+    assert.equal(late.committed.length, 0);
+    assert.equal(late.rejected.length, 1);
+    // An older livestream is refused too; a newer one goes live.
+    assert.equal((await commitTransitions(sql, [at("online", 1_000_010, 99)])).committed.length, 0);
+    assert.equal(
+      (await commitTransitions(sql, [at("online", 1_000_020, 101)])).committed.length,
+      1,
+    );
+    // The same livestream live again long after its end is not a copy: the time guard decides.
+    assert.equal(
+      (await commitTransitions(sql, [at("offline", 1_000_025, 101)])).committed.length,
+      1,
+    );
+    assert.equal(
+      (await commitTransitions(sql, [at("online", 1_020_000, 101)])).committed.length,
+      1,
+    );
+    // A transition that names no livestream (reconciliation) is ordered by time alone.
+    const { livestreamId: _, ...reconciled } = at("offline", 1_020_030, 0);
+    assert.equal((await commitTransitions(sql, [reconciled])).committed.length, 1);
+    const rows = await sql<{ event_type: string }[]>`
+      SELECT event_type FROM status_events WHERE streamer_id = ${id} ORDER BY id`;
+    assert.deepEqual(
+      rows.map((r) => r.event_type),
+      ["online", "offline", "online", "offline", "online", "offline"],
+    );
+  });
 });

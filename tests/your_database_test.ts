@@ -153,7 +153,7 @@ Deno.test("your database, opted-in trigger: existing tables kickmon's role owns,
     assert.equal(m.code, 0, m.stderr);
     assert.match(
       m.stdout,
-      /applied: schema, 001_state, 002_webhook_messages, 003_channel_id_source$/m,
+      /applied: schema, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard$/m,
     );
     assert.doesNotMatch(m.stdout, /list_trigger|tables/, "no trigger unless asked for");
     const untouched = await u.definitions();
@@ -205,7 +205,7 @@ Deno.test("your database, empty: db migrate creates the specification's tables a
     assert.equal(m.code, 0, m.stderr);
     assert.match(
       m.stdout,
-      /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, list_trigger/,
+      /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, list_trigger/,
     );
     const cols = (s: postgres.Sql) =>
       s`SELECT table_name, column_name, ordinal_position, column_default, is_nullable,
@@ -296,7 +296,7 @@ Deno.test("db migrate --print: a DBA applies the SQL; kickmon's role then needs 
     const p = await runKickmon(["db", "migrate", "--print"], env);
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stdout, /CREATE SCHEMA IF NOT EXISTS kickmon AUTHORIZATION/);
-    assert.match(p.stdout, /CREATE FUNCTION kickmon\.commit_transitions/);
+    assert.match(p.stdout, /CREATE OR REPLACE FUNCTION kickmon\.commit_transitions/);
     assert.doesNotMatch(p.stdout, /CREATE TABLE streamers/);
     await u.admin.unsafe(p.stdout); // as a superuser, like a DBA with psql
     const h = await runKickmon(["db", "health"], env);

@@ -1,6 +1,6 @@
 /**
  * The statement that commits one round of status transitions:
- * `kickmon.commit_transitions` (migrations/kickmon_001_state.sql) does the
+ * `kickmon.commit_transitions` (migrations/commit_transitions.sql) does the
  * guarded `UPDATE streamers`, the `status_events` rows, kickmon's own state
  * and the `pg_notify('kickmon_status', …)` in one round trip. Also how a
  * queue is split into rounds (one transition per streamer each).
@@ -60,7 +60,7 @@ export async function commitTransitions(
   const livestreams = batch.map((t) => t.livestreamId ?? null);
   let rows: { ord: string; event_id: string; previous_status: string }[];
   try {
-    // kickmon.commit_transitions (migrations/kickmon_001_state.sql): the
+    // kickmon.commit_transitions (migrations/commit_transitions.sql): the
     // guarded UPDATE of streamers, the status_events rows, kickmon's state and
     // the NOTIFY, in one round trip.
     rows = await sql`

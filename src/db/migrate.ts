@@ -23,6 +23,7 @@ import appTables from "../../migrations/app_tables.sql" with { type: "text" };
 import kickmon001 from "../../migrations/kickmon_001_state.sql" with { type: "text" };
 import kickmon002 from "../../migrations/kickmon_002_webhook_messages.sql" with { type: "text" };
 import kickmon003 from "../../migrations/kickmon_003_channel_id_source.sql" with { type: "text" };
+import commitTransitions from "../../migrations/commit_transitions.sql" with { type: "text" };
 import listTrigger from "../../migrations/list_trigger.sql" with { type: "text" };
 import upgrade010 from "../../migrations/upgrade_from_0.1.0.sql" with { type: "text" };
 import { type Sql, toDatabaseError } from "./client.ts";
@@ -43,9 +44,11 @@ export interface Migration {
 
 /** kickmon's own migrations, in order. */
 export const MIGRATIONS: readonly Migration[] = [
-  { version: "001_state", sql: kickmon001 },
+  { version: "001_state", sql: `${kickmon001.trim()}\n\n${commitTransitions.trim()}` },
   { version: "002_webhook_messages", sql: kickmon002 },
   { version: "003_channel_id_source", sql: kickmon003 },
+  // The same function with the livestream guard (two instances' copies of one frame, issue 14).
+  { version: "004_livestream_guard", sql: commitTransitions },
 ];
 
 /** Key of the advisory lock that serialises migrations across instances. */
