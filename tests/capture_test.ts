@@ -221,7 +221,7 @@ Deno.test("capture: a real capture of the simulator holds its frames verbatim an
 Deno.test("capture: the simulator replays a capture, and capturing the replay gives byte-identical frames and bodies", async () => {
   const { dir } = await firstCapture();
   const sim = await startSimulator({ replay: { dir } });
-  const { db, sql, close } = await prepareDatabase();
+  const { db, close } = await prepareDatabase();
   const again = `${await Deno.makeTempDir()}/capture-2`;
   try {
     const { code, lines } = await capture(sim, db, again, 5);
@@ -241,7 +241,7 @@ Deno.test("capture: the simulator replays a capture, and capturing the replay gi
 Deno.test("capture: SIGINT ends a capture cleanly with what was recorded", async () => {
   const sim = await simulator();
   sim.world.setLive(B.userId, false, { publish: false });
-  const { db, sql, close } = await prepareDatabase();
+  const { db, close } = await prepareDatabase();
   const dir = `${await Deno.makeTempDir()}/capture-sigint`;
   const p = spawnKickmon(
     ["capture", "--duration", "10m", "--out", dir],
