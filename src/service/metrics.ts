@@ -46,6 +46,12 @@ export interface Metrics {
   readonly apiRowsMalformed: Counter<"endpoint">;
   /** Reconciliation passes by outcome. */
   readonly reconciliations: Counter<"outcome">;
+  /** Duration of each reconciliation pass, s, by reason. */
+  readonly reconcilePassSeconds: Histogram<"reason">;
+  /** Share of the wanted streamers the last completed pass got an answer for. */
+  readonly reconcileCoverage: Gauge;
+  /** Passes longer than the reconciliation interval. */
+  readonly reconcileOverruns: Counter;
   /** Webhook deliveries by outcome. */
   readonly webhooks: Counter<"outcome">;
 }
@@ -296,6 +302,26 @@ export function createMetrics(c: MetricsCollectors): Metrics {
       name: "kickmon_reconciliations_total",
       help: "Reconciliation passes against the official API, by outcome.",
       labelNames: ["outcome"],
+      registers,
+    }),
+    reconcilePassSeconds: new Histogram({
+      name: "kickmon_reconcile_pass_duration_seconds",
+      help:
+        "Duration of one reconciliation pass (first request to last answer applied), by reason.",
+      labelNames: ["reason"],
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+      registers,
+    }),
+    reconcileCoverage: new Gauge({
+      name: "kickmon_reconcile_pass_coverage_ratio",
+      help: "Share of the active streamers with a broadcaster user id that the last completed " +
+        "pass got an answer for (0–1).",
+      registers,
+    }),
+    reconcileOverruns: new Counter({
+      name: "kickmon_reconcile_pass_overruns_total",
+      help:
+        "Passes that took longer than MONITORING_RECONCILE_INTERVAL (the next one starts late).",
       registers,
     }),
     webhooks: new Counter({

@@ -65,9 +65,16 @@ export interface ReconcilerOptions {
 /** What the last pass did (for the live view and logs). */
 export interface ReconcileReport {
   readonly reason: ReconcileReason;
+  /** When the pass ended, ms since the Unix epoch. */
   readonly at: number;
+  /** Streamers the official API answered for. */
   readonly checked: number;
+  /** Active streamers with a broadcaster user id the pass asked about. */
+  readonly wanted: number;
+  /** Transitions written. */
   readonly transitions: number;
+  /** How long the pass took, ms. */
+  readonly durationMs: number;
   readonly error?: string;
 }
 
@@ -211,14 +218,19 @@ export class Reconciler {
     if (Date.now() < this.#pauseUntil && reason === "interval") return;
     let transitions = 0;
     let checked = 0;
+    let wanted = 0;
+    const t0 = performance.now();
+    const report = (e?: unknown) =>
+      this.#report({ reason, checked, wanted, transitions, durationMs: performance.now() - t0 }, e);
     try {
       await this.#resolveIdentities();
       const byUser = new Map<number, StreamerRecord>();
       m.tracker.forEachActive((s) => {
         if (s.kickUserId !== null) byUser.set(s.kickUserId, s);
       });
+      wanted = byUser.size;
       if (byUser.size === 0) {
-        this.#report(reason, 0, 0);
+        report();
         return;
       }
       const sentAt = Date.now();
@@ -281,7 +293,7 @@ export class Reconciler {
       for (const s of byUser.values()) this.#reconciled.set(s.id, s.kickUserId!);
       this.#failures = 0;
       m.metrics.reconciliations.inc({ outcome: "ok" });
-      this.#report(reason, checked, transitions);
+      report();
     } catch (e) {
       if (this.#stopped) {
         // Shutting down: the closed client ended the pass; nothing failed.
@@ -300,7 +312,7 @@ export class Reconciler {
         this.#pauseUntil = Date.now() + pause;
       }
       this.#warn(`reconcile (${reason})`, e);
-      this.#report(reason, checked, transitions, e);
+      report(e);
     }
   }
 
@@ -424,20 +436,48 @@ export class Reconciler {
     });
   }
 
-  #report(reason: ReconcileReason, checked: number, transitions: number, e?: unknown): void {
+  /**
+   * Records a pass: `last`, the duration histogram and coverage gauge, the
+   * `reconciled (…)` line (with its duration), and a warning when the pass took
+   * longer than the interval, so a list too large for the request budget is
+   * never slow in silence.
+   */
+  #report(r: Omit<ReconcileReport, "at" | "error">, e?: unknown): void {
+    const m = this.#monitor.metrics;
+    const seconds = Math.round(r.durationMs / 100) / 10;
     this.last = {
-      reason,
+      ...r,
       at: Date.now(),
-      checked,
-      transitions,
       error: e ? (e instanceof Error ? e.message : String(e)) : undefined,
     };
-    if (!e && (transitions > 0 || reason !== "interval")) {
-      log.info("reconciled ({reason}): {checked} checked, {transitions} corrected", {
-        reason,
-        checked,
-        transitions,
+    m.reconcilePassSeconds.observe({ reason: r.reason }, r.durationMs / 1000);
+    if (e) return;
+    m.reconcileCoverage.set(r.wanted ? r.checked / r.wanted : 1);
+    if (r.transitions > 0 || r.reason !== "interval") {
+      log.info("reconciled ({reason}): {checked} checked, {transitions} corrected in {seconds} s", {
+        reason: r.reason,
+        checked: r.checked,
+        wanted: r.wanted,
+        transitions: r.transitions,
+        seconds,
       });
+    }
+    if (r.durationMs > this.#opts.intervalMs) {
+      m.reconcileOverruns.inc();
+      if (this.#limit.allow("overrun")) {
+        log.warn(
+          "reconciliation pass ({reason}) over {wanted} streamers took {seconds} s, longer than " +
+            "MONITORING_RECONCILE_INTERVAL ({interval} s): passes now run back to back and a " +
+            "streamer without a channel id can wait two passes to be seen live; the request " +
+            "budget sets this (KICK_API_MAX_REQUESTS_PER_MINUTE)",
+          {
+            reason: r.reason,
+            wanted: r.wanted,
+            seconds,
+            interval: this.#opts.intervalMs / 1000,
+          },
+        );
+      }
     }
   }
 }
