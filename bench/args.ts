@@ -61,6 +61,11 @@ export interface BenchArgs {
   readonly apiLatencyMs: readonly [number, number];
   /** `--live K`: streamers that go live during `--reconcile-scale`. Default min(200, N/10). */
   readonly live: number | null;
+  /**
+   * `--connect-spacing MS`: kickmon's `KICK_PUSHER_CONNECT_SPACING` (ms between two Pusher
+   * connection attempts); null: kickmon's default.
+   */
+  readonly connectSpacingMs: number | null;
 }
 
 const FULL_NS = [1_000, 10_000, 50_000];
@@ -103,6 +108,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     "budget",
     "api-latency",
     "live",
+    "connect-spacing",
   ]);
   const known = new Set([...valued, "quick", "full", "source", "cold", "help", "reconcile-scale"]);
   for (let i = 0; i < argv.length; i++) {
@@ -123,7 +129,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         "                [--per-connection C] [--floor-iterations I] [--out FILE]\n" +
         "                [--cpu-prof DIR] [--seed S] [--v8-flags A,B] [--source | --cold]\n" +
         '                [--kickmon-deno-args "…"] [--list-follow trigger|poll]\n' +
-        "                [--runs K] [--compare REF]\n" +
+        "                [--runs K] [--compare REF] [--connect-spacing MS]\n" +
         "deno task bench --reconcile-scale [--n N] [--budget 60,100] [--api-latency 100-300]\n" +
         "                [--live K] [--runs K] [--out FILE]",
     );
@@ -211,5 +217,6 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     budgets: list("budget") ?? [60, 100],
     apiLatencyMs: [latency[0], latency[1]],
     live: flags.has("live") ? one("live", 1) : null,
+    connectSpacingMs: flags.has("connect-spacing") ? one("connect-spacing", 0, true) : null,
   };
 }

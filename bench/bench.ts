@@ -39,7 +39,8 @@
  * `--n`/`--rate` and `--reconcile-scale`), `--compare REF` (a git ref; not
  * with `--source`), `--per-connection` (channels per Pusher connection,
  * default 1000), `--floor-iterations` (default 2000; 0 skips the floor),
- * `--out` (JSON path), `--cpu-prof DIR`, `--seed`, `--v8-flags a,b`
+ * `--out` (JSON path), `--connect-spacing MS` (kickmon's
+ * `KICK_PUSHER_CONNECT_SPACING`; default kickmon's), `--cpu-prof DIR`, `--seed`, `--v8-flags a,b`
  * (kickmon's V8 flags, for both sides of `--compare`; default each tree's
  * shipped ones from `scripts/v8_flags.ts`, `--v8-flags=` for none),
  * `--kickmon-deno-args "…"` (extra `deno run` arguments for kickmon),
@@ -78,6 +79,7 @@ import {
   runReconcileScale,
 } from "./reconcile_scale.ts";
 import { reconcileLine, reconcileTable, summarizeReconcile } from "./reconcile_report.ts";
+import { VARIABLES } from "../src/config/variables.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -346,7 +348,12 @@ async function main(): Promise<number> {
               cpuProfDir: args.cpuProfDir,
               v8Flags: side.v8Flags,
               denoArgs: args.kickmonDenoArgs,
-              env: { MONITORING_LIST_FOLLOW: args.listFollow },
+              env: {
+                MONITORING_LIST_FOLLOW: args.listFollow,
+                ...(args.connectSpacingMs === null
+                  ? {}
+                  : { KICK_PUSHER_CONNECT_SPACING: String(args.connectSpacingMs) }),
+              },
               seed: args.seed,
               log: note,
             });
@@ -393,6 +400,8 @@ async function main(): Promise<number> {
       method: METHOD,
       durationSec: args.durationSec,
       perConnection: args.perConnection,
+      connectSpacingMs: args.connectSpacingMs ??
+        Number(VARIABLES.KICK_PUSHER_CONNECT_SPACING.default),
       kickmon: args.source
         ? "main.ts (deno run)"
         : "the bundle the binary is compiled from (deno run --no-config)",
