@@ -80,7 +80,7 @@ export interface PusherSubscriberOptions {
   readonly connectTimeoutMs?: number;
   /**
    * Least time between two connection attempts of any shards, first or reconnect, ms
-   * (`KICK_PUSHER_CONNECT_SPACING`, `connect_slots.ts`). Default 20.
+   * (`KICK_PUSHER_CONNECT_SPACING`, `connect_slots.ts`). Default 15.
    */
   readonly staggerMs?: number;
   /** A connection that stayed up this long resets the shard's failure count. Default 30000. */
@@ -159,7 +159,7 @@ export class PusherSubscriber {
     const pongTimeoutMs = o.pongTimeoutMs ?? 30_000;
     const activityTimeoutMs = o.activityTimeoutMs ?? 120_000;
     const connectTimeoutMs = Math.min(15_000, o.connectTimeoutMs ?? 10_000);
-    const staggerMs = o.staggerMs ?? 20;
+    const staggerMs = o.staggerMs ?? 15;
     const stableAfterMs = o.stableAfterMs ?? 30_000;
     if (!Number.isInteger(this.#maxPerShard) || this.#maxPerShard < 1) {
       throw new RangeError(
