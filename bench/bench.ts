@@ -22,7 +22,11 @@
  *    (`bench/readme_table.ts`).
  *
  * `--reconcile-scale` runs the reconciliation-at-scale scenario instead
- * (`bench/reconcile_scale.ts`; minutes per budget at N = 10,000).
+ * (`bench/reconcile_scale.ts`; minutes per budget at N = 10,000), and
+ * `--two-instances` the two-instance scenario (`bench/two_instances.ts`:
+ * two `kickmon start` on one database, N = 10,000, R = 2,000 by default,
+ * K runs; `bench/results/two_instances.json`, shown in the README beside
+ * the one-instance row of `default.json`).
  *
  * ```sh
  * deno task bench                      # N=10000, R=2000, D=30, 3 runs
@@ -32,6 +36,7 @@
  * deno task bench --n 10000 --rate 1000,5000 --duration 20
  * deno task bench --cpu-prof /tmp/prof # V8 CPU profile of kickmon
  * deno task bench --reconcile-scale --n 1000 --budget 600   # a quick check
+ * deno task bench --two-instances --duration 15              # 3 runs
  * ```
  *
  * Flags: `--n` (comma list), `--rate` (comma list, events/s), `--duration`
@@ -80,6 +85,13 @@ import {
 } from "./reconcile_scale.ts";
 import { reconcileLine, reconcileTable, summarizeReconcile } from "./reconcile_report.ts";
 import { VARIABLES } from "../src/config/variables.ts";
+import { runTwoInstances } from "./two_instances.ts";
+import {
+  summarizeTwoInstances,
+  twoInstanceLine,
+  type TwoInstanceRun,
+  twoInstanceTable,
+} from "./two_instance_report.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -259,6 +271,9 @@ async function main(): Promise<number> {
     );
     if (args.reconcileScale) {
       return await runReconcileBench(args, adminUrl, machine, began);
+    }
+    if (args.twoInstances) {
+      return await runTwoInstanceBench(args, adminUrl, machine, began);
     }
 
     // --- the sides: this tree, and the --compare ref --------------------------------
@@ -614,6 +629,91 @@ async function runReconcileBench(
   console.log(`reconciliation at scale: N=${n}, API latency ${args.apiLatencyMs.join("–")} ms`);
   console.log(reconcileTable(report.summary));
   console.log(`\nJSON: ${out} (${report.totalSeconds} s in all)`);
+  return 0;
+}
+
+/** How the two-instance figures are measured, written into its JSON. */
+const TWO_INSTANCE_METHOD = {
+  setup: "two real `kickmon start` processes (the shipped bundle and V8 flags, as the " +
+    "one-instance scenario; main.ts with --source) on one fresh " +
+    "database, each with its own state directory, health port and OAuth client, both " +
+    "subscribed to every channel of the simulated Kick in the bench process",
+  latency: "frame handed to the simulated Pusher server → the FIRST NOTIFY kickmon_status of " +
+    "that transition (performance.now() of the bench process): whichever instance commits first",
+  lost: "sent frames − status_events rows with source 'pusher' after the drain",
+  duplicates: "NOTIFYs beyond one per frame (the guarded UPDATE refuses the slower copy)",
+  share: "the larger of the two instances' kickmon_transitions_total, % of both",
+  standby: "official-API requests the simulator counted for the instance that was not leader",
+  load: "Poisson arrivals, each flipping a uniformly chosen streamer (Math.random, no seed)",
+};
+
+/** `--two-instances`: the two-instance scenario, K runs per N and R; JSON and a table. */
+async function runTwoInstanceBench(
+  args: BenchArgs,
+  adminUrl: string,
+  machine: Machine & Record<string, unknown>,
+  began: number,
+): Promise<number> {
+  const results: TwoInstanceRun[] = [];
+  // What ships, as for the one-instance row: the bundle, the shipped V8 flags, a warm code cache.
+  let entry: string | undefined;
+  let entryDir: string | undefined;
+  if (!args.source) {
+    entryDir = await Deno.makeTempDir({ prefix: "kickmon-bench2-" });
+    entry = `${entryDir}/kickmon.js`;
+    note(`bench: building the bundle kickmon is compiled from (${entry})`);
+    await buildBundle(entry);
+    if (!args.cold) await warmCodeCache(entry, args.v8Flags);
+  }
+  const denoArgs = [...kickmonDenoArgs(entry, args.v8Flags), ...args.kickmonDenoArgs];
+  for (let run = 1; run <= args.runs; run++) {
+    for (const n of args.ns) {
+      for (const rate of args.rates) {
+        note(
+          `bench: two-instances run ${run}/${args.runs}: N=${n} R=${rate}/s D=${args.durationSec}s…`,
+        );
+        try {
+          const r = await runTwoInstances({
+            adminUrl,
+            n,
+            rate,
+            durationSec: args.durationSec,
+            log: note,
+            entry,
+            denoArgs,
+          });
+          results.push({ ...r, run });
+          note(twoInstanceLine(r));
+        } catch (e) {
+          const error = e instanceof Error ? e.message : String(e);
+          results.push({ run, n, rate, durationSec: args.durationSec, error });
+          note(`  failed: ${error}`);
+        }
+      }
+    }
+  }
+  const report = {
+    generatedAt: new Date().toISOString(),
+    mode: "two-instances",
+    runs: args.runs,
+    machine,
+    method: TWO_INSTANCE_METHOD,
+    durationSec: args.durationSec,
+    commit: (await headOf(ROOT).catch(() => null))?.commit ?? null,
+    kickmon: args.source
+      ? "main.ts (deno run)"
+      : "the bundle the binary is compiled from (deno run --no-config)",
+    v8Flags: args.v8Flags,
+    summary: summarizeTwoInstances(results),
+    scenarios: results,
+    totalSeconds: Math.round((performance.now() - began) / 100) / 10,
+  };
+  if (entryDir) await Deno.remove(entryDir, { recursive: true }).catch(() => {});
+  await writeJson(args.out, report);
+  console.log("");
+  console.log(`two instances on one database, D=${args.durationSec} s (median (min–max) of runs):`);
+  console.log(twoInstanceTable(null, report.summary));
+  console.log(`\nJSON: ${args.out} (${report.totalSeconds} s in all)`);
   return 0;
 }
 
