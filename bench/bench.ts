@@ -273,7 +273,7 @@ async function main(): Promise<number> {
       return await runReconcileBench(args, adminUrl, machine, began);
     }
     if (args.twoInstances) {
-      return await runTwoInstanceBench(args, adminUrl, machine, began);
+      return await runTwoInstanceBench(args, adminUrl, machine, began, postmasterPid(cluster));
     }
 
     // --- the sides: this tree, and the --compare ref --------------------------------
@@ -640,6 +640,8 @@ const TWO_INSTANCE_METHOD = {
     "subscribed to every channel of the simulated Kick in the bench process",
   latency: "frame handed to the simulated Pusher server → the FIRST NOTIFY kickmon_status of " +
     "that transition (performance.now() of the bench process): whichever instance commits first",
+  oneInstance: "each run first runs the one-instance scenario (bench/scenario.ts) at the same " +
+    "N, R, D and channels per connection, so both rows saw the same machine; no floor",
   lost: "sent frames − status_events rows with source 'pusher' after the drain",
   duplicates: "NOTIFYs beyond one per frame (the guarded UPDATE refuses the slower copy)",
   share: "the larger of the two instances' kickmon_transitions_total, % of both",
@@ -653,8 +655,11 @@ async function runTwoInstanceBench(
   adminUrl: string,
   machine: Machine & Record<string, unknown>,
   began: number,
+  pgPid: number | undefined,
 ): Promise<number> {
   const results: TwoInstanceRun[] = [];
+  /** The one-instance scenario at the same N, R, D, right before each two-instance run. */
+  const single: (ScenarioResult & { run: number; figures: RunFigures })[] = [];
   // What ships, as for the one-instance row: the bundle, the shipped V8 flags, a warm code cache.
   let entry: string | undefined;
   let entryDir: string | undefined;
@@ -670,7 +675,25 @@ async function runTwoInstanceBench(
     for (const n of args.ns) {
       for (const rate of args.rates) {
         note(
-          `bench: two-instances run ${run}/${args.runs}: N=${n} R=${rate}/s D=${args.durationSec}s…`,
+          `bench: run ${run}/${args.runs}: one instance, N=${n} R=${rate}/s D=${args.durationSec}s…`,
+        );
+        const one = await runScenario({
+          entry,
+          adminUrl,
+          n,
+          rate,
+          durationSec: args.durationSec,
+          channelsPerConnection: args.perConnection,
+          pgPid,
+          v8Flags: args.v8Flags,
+          denoArgs: args.kickmonDenoArgs,
+          seed: args.seed,
+          log: note,
+        });
+        single.push({ ...one, run, figures: runFigures(one, null) });
+        note(scenarioLine(one));
+        note(
+          `bench: run ${run}/${args.runs}: two instances, N=${n} R=${rate}/s D=${args.durationSec}s…`,
         );
         try {
           const r = await runTwoInstances({
@@ -681,6 +704,7 @@ async function runTwoInstanceBench(
             log: note,
             entry,
             denoArgs,
+            channelsPerConnection: args.perConnection,
           });
           results.push({ ...r, run });
           note(twoInstanceLine(r));
@@ -704,15 +728,22 @@ async function runTwoInstanceBench(
       ? "main.ts (deno run)"
       : "the bundle the binary is compiled from (deno run --no-config)",
     v8Flags: args.v8Flags,
+    perConnection: args.perConnection,
     summary: summarizeTwoInstances(results),
     scenarios: results,
+    oneInstance: { summary: summarizeScenarios(single), scenarios: single },
     totalSeconds: Math.round((performance.now() - began) / 100) / 10,
   };
   if (entryDir) await Deno.remove(entryDir, { recursive: true }).catch(() => {});
   await writeJson(args.out, report);
   console.log("");
   console.log(`two instances on one database, D=${args.durationSec} s (median (min–max) of runs):`);
-  console.log(twoInstanceTable(null, report.summary));
+  console.log(
+    twoInstanceTable(
+      report.oneInstance.summary.map((one) => ({ label: "1, same runs", one })),
+      report.summary,
+    ),
+  );
   console.log(`\nJSON: ${args.out} (${report.totalSeconds} s in all)`);
   return 0;
 }

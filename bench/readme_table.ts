@@ -9,8 +9,9 @@
  * Sources, each shown when its file exists (see {@linkcode SOURCES}):
  * `latest.json` (`--full`), `default.json` (the plain run),
  * `reconcile.json` (`--reconcile-scale` at N = 10,000), and the start-up
- * table from `startup-100ms.json` and `startup.json` (N = 50,000, before and
- * after `KICK_PUSHER_CONNECT_SPACING`, see {@linkcode STARTUP_SOURCES}). A
+ * table from `startup-100ms.json`, `startup-20ms.json` and `startup.json`
+ * (N = 50,000, the connection spacing before and after
+ * `KICK_PUSHER_CONNECT_SPACING`, see {@linkcode STARTUP_SOURCES}). A
  * result written before `--runs` existed (no `sides`) is shown as one run.
  *
  * The "High availability" section has its own block, between
@@ -70,21 +71,20 @@ export const HA_MARKERS = {
  * @example
  * ```ts
  * import { STARTUP_SOURCES } from "./readme_table.ts";
- * STARTUP_SOURCES.map((s) => s.file); // ["startup-100ms.json", "startup.json"]
+ * STARTUP_SOURCES.map((s) => s.file); // ["startup-100ms.json", "startup-20ms.json", "startup.json"]
  * ```
  */
 export const STARTUP_SOURCES: readonly { readonly file: string; readonly command: string }[] = [
-  {
-    file: "startup-100ms.json",
-    command:
-      "deno task bench --n 50000 --rate 100 --duration 10 --per-connection 250 --floor-iterations 0 --out bench/results/startup-100ms.json",
-  },
-  {
-    file: "startup.json",
-    command:
-      "deno task bench --n 50000 --rate 100 --duration 10 --per-connection 250 --floor-iterations 0 --out bench/results/startup.json",
-  },
-];
+  "startup-100ms.json",
+  "startup-20ms.json",
+  "startup.json",
+].map((file) => ({
+  file,
+  command: "deno task bench --n 50000 --rate 100 --duration 10 --per-connection 250 " +
+    `--floor-iterations 0${
+      file === "startup.json" ? "" : ` --connect-spacing ${file.match(/(\d+)ms/)![1]}`
+    } --out bench/results/${file}`,
+}));
 
 /**
  * The result files the README shows, in order, with the command that
@@ -144,6 +144,8 @@ interface ResultJson {
   readonly summary?: readonly (ReconcileSummary | TwoInstanceSummary)[];
   /** `--two-instances`: the commit it ran. */
   readonly commit?: string | null;
+  /** `--two-instances`: the one-instance scenario run before each two-instance run. */
+  readonly oneInstance?: { readonly summary: readonly ScenarioSummary[] };
   readonly apiLatencyMs?: readonly [number, number];
 }
 
@@ -344,21 +346,27 @@ export function haSection(read: (file: string) => string | null): string {
   const oneText = read("default.json");
   const oneJson = oneText === null ? null : JSON.parse(oneText) as ResultJson;
   const first = summaries[0];
-  const one = oneJson && first
-    ? sideA(oneJson).scenarios.find((s) => s.n === first.n && s.rate === first.rate) ?? null
-    : null;
+  const at = (xs: readonly ScenarioSummary[]) =>
+    first ? xs.find((s) => s.n === first.n && s.rate === first.rate) ?? null : null;
+  const same = at(two.oneInstance?.summary ?? []);
+  const one = oneJson ? at(sideA(oneJson).scenarios) : null;
+  const ones = [
+    ...(same ? [{ label: "1, same runs", one: same }] : []),
+    ...(one ? [{ label: "1, `default.json`", one }] : []),
+  ];
   const commit = two.commit ? `, commit ${two.commit.slice(0, 7)}` : "";
   const head = `**\`deno task bench --two-instances\`** (\`bench/results/two_instances.json\`, ` +
     `${two.generatedAt.slice(0, 10)}, ${runsText(two.runs ?? 1)}${commit}; D = ${
       two.durationSec ?? "?"
     } s, V8 flags \`${two.v8Flags || "(none)"}\`) on ${machineLine(two)}` +
+    `, ${thousands(two.perConnection ?? 250)} channels per Pusher connection` +
     (one && oneJson
-      ? `; the one-instance row is \`deno task bench\` (\`bench/results/default.json\`, ${
+      ? `; the \`default.json\` row is \`deno task bench\` (\`bench/results/default.json\`, ${
         oneJson.generatedAt.slice(0, 10)
       }, ${runsText(one.runs)}; D = ${oneJson.durationSec ?? "?"} s)`
       : "") +
     ":";
-  return `${head}\n\n${twoInstanceTable(one, summaries)}`;
+  return `${head}\n\n${twoInstanceTable(ones, summaries)}`;
 }
 
 /**

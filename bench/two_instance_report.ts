@@ -132,16 +132,17 @@ export function twoInstanceLine(r: TwoInstanceResult): string {
  * `deno task bench` (when given) and the two-instance rows, `median
  * (min–max)` over runs; latency in ms, the write split in %.
  *
- * @param one the one-instance summary at the same N and R, or null.
+ * @param ones one-instance summaries to show first, each with the label of
+ *   its `instances` cell (e.g. `1, same runs`).
  *
  * @example
  * ```ts
  * import { twoInstanceTable } from "./two_instance_report.ts";
- * console.log(twoInstanceTable(null, []));
+ * console.log(twoInstanceTable([], []));
  * ```
  */
 export function twoInstanceTable(
-  one: ScenarioSummary | null,
+  ones: readonly { readonly label: string; readonly one: ScenarioSummary }[],
   two: readonly TwoInstanceSummary[],
 ): string {
   const head = [
@@ -158,10 +159,10 @@ export function twoInstanceTable(
     "standby API requests",
   ];
   const body: string[][] = [];
-  if (one) {
+  for (const { label, one } of ones) {
     const f = one.figures;
     body.push([
-      "1",
+      label,
       thousands(one.n),
       thousands(one.rate),
       String(one.runs),
@@ -176,7 +177,7 @@ export function twoInstanceTable(
   }
   for (const s of two) {
     body.push([
-      "2",
+      "2, same runs",
       thousands(s.n),
       thousands(s.rate),
       s.failed ? `${s.runs} (${s.failed} failed)` : String(s.runs),

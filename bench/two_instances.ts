@@ -63,6 +63,8 @@ export interface TwoInstanceOptions {
   readonly entry?: string;
   /** `deno run` arguments of both instances (permissions, V8 flags); default `-A`. */
   readonly denoArgs?: string[];
+  /** `KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION` of both instances; default kickmon's. */
+  readonly channelsPerConnection?: number;
 }
 
 /**
@@ -205,6 +207,9 @@ export async function runTwoInstances(opts: TwoInstanceOptions): Promise<TwoInst
         KICK_API_MAX_REQUESTS_PER_MINUTE: "100000",
         MONITORING_RECONCILE_INTERVAL: "86400",
         MONITORING_RESYNC_INTERVAL: "86400",
+        ...(opts.channelsPerConnection === undefined ? {} : {
+          KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: String(opts.channelsPerConnection),
+        }),
       }, { entry: opts.entry, denoArgs: opts.denoArgs }));
     }
     const deadline = performance.now() + (opts.startTimeoutMs ?? 180_000);
