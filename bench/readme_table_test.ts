@@ -69,25 +69,35 @@ const row = (n: number, rate: number, run: number, p50: number) => ({
   },
 });
 
+/** A K-run result of side A only: one row per p50, the floors given or 1/4 ms each. */
+const kRuns = (
+  n: number,
+  rate: number,
+  p50s: number[],
+  floors = p50s.map(() => ({ tx: { p50: 1, p99: 4 } })),
+) => ({
+  generatedAt: "2026-12-02T06:00:00.000Z",
+  mode: "default",
+  runs: p50s.length,
+  durationSec: 30,
+  perConnection: 1000,
+  machine,
+  sides: [{
+    label: "A",
+    ref: "HEAD",
+    commit: "abcdef0",
+    v8Flags: "--lite-mode",
+    floors,
+    scenarios: p50s.map((p, i) => row(n, rate, i + 1, p)),
+  }],
+});
+
 Deno.test("bench readme: a K-run result shows median (min–max), machine and date", () => {
-  const json = {
-    generatedAt: "2026-12-02T05:00:00.000Z",
-    mode: "default",
-    runs: 3,
-    durationSec: 30,
-    perConnection: 1000,
-    machine,
-    sides: [{
-      label: "A",
-      ref: "HEAD",
-      commit: "abc",
-      v8Flags: "--lite-mode",
-      floors: [{ tx: { p50: 1, p99: 4 } }, { tx: { p50: 2, p99: 5 } }, {
-        tx: { p50: 1.5, p99: 6 },
-      }],
-      scenarios: [row(10000, 2000, 1, 3), row(10000, 2000, 2, 5), row(10000, 2000, 3, 4)],
-    }],
-  };
+  const json = kRuns(10000, 2000, [3, 5, 4], [
+    { tx: { p50: 1, p99: 4 } },
+    { tx: { p50: 2, p99: 5 } },
+    { tx: { p50: 1.5, p99: 6 } },
+  ]);
   const s = resultSection("default.json", "deno task bench", json);
   assert.match(
     s,
@@ -114,23 +124,6 @@ Deno.test("bench readme: a result from before --runs is one run", () => {
   // 0.3 s over 10 transitions: 30,000 µs each; p50 3 on a floor of 1.5: 2.0×.
   assert.match(s, /\| 1,000 \| +100 \| +1 \| +0 \| +3\.00 \| +12\.0 \| +2\.0× \|/);
   assert.match(s, /\| +30000 \|/);
-});
-
-const kRuns = (n: number, rate: number, p50s: number[]) => ({
-  generatedAt: "2026-12-02T06:00:00.000Z",
-  mode: "default",
-  runs: p50s.length,
-  durationSec: 30,
-  perConnection: 1000,
-  machine,
-  sides: [{
-    label: "A",
-    ref: "HEAD",
-    commit: "abcdef0",
-    v8Flags: "--lite-mode",
-    floors: p50s.map(() => ({ tx: { p50: 1, p99: 4 } })),
-    scenarios: p50s.map((p, i) => row(n, rate, i + 1, p)),
-  }],
 });
 
 const twoRun = (run: number, p50: number, lost = 0): TwoInstanceRun => ({
