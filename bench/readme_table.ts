@@ -9,8 +9,8 @@
  * Sources, each shown when its file exists (see {@linkcode SOURCES}):
  * `latest.json` (`--full`), `default.json` (the plain run),
  * `reconcile.json` (`--reconcile-scale` at N = 10,000), and the start-up
- * table from `startup-100ms.json`, `startup-20ms.json` and `startup.json`
- * (N = 50,000, the connection spacing before and after
+ * table from `startup-100ms.json`, `startup-20ms.json`, `startup-15ms.json`
+ * and `startup.json` (N = 50,000, the connection spacing before and after
  * `KICK_PUSHER_CONNECT_SPACING`, see {@linkcode STARTUP_SOURCES}). A
  * result written before `--runs` existed (no `sides`) is shown as one run.
  *
@@ -64,26 +64,34 @@ export const HA_MARKERS = {
 } as const;
 
 /**
- * The start-up results the Performance block ends with, in order: before and
- * after the connection spacing became `KICK_PUSHER_CONNECT_SPACING` (a result
- * without `connectSpacingMs` was made when the spacing was a fixed 100 ms).
+ * The start-up results the Performance block ends with, in order: the
+ * connection spacing before and after it became `KICK_PUSHER_CONNECT_SPACING`
+ * (a result without `connectSpacingMs` was made when the spacing was a fixed
+ * 100 ms), and `startup.json`, which runs this tree (A) and, with
+ * `--compare`, the commit before the setting (B, `bSpacing`) interleaved in
+ * one invocation.
  *
  * @example
  * ```ts
  * import { STARTUP_SOURCES } from "./readme_table.ts";
- * STARTUP_SOURCES.map((s) => s.file); // ["startup-100ms.json", "startup-20ms.json", "startup.json"]
+ * STARTUP_SOURCES.at(-1)?.file; // "startup.json"
  * ```
  */
-export const STARTUP_SOURCES: readonly { readonly file: string; readonly command: string }[] = [
-  "startup-100ms.json",
-  "startup-20ms.json",
-  "startup.json",
-].map((file) => ({
+export const STARTUP_SOURCES: readonly {
+  readonly file: string;
+  readonly command: string;
+  /** The spacing of side B (`--compare`), as shown. */
+  readonly bSpacing?: string;
+}[] = [
+  { file: "startup-100ms.json", flags: "--connect-spacing 100" },
+  { file: "startup-20ms.json", flags: "--connect-spacing 20" },
+  { file: "startup-15ms.json", flags: "--connect-spacing 15" },
+  { file: "startup.json", flags: "--compare 4f87413", bSpacing: "100 (fixed)" },
+].map(({ file, flags, bSpacing }) => ({
   file,
   command: "deno task bench --n 50000 --rate 100 --duration 10 --per-connection 250 " +
-    `--floor-iterations 0${
-      file === "startup.json" ? "" : ` --connect-spacing ${file.match(/(\d+)ms/)![1]}`
-    } --out bench/results/${file}`,
+    `--floor-iterations 0 ${flags} --out bench/results/${file}`,
+  ...(bSpacing ? { bSpacing } : {}),
 }));
 
 /**
@@ -278,51 +286,60 @@ interface StartupRun {
 export function startupSection(read: (file: string) => string | null): string | null {
   const rows: string[][] = [];
   const heads: string[] = [];
+  let last: ResultJson | null = null;
+  const sec = (v: number | null | undefined) => (typeof v === "number" ? v / 1000 : null);
   for (const s of STARTUP_SOURCES) {
     const text = read(s.file);
     if (text === null) continue;
     const j = JSON.parse(text) as ResultJson;
-    const a = j.sides?.[0];
-    const runs = (a?.scenarios ?? []) as unknown as StartupRun[];
-    if (!runs.length) continue;
-    const spacing = j.connectSpacingMs ?? 100;
-    const commit = a?.commit ? `commit ${a.commit.slice(0, 7)}${a.dirty ? "+" : ""}` : "?";
+    last = j;
     heads.push(
-      `\`bench/results/${s.file}\` (${j.generatedAt.slice(0, 10)}, ${commit}, ${
-        runsText(runs.length)
+      `\`${s.file}\` (${j.generatedAt.slice(0, 10)}, ${runsText(j.runs ?? 1)}${
+        j.sides && j.sides.length > 1 ? ", A/B interleaved" : ""
       }): \`${s.command}\``,
     );
-    const sec = (v: number | null | undefined) => (typeof v === "number" ? v / 1000 : null);
-    rows.push([
-      String(spacing),
-      thousands(runs[0].n),
-      thousands(j.perConnection ?? 0),
-      String(runs[0].connections ?? "-"),
-      String(runs.length),
-      fmtSpread(spreadOf(runs.map((r) => sec(r.startup.startedMs))), 1),
-      fmtSpread(spreadOf(runs.map((r) => sec(r.startup.subscribedMs))), 1),
-      fmtSpread(spreadOf(runs.map((r) => r.rss.idleMB)), 0),
-      fmtSpread(spreadOf(runs.map((r) => r.rss.peakMB)), 0),
-      fmtSpread(spreadOf(runs.map((r) => r.rss.steadyMB)), 0),
-    ]);
+    for (const [k, side] of (j.sides ?? []).entries()) {
+      const runs = side.scenarios as unknown as StartupRun[];
+      if (!runs.length) continue;
+      const spacing = k === 0 ? String(j.connectSpacingMs ?? 100) : s.bSpacing ?? "?";
+      const commit = side.commit ? `${side.commit.slice(0, 7)}${side.dirty ? "+" : ""}` : "?";
+      rows.push([
+        `\`${s.file}\`${j.sides!.length > 1 ? ` ${side.label}` : ""}`,
+        commit,
+        spacing,
+        thousands(runs[0].n),
+        thousands(j.perConnection ?? 0),
+        String(runs[0].connections ?? "-"),
+        String(runs.length),
+        fmtSpread(spreadOf(runs.map((r) => sec(r.startup.startedMs))), 1),
+        fmtSpread(spreadOf(runs.map((r) => sec(r.startup.subscribedMs))), 1),
+        fmtSpread(spreadOf(runs.map((r) => r.rss.idleMB)), 0),
+        fmtSpread(spreadOf(runs.map((r) => r.rss.peakMB)), 0),
+        fmtSpread(spreadOf(runs.map((r) => r.rss.steadyMB)), 0),
+      ]);
+    }
   }
-  if (!rows.length) return null;
-  const table = markdownTable([
-    "connect spacing ms",
-    "N",
-    "channels/connection",
-    "connections",
-    "runs",
-    "started s",
-    "subscribed s",
-    "idle RSS MB",
-    "peak RSS MB",
-    "steady RSS MB",
-  ], rows);
-  return `**Start-up at N = 50,000** (time from process start; RSS once subscribed, its peak, and ` +
-    `steady under R = 100/s), on ${
-      machineLine(JSON.parse(read(STARTUP_SOURCES.at(-1)!.file) ?? read(STARTUP_SOURCES[0].file)!))
-    }:\n\n` +
+  if (!rows.length || !last) return null;
+  const table = markdownTable(
+    [
+      "file",
+      "commit",
+      "connect spacing ms",
+      "N",
+      "channels/connection",
+      "connections",
+      "runs",
+      "started s",
+      "subscribed s",
+      "idle RSS MB",
+      "peak RSS MB",
+      "steady RSS MB",
+    ],
+    rows,
+    ["l", "l"],
+  );
+  return `**Start-up at N = 50,000** (\`bench/results/\`; time from process start; RSS once ` +
+    `subscribed, its peak, and steady under R = 100/s) on ${machineLine(last)}:\n\n` +
     heads.map((h) => `- ${h}`).join("\n") + "\n\n" + table;
 }
 

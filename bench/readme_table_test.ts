@@ -215,18 +215,42 @@ Deno.test("bench readme: the start-up table shows each spacing's subscribe time 
       sides: [{ ...j.sides[0], scenarios }],
     };
   };
+  const after = startup(15, [4, 3.8, 4.1], [190, 200, 210]);
+  const before = startup(undefined, [21, 20.5, 21.5], [160, 165, 170]);
   const files: Record<string, unknown> = {
-    "startup-100ms.json": startup(undefined, [21, 20.5, 21.5], [160, 165, 170]),
-    "startup.json": startup(15, [4, 3.8, 4.1], [190, 200, 210]),
+    "startup-100ms.json": before,
+    // A --compare result: this tree (A) and the commit before the setting (B), interleaved.
+    "startup.json": {
+      ...after,
+      sides: [after.sides[0], {
+        ...before.sides[0],
+        label: "B",
+        ref: "4f87413",
+        commit: "4f87413",
+      }],
+    },
   };
   const s = startupSection((f) => (f in files ? JSON.stringify(files[f]) : null))!;
-  // A result without connectSpacingMs is from the fixed 100 ms; the missing 20 ms file is skipped.
+  const rows = s.split("\n").filter((l) => l.startsWith("| `startup"));
+  assert.equal(rows.length, 3, s);
+  // A result without connectSpacingMs is from the fixed 100 ms; missing files are skipped.
   assert.match(
-    s,
-    /\| +100 \| 50,000 \| +250 \| +200 \| +3 \| +1\.0 \| 21\.0 \(20\.5–21\.5\) \| 160 \(155–165\) \| 165 \(160–170\) \|/,
+    rows[0],
+    /^\| `startup-100ms\.json` +\| abcdef0 +\| +100 \| 50,000 \| +250 \| +200 \| +3 \| +1\.0 \| 21\.0 \(20\.5–21\.5\) \| 160 \(155–165\) \| 165 \(160–170\) \|/,
   );
-  assert.match(s, /\| +15 \| 50,000 \| +250 \| +200 \| +3 \| +1\.0 \| +4\.0 \(3\.8–4\.1\) \|/);
+  assert.match(
+    rows[1],
+    /^\| `startup\.json` A +\| abcdef0 +\| +15 \| 50,000 \| +250 \| +200 \| +3 \| +1\.0 \| +4\.0 \(3\.8–4\.1\) \|/,
+  );
+  assert.match(
+    rows[2],
+    /^\| `startup\.json` B +\| 4f87413 +\| +100 \(fixed\) \| 50,000 \|.*\| 21\.0 \(20\.5–21\.5\) \|/,
+  );
   assert.doesNotMatch(s, /startup-20ms/);
   assert.match(s, /--connect-spacing 100 --out bench\/results\/startup-100ms\.json/);
+  assert.match(
+    s,
+    /`startup\.json` \(2026-12-02, 3 runs, median \(min–max\), A\/B interleaved\): `deno task bench .*--compare 4f87413/,
+  );
   assert.equal(startupSection(() => null), null);
 });
