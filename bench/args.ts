@@ -20,7 +20,7 @@ export interface BenchArgs {
   readonly ns: number[];
   readonly rates: number[];
   readonly durationSec: number;
-  readonly mode: "default" | "quick" | "full" | "custom" | "reconcile";
+  readonly mode: "default" | "quick" | "full" | "custom" | "reconcile" | "two-instances";
   readonly perConnection: number;
   readonly floorIterations: number;
   readonly out: string;
@@ -55,12 +55,22 @@ export interface BenchArgs {
   readonly v8FlagsGiven: boolean;
   /** `--reconcile-scale`: the reconciliation-at-scale scenario instead (`bench/reconcile_scale.ts`). */
   readonly reconcileScale: boolean;
+  /**
+   * `--two-instances`: the two-instance scenario instead (`bench/two_instances.ts`; default
+   * N = 10,000, R = 2,000, 3 runs), written to `bench/results/two_instances.json`.
+   */
+  readonly twoInstances: boolean;
   /** `--budget a,b`: `KICK_API_MAX_REQUESTS_PER_MINUTE` values for `--reconcile-scale`. Default 60,100. */
   readonly budgets: number[];
   /** `--api-latency MIN-MAX`: the simulated API's answer delay for `--reconcile-scale`, ms. Default 100-300. */
   readonly apiLatencyMs: readonly [number, number];
   /** `--live K`: streamers that go live during `--reconcile-scale`. Default min(200, N/10). */
   readonly live: number | null;
+  /**
+   * `--connect-spacing MS`: kickmon's `KICK_PUSHER_CONNECT_SPACING` (ms between two Pusher
+   * connection attempts); null: kickmon's default.
+   */
+  readonly connectSpacingMs: number | null;
 }
 
 const FULL_NS = [1_000, 10_000, 50_000];
@@ -103,8 +113,18 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     "budget",
     "api-latency",
     "live",
+    "connect-spacing",
   ]);
-  const known = new Set([...valued, "quick", "full", "source", "cold", "help", "reconcile-scale"]);
+  const known = new Set([
+    ...valued,
+    "quick",
+    "full",
+    "source",
+    "cold",
+    "help",
+    "reconcile-scale",
+    "two-instances",
+  ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith("--")) throw new Error(`unexpected argument ${a}`);
@@ -123,9 +143,10 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         "                [--per-connection C] [--floor-iterations I] [--out FILE]\n" +
         "                [--cpu-prof DIR] [--seed S] [--v8-flags A,B] [--source | --cold]\n" +
         '                [--kickmon-deno-args "…"] [--list-follow trigger|poll]\n' +
-        "                [--runs K] [--compare REF]\n" +
+        "                [--runs K] [--compare REF] [--connect-spacing MS]\n" +
         "deno task bench --reconcile-scale [--n N] [--budget 60,100] [--api-latency 100-300]\n" +
-        "                [--live K] [--runs K] [--out FILE]",
+        "                [--live K] [--runs K] [--out FILE]\n" +
+        "deno task bench --two-instances [--n N] [--rate R] [--duration S] [--runs K] [--out FILE]",
     );
     Deno.exit(0);
   }
@@ -151,8 +172,14 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   const full = flags.has("full");
   if (quick && full) throw new Error("--quick and --full exclude each other");
   const reconcileScale = flags.has("reconcile-scale");
+  const twoInstances = flags.has("two-instances");
+  if (twoInstances && (reconcileScale || quick || full)) {
+    throw new Error("--two-instances runs alone (not with --reconcile-scale, --quick or --full)");
+  }
   const mode = reconcileScale
     ? "reconcile"
+    : twoInstances
+    ? "two-instances"
     : quick
     ? "quick"
     : full
@@ -164,8 +191,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   if (compare !== null && flags.has("source")) {
     throw new Error("--compare runs bundles: it cannot be combined with --source");
   }
-  if (compare !== null && reconcileScale) {
-    throw new Error("--compare is not available for --reconcile-scale");
+  if (compare !== null && (reconcileScale || twoInstances)) {
+    throw new Error("--compare is not available for --reconcile-scale or --two-instances");
   }
   const latency = String(flags.get("api-latency") ?? "100-300").split("-").map(Number);
   if (
@@ -192,6 +219,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
             ? "latest"
             : reconcileScale && (list("n")?.[0] ?? 10_000) !== 10_000
             ? "reconcile-check"
+            : twoInstances
+            ? "two_instances"
             : mode
         }.json`,
     ),
@@ -208,8 +237,10 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     compare,
     v8FlagsGiven: flags.has("v8-flags"),
     reconcileScale,
+    twoInstances,
     budgets: list("budget") ?? [60, 100],
     apiLatencyMs: [latency[0], latency[1]],
     live: flags.has("live") ? one("live", 1) : null,
+    connectSpacingMs: flags.has("connect-spacing") ? one("connect-spacing", 0, true) : null,
   };
 }

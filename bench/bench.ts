@@ -22,7 +22,11 @@
  *    (`bench/readme_table.ts`).
  *
  * `--reconcile-scale` runs the reconciliation-at-scale scenario instead
- * (`bench/reconcile_scale.ts`; minutes per budget at N = 10,000).
+ * (`bench/reconcile_scale.ts`; minutes per budget at N = 10,000), and
+ * `--two-instances` the two-instance scenario (`bench/two_instances.ts`:
+ * two `kickmon start` on one database, N = 10,000, R = 2,000 by default,
+ * K runs; `bench/results/two_instances.json`, shown in the README beside
+ * the one-instance row of `default.json`).
  *
  * ```sh
  * deno task bench                      # N=10000, R=2000, D=30, 3 runs
@@ -32,6 +36,7 @@
  * deno task bench --n 10000 --rate 1000,5000 --duration 20
  * deno task bench --cpu-prof /tmp/prof # V8 CPU profile of kickmon
  * deno task bench --reconcile-scale --n 1000 --budget 600   # a quick check
+ * deno task bench --two-instances --duration 15              # 3 runs
  * ```
  *
  * Flags: `--n` (comma list), `--rate` (comma list, events/s), `--duration`
@@ -39,7 +44,8 @@
  * `--n`/`--rate` and `--reconcile-scale`), `--compare REF` (a git ref; not
  * with `--source`), `--per-connection` (channels per Pusher connection,
  * default 1000), `--floor-iterations` (default 2000; 0 skips the floor),
- * `--out` (JSON path), `--cpu-prof DIR`, `--seed`, `--v8-flags a,b`
+ * `--out` (JSON path), `--connect-spacing MS` (kickmon's
+ * `KICK_PUSHER_CONNECT_SPACING`; default kickmon's), `--cpu-prof DIR`, `--seed`, `--v8-flags a,b`
  * (kickmon's V8 flags, for both sides of `--compare`; default each tree's
  * shipped ones from `scripts/v8_flags.ts`, `--v8-flags=` for none),
  * `--kickmon-deno-args "…"` (extra `deno run` arguments for kickmon),
@@ -78,6 +84,14 @@ import {
   runReconcileScale,
 } from "./reconcile_scale.ts";
 import { reconcileLine, reconcileTable, summarizeReconcile } from "./reconcile_report.ts";
+import { VARIABLES } from "../src/config/variables.ts";
+import { runTwoInstances } from "./two_instances.ts";
+import {
+  summarizeTwoInstances,
+  twoInstanceLine,
+  type TwoInstanceRun,
+  twoInstanceTable,
+} from "./two_instance_report.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -258,6 +272,9 @@ async function main(): Promise<number> {
     if (args.reconcileScale) {
       return await runReconcileBench(args, adminUrl, machine, began);
     }
+    if (args.twoInstances) {
+      return await runTwoInstanceBench(args, adminUrl, machine, began, postmasterPid(cluster));
+    }
 
     // --- the sides: this tree, and the --compare ref --------------------------------
     const head = await headOf(ROOT).catch(() => ({ commit: null, dirty: false }));
@@ -346,7 +363,12 @@ async function main(): Promise<number> {
               cpuProfDir: args.cpuProfDir,
               v8Flags: side.v8Flags,
               denoArgs: args.kickmonDenoArgs,
-              env: { MONITORING_LIST_FOLLOW: args.listFollow },
+              env: {
+                MONITORING_LIST_FOLLOW: args.listFollow,
+                ...(args.connectSpacingMs === null
+                  ? {}
+                  : { KICK_PUSHER_CONNECT_SPACING: String(args.connectSpacingMs) }),
+              },
               seed: args.seed,
               log: note,
             });
@@ -393,6 +415,8 @@ async function main(): Promise<number> {
       method: METHOD,
       durationSec: args.durationSec,
       perConnection: args.perConnection,
+      connectSpacingMs: args.connectSpacingMs ??
+        Number(VARIABLES.KICK_PUSHER_CONNECT_SPACING.default),
       kickmon: args.source
         ? "main.ts (deno run)"
         : "the bundle the binary is compiled from (deno run --no-config)",
@@ -605,6 +629,122 @@ async function runReconcileBench(
   console.log(`reconciliation at scale: N=${n}, API latency ${args.apiLatencyMs.join("–")} ms`);
   console.log(reconcileTable(report.summary));
   console.log(`\nJSON: ${out} (${report.totalSeconds} s in all)`);
+  return 0;
+}
+
+/** How the two-instance figures are measured, written into its JSON. */
+const TWO_INSTANCE_METHOD = {
+  setup: "two real `kickmon start` processes (the shipped bundle and V8 flags, as the " +
+    "one-instance scenario; main.ts with --source) on one fresh " +
+    "database, each with its own state directory, health port and OAuth client, both " +
+    "subscribed to every channel of the simulated Kick in the bench process",
+  latency: "frame handed to the simulated Pusher server → the FIRST NOTIFY kickmon_status of " +
+    "that transition (performance.now() of the bench process): whichever instance commits first",
+  oneInstance: "each run first runs the one-instance scenario (bench/scenario.ts) at the same " +
+    "N, R, D and channels per connection, so both rows saw the same machine; no floor",
+  lost: "sent frames − status_events rows with source 'pusher' after the drain",
+  duplicates: "NOTIFYs beyond one per frame (the guarded UPDATE refuses the slower copy)",
+  share: "the larger of the two instances' kickmon_transitions_total, % of both",
+  standby: "official-API requests the simulator counted for the instance that was not leader",
+  load: "Poisson arrivals, each flipping a uniformly chosen streamer (Math.random, no seed)",
+};
+
+/** `--two-instances`: the two-instance scenario, K runs per N and R; JSON and a table. */
+async function runTwoInstanceBench(
+  args: BenchArgs,
+  adminUrl: string,
+  machine: Machine & Record<string, unknown>,
+  began: number,
+  pgPid: number | undefined,
+): Promise<number> {
+  const results: TwoInstanceRun[] = [];
+  /** The one-instance scenario at the same N, R, D, right before each two-instance run. */
+  const single: (ScenarioResult & { run: number; figures: RunFigures })[] = [];
+  // What ships, as for the one-instance row: the bundle, the shipped V8 flags, a warm code cache.
+  let entry: string | undefined;
+  let entryDir: string | undefined;
+  if (!args.source) {
+    entryDir = await Deno.makeTempDir({ prefix: "kickmon-bench2-" });
+    entry = `${entryDir}/kickmon.js`;
+    note(`bench: building the bundle kickmon is compiled from (${entry})`);
+    await buildBundle(entry);
+    if (!args.cold) await warmCodeCache(entry, args.v8Flags);
+  }
+  const denoArgs = [...kickmonDenoArgs(entry, args.v8Flags), ...args.kickmonDenoArgs];
+  for (let run = 1; run <= args.runs; run++) {
+    for (const n of args.ns) {
+      for (const rate of args.rates) {
+        note(
+          `bench: run ${run}/${args.runs}: one instance, N=${n} R=${rate}/s D=${args.durationSec}s…`,
+        );
+        const one = await runScenario({
+          entry,
+          adminUrl,
+          n,
+          rate,
+          durationSec: args.durationSec,
+          channelsPerConnection: args.perConnection,
+          pgPid,
+          v8Flags: args.v8Flags,
+          denoArgs: args.kickmonDenoArgs,
+          seed: args.seed,
+          log: note,
+        });
+        single.push({ ...one, run, figures: runFigures(one, null) });
+        note(scenarioLine(one));
+        note(
+          `bench: run ${run}/${args.runs}: two instances, N=${n} R=${rate}/s D=${args.durationSec}s…`,
+        );
+        try {
+          const r = await runTwoInstances({
+            adminUrl,
+            n,
+            rate,
+            durationSec: args.durationSec,
+            log: note,
+            entry,
+            denoArgs,
+            channelsPerConnection: args.perConnection,
+          });
+          results.push({ ...r, run });
+          note(twoInstanceLine(r));
+        } catch (e) {
+          const error = e instanceof Error ? e.message : String(e);
+          results.push({ run, n, rate, durationSec: args.durationSec, error });
+          note(`  failed: ${error}`);
+        }
+      }
+    }
+  }
+  const report = {
+    generatedAt: new Date().toISOString(),
+    mode: "two-instances",
+    runs: args.runs,
+    machine,
+    method: TWO_INSTANCE_METHOD,
+    durationSec: args.durationSec,
+    commit: (await headOf(ROOT).catch(() => null))?.commit ?? null,
+    kickmon: args.source
+      ? "main.ts (deno run)"
+      : "the bundle the binary is compiled from (deno run --no-config)",
+    v8Flags: args.v8Flags,
+    perConnection: args.perConnection,
+    summary: summarizeTwoInstances(results),
+    scenarios: results,
+    oneInstance: { summary: summarizeScenarios(single), scenarios: single },
+    totalSeconds: Math.round((performance.now() - began) / 100) / 10,
+  };
+  if (entryDir) await Deno.remove(entryDir, { recursive: true }).catch(() => {});
+  await writeJson(args.out, report);
+  console.log("");
+  console.log(`two instances on one database, D=${args.durationSec} s (median (min–max) of runs):`);
+  console.log(
+    twoInstanceTable(
+      report.oneInstance.summary.map((one) => ({ label: "1, same runs", one })),
+      report.summary,
+    ),
+  );
+  console.log(`\nJSON: ${args.out} (${report.totalSeconds} s in all)`);
   return 0;
 }
 

@@ -59,6 +59,12 @@ export interface TwoInstanceOptions {
   readonly drainTimeoutMs?: number;
   /** Progress lines. */
   readonly log?: (line: string) => void;
+  /** The script both instances run (e.g. the bundle the binary is compiled from); default `main.ts`. */
+  readonly entry?: string;
+  /** `deno run` arguments of both instances (permissions, V8 flags); default `-A`. */
+  readonly denoArgs?: string[];
+  /** `KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION` of both instances; default kickmon's. */
+  readonly channelsPerConnection?: number;
 }
 
 /**
@@ -201,7 +207,10 @@ export async function runTwoInstances(opts: TwoInstanceOptions): Promise<TwoInst
         KICK_API_MAX_REQUESTS_PER_MINUTE: "100000",
         MONITORING_RECONCILE_INTERVAL: "86400",
         MONITORING_RESYNC_INTERVAL: "86400",
-      }));
+        ...(opts.channelsPerConnection === undefined ? {} : {
+          KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: String(opts.channelsPerConnection),
+        }),
+      }, { entry: opts.entry, denoArgs: opts.denoArgs }));
     }
     const deadline = performance.now() + (opts.startTimeoutMs ?? 180_000);
     const channels = sim.world.all().map((s) => `channel.${s.channelId}`);

@@ -176,6 +176,43 @@ Deno.test("sharding: max 3 per connection, 7 channels → 3 sockets; empty shard
   }
 });
 
+Deno.test("connect spacing: no attempt, first or after a cut, starts before its slot", async () => {
+  // staggerMs is KICK_PUSHER_CONNECT_SPACING: 3 shards at 400 ms apart. Each attempt waits
+  // for its slot before opening its socket, so the third connection cannot be up before
+  // 2 × 400 ms after start(), nor after the drop (every shard reconnects through the slots).
+  const spacing = 400;
+  const world = new World();
+  const server = await startPusherServer({ world, key: KEY });
+  const { sub, rec } = setup(server, {
+    maxChannelsPerConnection: 1,
+    staggerMs: spacing,
+    reconnectBaseMs: 1,
+  });
+  try {
+    sub.setChannels([31, 32, 33]);
+    const started = performance.now();
+    sub.start();
+    await waitFor(() => allSubscribed(sub) && rec.connected.length === 3, 8000, "3 connections");
+    const firsts = rec.connected.map((c) => c.mono - started).sort((a, b) => a - b);
+    assert.ok(firsts[1] >= spacing - 5, `second connection up ${firsts[1]} ms after start`);
+    assert.ok(firsts[2] >= 2 * spacing - 5, `third connection up ${firsts[2]} ms after start`);
+
+    const dropped = performance.now();
+    assert.equal(server.dropAll(), 3);
+    await waitFor(
+      () => allSubscribed(sub) && rec.connected.filter((c) => c.reconnect).length === 3,
+      8000,
+      "3 reconnections",
+    );
+    const again = rec.connected.filter((c) => c.reconnect).map((c) => c.mono - dropped)
+      .sort((a, b) => a - b);
+    assert.ok(again[2] >= 2 * spacing - 5, `third reconnection up ${again[2]} ms after the cut`);
+  } finally {
+    await sub.stop();
+    await server.close();
+  }
+});
+
 Deno.test("dropAll (abrupt, 1006) → reconnects, re-subscribes everything, reconnect:true", async () => {
   const world = new World();
   const s = world.add({ userId: 1, slug: "a", channelId: 668 });

@@ -194,6 +194,7 @@ export function loadConfig(
         port: e.KICK_PUSHER_PORT,
         tls: e.KICK_PUSHER_TLS,
         maxChannelsPerConnection: e.KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION,
+        connectSpacingMs: e.KICK_PUSHER_CONNECT_SPACING,
         pongTimeoutMs: e.KICK_PUSHER_PONG_TIMEOUT,
         refusedRetryMs: e.KICK_PUSHER_REFUSED_RETRY_DELAY,
       },

@@ -78,6 +78,8 @@ export interface Config {
       readonly port: number;
       readonly tls: boolean;
       readonly maxChannelsPerConnection: number;
+      /** Least time between two connection attempts (`KICK_PUSHER_CONNECT_SPACING`), ms. */
+      readonly connectSpacingMs: number;
       /** ms. */
       readonly pongTimeoutMs: number;
       /** ms. */

@@ -172,6 +172,18 @@ export const VARIABLES = {
     parse: int(1, 100_000),
     show: (c) => String(c.kick.pusher.maxChannelsPerConnection),
   }),
+  KICK_PUSHER_CONNECT_SPACING: row({
+    default: "15",
+    unit: "ms",
+    doc: "Least time between two Pusher connection attempts, at start and on every reconnect. " +
+      "It spreads the burst Kick's Pusher sees when every connection (re)connects at once, at " +
+      "start and after a network cut: at 15, ~67 attempts a second, so 50,000 channels at 250 " +
+      "per connection (200 connections) are connecting within 3 s. Raise it (e.g. to 100-500) " +
+      "when Pusher refuses or closes bursts of connections (4004 over quota, 4100 over " +
+      "capacity, docs/kick-protocol.md §1.4); 0 lets every connection try at once.",
+    parse: int(0, 60_000, "milliseconds"),
+    show: (c) => String(c.kick.pusher.connectSpacingMs),
+  }),
   KICK_PUSHER_PONG_TIMEOUT: row({
     default: "30000",
     unit: "ms",

@@ -49,6 +49,7 @@ Deno.test("variables: show gives back, in the variable's unit, what loadConfig r
     KICK_PUSHER_PORT: "444",
     KICK_PUSHER_TLS: "false",
     KICK_PUSHER_MAX_CHANNELS_PER_CONNECTION: "251",
+    KICK_PUSHER_CONNECT_SPACING: "21",
     KICK_PUSHER_PONG_TIMEOUT: "30001",
     KICK_PUSHER_REFUSED_RETRY_DELAY: "60001",
     KICK_WEBHOOK_ENABLED: "true",

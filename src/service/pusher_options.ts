@@ -10,7 +10,7 @@ import type { PusherSubscriberOptions } from "../kick/pusher/subscriber.ts";
 
 /**
  * `PusherSubscriber` options for a configuration (host, port, TLS, shard size, reconnect backoff
- * in ms, give-up count, pong timeout in ms, refusal wait in ms).
+ * in ms, give-up count, pong timeout in ms, refusal wait in ms, spacing of connection attempts in ms).
  *
  * @param config the loaded configuration.
  * @returns the options.
@@ -34,5 +34,6 @@ export function pusherSubscriberOptions(config: Config): PusherSubscriberOptions
     maxReconnectAttempts: config.monitoring.maxReconnectAttempts,
     pongTimeoutMs: p.pongTimeoutMs,
     refusedRetryMs: p.refusedRetryMs,
+    staggerMs: p.connectSpacingMs,
   };
 }

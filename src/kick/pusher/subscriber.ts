@@ -28,6 +28,7 @@
 import { getLogger } from "@logtape/logtape";
 import { LogRateLimiter } from "../../log/logging.ts";
 import { channelName } from "./frames.ts";
+import { ConnectSlots } from "./connect_slots.ts";
 import type { PusherOptions } from "./pusher_shim.ts";
 import { type ShardConfig, ShardConnection, type ShardPool } from "./shard_connection.ts";
 import type { PusherSubscriberHandlers, ShardSnapshot } from "./types.ts";
@@ -77,7 +78,10 @@ export interface PusherSubscriberOptions {
   readonly activityTimeoutMs?: number;
   /** Handshake deadline for one attempt (TCP + `pusher:connection_established`). Default 10000, max 15000 (pusher-js's own per-attempt timeout). */
   readonly connectTimeoutMs?: number;
-  /** Minimum spacing between connection attempts of different shards. Default 100. */
+  /**
+   * Least time between two connection attempts of any shards, first or reconnect, ms
+   * (`KICK_PUSHER_CONNECT_SPACING`, `connect_slots.ts`). Default 15.
+   */
   readonly staggerMs?: number;
   /** A connection that stayed up this long resets the shard's failure count. Default 30000. */
   readonly stableAfterMs?: number;
@@ -119,7 +123,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  */
 export class PusherSubscriber {
   readonly #maxPerShard: number;
-  readonly #staggerMs: number;
+  readonly #slots: ConnectSlots;
   /** What every shard shares with the pool (see {@linkcode ShardPool}). */
   readonly #pool: ShardPool;
 
@@ -128,8 +132,6 @@ export class PusherSubscriber {
   readonly #closing = new Set<Promise<void>>();
   #started = false;
   #stopped = false;
-  /** performance.now() before which no further attempt may start (staggering). */
-  #nextSlot = 0;
 
   /**
    * Creates an idle subscriber: no connection is opened before {@linkcode start}.
@@ -157,7 +159,7 @@ export class PusherSubscriber {
     const pongTimeoutMs = o.pongTimeoutMs ?? 30_000;
     const activityTimeoutMs = o.activityTimeoutMs ?? 120_000;
     const connectTimeoutMs = Math.min(15_000, o.connectTimeoutMs ?? 10_000);
-    this.#staggerMs = o.staggerMs ?? 100;
+    const staggerMs = o.staggerMs ?? 15;
     const stableAfterMs = o.stableAfterMs ?? 30_000;
     if (!Number.isInteger(this.#maxPerShard) || this.#maxPerShard < 1) {
       throw new RangeError(
@@ -172,12 +174,13 @@ export class PusherSubscriber {
         pongTimeoutMs,
         activityTimeoutMs,
         connectTimeoutMs,
-        staggerMs: this.#staggerMs,
+        staggerMs,
         stableAfterMs,
       })
     ) {
       if (!(Number.isFinite(v) && v >= 0)) throw new RangeError(`${name} must be ≥ 0, got ${v}`);
     }
+    this.#slots = new ConnectSlots(staggerMs);
     const tls = o.tls ?? true;
     const pusherOptions: PusherOptions = {
       cluster: o.cluster,
@@ -216,7 +219,7 @@ export class PusherSubscriber {
       get running() {
         return self.#started && !self.#stopped;
       },
-      slot: (delayMs) => this.#slot(delayMs),
+      slot: (delayMs) => this.#slots.reserve(delayMs),
       track: (closed) => this.#track(closed),
     };
   }
@@ -360,14 +363,6 @@ export class PusherSubscriber {
     shard.close();
     this.#shards.delete(shard.index);
     log.debug("pusher shard {shard} closed (no channels left)", { shard: shard.index });
-  }
-
-  /** Reserves the next stagger slot at least `delayMs` from now; returns the wait, ms. */
-  #slot(delayMs: number): number {
-    const now = performance.now();
-    const at = Math.max(now + delayMs, this.#nextSlot);
-    this.#nextSlot = at + this.#staggerMs;
-    return Math.max(0, Math.round(at - now));
   }
 
   /** Tracks a closing socket so that stop() can wait for it, with a 2 s cap and no stray timer. */
