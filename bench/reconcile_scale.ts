@@ -37,6 +37,7 @@ import { startApiServer } from "../dev/simulator/api_server.ts";
 import { type KickmonProcess, spawnKickmon } from "../dev/kickmon_process.ts";
 import { seedStreamers } from "./seed.ts";
 import { fmtMs, type LatencySummary, summarize, xorshift } from "./stats.ts";
+import { dropScenarioDatabase, keepKickmonLog } from "./scenario_db.ts";
 
 /**
  * `broadcaster_user_id`s per `GET /channels` request (§4.4).
@@ -481,13 +482,9 @@ export async function runReconcileScale(
       const code = await kickmon.stop(20_000);
       stop = { ms: Math.round(performance.now() - s0), code };
       if (code !== 0) log(`  kickmon exited with code ${code} ${stop.ms} ms after SIGTERM`);
-      const logFile = Deno.env.get("BENCH_KICKMON_LOG");
-      if (logFile) await Deno.writeTextFile(logFile, kickmon.lines.join("\n") + "\n");
+      await keepKickmonLog(kickmon.lines);
     }
-    await unlisten?.().catch(() => {});
-    await sql.end({ timeout: 2 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-    await admin.end({ timeout: 2 });
+    await dropScenarioDatabase({ unlisten, sql, admin, dbName });
     await api?.close();
     await sim?.close();
     await Deno.remove(stateDir, { recursive: true }).catch(() => {});

@@ -103,6 +103,20 @@ export function thousands(v: number): string {
   return String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
+/** One column of a scenario table: its heading and how a row's cell is written. */
+type Column = readonly [head: string, cell: (r: ScenarioSummary) => string];
+
+/** The columns naming a scenario: N and R. */
+const SCENARIO_KEY: readonly Column[] = [
+  ["N", (r) => thousands(r.n)],
+  ["R/s", (r) => thousands(r.rate)],
+];
+
+/** A markdown table of `rows`, one cell per column. */
+function tableOf(rows: readonly ScenarioSummary[], columns: readonly Column[]): string {
+  return markdownTable(columns.map((c) => c[0]), rows.map((r) => columns.map((c) => c[1](r))));
+}
+
 /**
  * The summary table: one row per scenario, `median (min–max)` per figure.
  * Latencies in ms, CPU in % of one core and µs per transition, RSS in MB.
@@ -114,40 +128,21 @@ export function thousands(v: number): string {
  * ```
  */
 export function summaryTable(rows: readonly ScenarioSummary[]): string {
-  const head = [
-    "N",
-    "R/s",
-    "runs",
-    "lost",
-    "p50 ms",
-    "p99 ms",
-    "p50/floor",
-    "p99/floor",
-    "kickmon CPU %",
-    "CPU µs/transition",
-    "peak RSS MB",
-    "rows/commit",
-    "subscribed s",
-  ];
-  const body = rows.map((r) => {
-    const f = r.figures;
-    return [
-      thousands(r.n),
-      thousands(r.rate),
-      String(r.runs),
-      fmtSpread(f.lost, 0),
-      fmtSpread(f.p50Ms),
-      fmtSpread(f.p99Ms),
-      fmtSpread(f.p50VsFloor, 1, "×"),
-      fmtSpread(f.p99VsFloor, 1, "×"),
-      fmtSpread(f.cpuPct, 0),
-      fmtSpread(f.cpuUsPerTransition, 0),
-      fmtSpread(f.peakRssMB, 0),
-      fmtSpread(f.rowsPerCommit, 1),
-      fmtSpread(f.subscribedS, 1),
-    ];
-  });
-  return markdownTable(head, body);
+  const f = (r: ScenarioSummary) => r.figures;
+  return tableOf(rows, [
+    ...SCENARIO_KEY,
+    ["runs", (r) => String(r.runs)],
+    ["lost", (r) => fmtSpread(f(r).lost, 0)],
+    ["p50 ms", (r) => fmtSpread(f(r).p50Ms)],
+    ["p99 ms", (r) => fmtSpread(f(r).p99Ms)],
+    ["p50/floor", (r) => fmtSpread(f(r).p50VsFloor, 1, "×")],
+    ["p99/floor", (r) => fmtSpread(f(r).p99VsFloor, 1, "×")],
+    ["kickmon CPU %", (r) => fmtSpread(f(r).cpuPct, 0)],
+    ["CPU µs/transition", (r) => fmtSpread(f(r).cpuUsPerTransition, 0)],
+    ["peak RSS MB", (r) => fmtSpread(f(r).peakRssMB, 0)],
+    ["rows/commit", (r) => fmtSpread(f(r).rowsPerCommit, 1)],
+    ["subscribed s", (r) => fmtSpread(f(r).subscribedS, 1)],
+  ]);
 }
 
 /**
@@ -161,32 +156,18 @@ export function summaryTable(rows: readonly ScenarioSummary[]): string {
  * ```
  */
 export function compareTable(rows: readonly ScenarioSummary[]): string {
-  const head = [
-    "N",
-    "R/s",
-    "pairs",
-    "floor p50 B/A",
-    "p50 B/A",
-    "p99 B/A",
-    "p50/floor B/A",
-    "CPU µs/transition B/A",
-    "peak RSS B/A",
-    "rows/commit B/A",
-  ];
-  const body = rows.map((r) => {
-    const f = r.figures;
-    return [
-      thousands(r.n),
-      thousands(r.rate),
-      String(r.runs),
-      fmtSpread(f.floorP50Ms, 2),
-      fmtSpread(f.p50Ms, 2),
-      fmtSpread(f.p99Ms, 2),
-      fmtSpread(f.p50VsFloor, 2),
-      fmtSpread(f.cpuUsPerTransition, 2),
-      fmtSpread(f.peakRssMB, 2),
-      fmtSpread(f.rowsPerCommit, 2),
-    ];
-  });
-  return markdownTable(head, body);
+  const ratio =
+    (pick: (f: ScenarioSummary["figures"]) => Parameters<typeof fmtSpread>[0]) =>
+    (r: ScenarioSummary) => fmtSpread(pick(r.figures), 2);
+  return tableOf(rows, [
+    ...SCENARIO_KEY,
+    ["pairs", (r) => String(r.runs)],
+    ["floor p50 B/A", ratio((f) => f.floorP50Ms)],
+    ["p50 B/A", ratio((f) => f.p50Ms)],
+    ["p99 B/A", ratio((f) => f.p99Ms)],
+    ["p50/floor B/A", ratio((f) => f.p50VsFloor)],
+    ["CPU µs/transition B/A", ratio((f) => f.cpuUsPerTransition)],
+    ["peak RSS B/A", ratio((f) => f.peakRssMB)],
+    ["rows/commit B/A", ratio((f) => f.rowsPerCommit)],
+  ]);
 }

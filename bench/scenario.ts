@@ -24,6 +24,7 @@ import { startSimulator } from "../dev/simulator/simulator.ts";
 import { type KickmonProcess, spawnKickmon } from "../dev/kickmon_process.ts";
 import { findScriptPid, readCpuSeconds, readMemory, readTreeCpuSeconds } from "./proc_stats.ts";
 import { type LatencySummary, poissonGaps, quantile, summarize, xorshift } from "./stats.ts";
+import { dropScenarioDatabase, keepKickmonLog } from "./scenario_db.ts";
 
 /** Options of {@linkcode runScenario}. Durations in the unit their name says. */
 export interface ScenarioOptions {
@@ -523,14 +524,9 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     if (kickmon) {
       const code = await kickmon.stop(20_000);
       if (code !== 0) log(`  kickmon exited with code ${code}`);
-      // Debugging aid: BENCH_KICKMON_LOG=<file> keeps kickmon's output.
-      const logFile = Deno.env.get("BENCH_KICKMON_LOG");
-      if (logFile) await Deno.writeTextFile(logFile, kickmon.lines.join("\n") + "\n");
+      await keepKickmonLog(kickmon.lines);
     }
-    await unlisten?.().catch(() => {});
-    await sql.end({ timeout: 2 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-    await admin.end({ timeout: 2 });
+    await dropScenarioDatabase({ unlisten, sql, admin, dbName });
     await sim?.close();
     await Deno.remove(stateDir, { recursive: true }).catch(() => {});
   }

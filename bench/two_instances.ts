@@ -35,6 +35,7 @@ import { startSimulator } from "../dev/simulator/simulator.ts";
 import type { Sql } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { insertStreamer } from "../src/db/streamers_repo.ts";
+import { dropScenarioDatabase } from "./scenario_db.ts";
 
 /**
  * Options of {@linkcode runTwoInstances}.
@@ -270,12 +271,9 @@ export async function runTwoInstances(opts: TwoInstanceOptions): Promise<TwoInst
       instances,
     };
   } finally {
-    await unlisten?.().catch(() => {});
     for (const p of procs) await p.stop(20_000).catch(() => {});
     await sim.close();
-    await sql.end({ timeout: 2 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-    await admin.end({ timeout: 2 });
+    await dropScenarioDatabase({ unlisten, sql, admin, dbName });
     for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
   }
 }
