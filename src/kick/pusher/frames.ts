@@ -512,6 +512,23 @@ function plainStopStreamBroadcast(v: unknown): StopStreamBroadcastData | undefin
   return v as unknown as StopStreamBroadcastData;
 }
 
+/**
+ * A status payload checked against its wire shape: by the hand check when it matches it (the
+ * frames Kick sends), else by the zod schema, whose error becomes a `schema` result.
+ */
+function checkShape<T>(
+  value: unknown,
+  plain: (v: unknown) => T | undefined,
+  schema: z.ZodType<T>,
+): { ok: true; data: T } | { ok: false; result: FrameResult } {
+  const fast = plain(value);
+  if (fast !== undefined) return { ok: true, data: fast };
+  const parsed = schema.safeParse(value);
+  return parsed.success
+    ? { ok: true, data: parsed.data }
+    : { ok: false, result: malformed("schema", describeZodError(parsed.error)) };
+}
+
 function checkChannel(channel: string | undefined, channelId: number): FrameResult | undefined {
   if (channel === undefined || channel === null) {
     return malformed("no_channel", `status event without a channel (payload channel ${channelId})`);
@@ -581,13 +598,9 @@ export function parsePusherEvent(
   if (!decoded.ok) return decoded.result;
 
   if (kind === "live") {
-    let live = plainStreamerIsLive(decoded.value);
-    if (live === undefined) {
-      const parsed = StreamerIsLiveDataSchema.safeParse(decoded.value);
-      if (!parsed.success) return malformed("schema", describeZodError(parsed.error));
-      live = parsed.data;
-    }
-    const ls = live.livestream;
+    const live = checkShape(decoded.value, plainStreamerIsLive, StreamerIsLiveDataSchema);
+    if (!live.ok) return live.result;
+    const ls = live.data.livestream;
     const bad = checkChannel(channel, ls.channel_id);
     if (bad) return bad;
     const extra: Record<string, unknown> = {};
@@ -617,13 +630,9 @@ export function parsePusherEvent(
     return { kind: "observation", observation };
   }
 
-  let stop = plainStopStreamBroadcast(decoded.value);
-  if (stop === undefined) {
-    const parsed = StopStreamBroadcastDataSchema.safeParse(decoded.value);
-    if (!parsed.success) return malformed("schema", describeZodError(parsed.error));
-    stop = parsed.data;
-  }
-  const ls = stop.livestream;
+  const stop = checkShape(decoded.value, plainStopStreamBroadcast, StopStreamBroadcastDataSchema);
+  if (!stop.ok) return stop.result;
+  const ls = stop.data.livestream;
   const nestedId = ls.channel?.id;
   const flatId = ls.channel_id;
   if (nestedId === undefined && flatId === undefined) {
