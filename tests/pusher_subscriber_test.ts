@@ -505,3 +505,36 @@ Deno.test("throughput: 2,000 channels over 4 shards at ~2,000 frames/s, nothing 
     await server.close();
   }
 });
+
+Deno.test("a busy socket that falls quiet pings, gets its pong and stays up (throttled activity timer)", async () => {
+  // pusher-js re-arms its activity timer at most every min(1 s, timeout/10)
+  // (pusher_shim.ts throttleActivityCheck): a burst of frames must neither make
+  // it miss the pong after a quiet spell nor stop it pinging.
+  const world = new World();
+  world.add({ userId: 1, slug: "a", channelId: 668 });
+  const server = await startPusherServer({ world, key: KEY, activityTimeoutSec: 2 });
+  const { sub, rec } = setup(server, { pongTimeoutMs: 1000, reconnectBaseMs: 200 });
+  const burst = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      server.publish("channel.668", "App\\Events\\FollowersUpdated", { followersCount: i });
+      await sleep(20);
+    }
+  };
+  try {
+    sub.setChannels([668]);
+    sub.start();
+    await waitFor(() => allSubscribed(sub), 5000, "subscriptions");
+    await burst(100); // ~2 s of frames every 20 ms: the timer is re-armed about every 200 ms
+    // Quiet for 2 × (activity timeout + pong timeout): kickmon pings (it would
+    // reconnect if the pong were not seen as activity), the server pings too.
+    await sleep(6000);
+    await burst(50);
+    await waitFor(() => rec.events.length === 150, 3000, "all 150 frames delivered");
+    assert.equal(rec.disconnected.length, 0, JSON.stringify(rec.disconnected));
+    assert.equal(rec.connected.length, 1);
+    assert.equal(server.connectionsTotal, 1);
+  } finally {
+    await sub.stop();
+    await server.close();
+  }
+});

@@ -465,3 +465,28 @@ Deno.test("commitTransitions: another instance's late copy of an older frame is 
     );
   });
 });
+
+Deno.test("group commit: what is enqueued in one turn of the event loop goes out in one statement", async () => {
+  // Frames of several sockets arrive in one turn; the first must not leave
+  // alone and make the rest wait for its round trip (issue 15: per statement
+  // kickmon pays the socket write and read, however many rows it carries).
+  await withDb(async (sql) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push(await insertStreamer(sql, { username: `turn${i}`, kickUserId: 900 + i }));
+    }
+    const writer = new StatusWriter(sql, { spoolPath: null });
+    const t0 = Date.now();
+    for (const id of ids) writer.enqueue(tr(id, "online", t0));
+    assert.ok(await writer.flush(10_000));
+    assert.equal(writer.stats.committedTotal, 5);
+    assert.equal(writer.stats.statementsTotal, 1);
+    // And again from idle, a turn later: one more statement for the next turn's two.
+    await new Promise((r) => setTimeout(r, 10));
+    writer.enqueue(tr(ids[0], "offline", t0 + 1));
+    writer.enqueue(tr(ids[1], "offline", t0 + 1));
+    assert.ok(await writer.close(10_000));
+    assert.equal(writer.stats.committedTotal, 7);
+    assert.equal(writer.stats.statementsTotal, 2);
+  });
+});

@@ -456,6 +456,79 @@ function decodeData(
   return { ok: true, value: data };
 }
 
+// ---------------------------------------------------------------------------
+// Fast path: the exact wire shape, checked without zod
+// ---------------------------------------------------------------------------
+
+/** A plain JSON object (not null, not an array). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** What `IdSchema` accepts as a number: a positive safe integer. */
+function isNumericId(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v > 0;
+}
+
+function isOptionalText(v: unknown): boolean {
+  return v === undefined || v === null || typeof v === "string";
+}
+
+function isOptionalFlag(v: unknown): boolean {
+  return v === undefined || v === null || typeof v === "boolean";
+}
+
+/**
+ * The `data` of a `StreamerIsLive` exactly as Kick sends it (§3.1: numeric ids), recognised
+ * without zod: what it accepts is a subset of what {@linkcode StreamerIsLiveDataSchema} accepts,
+ * with the same values (the mapping reads only the fields checked here); anything else
+ * (digit-string ids, a missing or bad field) goes through the schema, which also words the error.
+ * Per frame this saves the schema's generic walk, the costliest step of parsing (issue 15).
+ */
+function plainStreamerIsLive(v: unknown): StreamerIsLiveData | undefined {
+  if (!isObject(v)) return undefined;
+  const ls = v.livestream;
+  if (
+    !isObject(ls) || !isNumericId(ls.id) || !isNumericId(ls.channel_id) ||
+    !isOptionalText(ls.session_title) || !isOptionalText(ls.created_at)
+  ) return undefined;
+  return v as unknown as StreamerIsLiveData;
+}
+
+/**
+ * The `data` of a `StopStreamBroadcast` as Kick sends it (§3.2, nested or flat form, numeric
+ * ids), recognised without zod; the same contract as {@linkcode plainStreamerIsLive} towards
+ * {@linkcode StopStreamBroadcastDataSchema} (`channel: null` is not `optional()`: schema).
+ */
+function plainStopStreamBroadcast(v: unknown): StopStreamBroadcastData | undefined {
+  if (!isObject(v)) return undefined;
+  const ls = v.livestream;
+  if (!isObject(ls) || !isNumericId(ls.id) || !isOptionalFlag(ls.is_banned)) return undefined;
+  if (ls.channel_id !== undefined && !isNumericId(ls.channel_id)) return undefined;
+  const ch = ls.channel;
+  if (ch !== undefined && !(isObject(ch) && isNumericId(ch.id) && isOptionalFlag(ch.is_banned))) {
+    return undefined;
+  }
+  return v as unknown as StopStreamBroadcastData;
+}
+
+/**
+ * A status payload checked against its wire shape: by the hand check when it matches it (the
+ * frames Kick sends), else by the zod schema, whose error becomes a `schema` result.
+ */
+function checkShape<T>(
+  value: unknown,
+  plain: (v: unknown) => T | undefined,
+  schema: z.ZodType<T>,
+): { ok: true; data: T } | { ok: false; result: FrameResult } {
+  const fast = plain(value);
+  if (fast !== undefined) return { ok: true, data: fast };
+  const parsed = schema.safeParse(value);
+  return parsed.success
+    ? { ok: true, data: parsed.data }
+    : { ok: false, result: malformed("schema", describeZodError(parsed.error)) };
+}
+
 function checkChannel(channel: string | undefined, channelId: number): FrameResult | undefined {
   if (channel === undefined || channel === null) {
     return malformed("no_channel", `status event without a channel (payload channel ${channelId})`);
@@ -525,9 +598,9 @@ export function parsePusherEvent(
   if (!decoded.ok) return decoded.result;
 
   if (kind === "live") {
-    const parsed = StreamerIsLiveDataSchema.safeParse(decoded.value);
-    if (!parsed.success) return malformed("schema", describeZodError(parsed.error));
-    const ls = parsed.data.livestream;
+    const live = checkShape(decoded.value, plainStreamerIsLive, StreamerIsLiveDataSchema);
+    if (!live.ok) return live.result;
+    const ls = live.data.livestream;
     const bad = checkChannel(channel, ls.channel_id);
     if (bad) return bad;
     const extra: Record<string, unknown> = {};
@@ -557,9 +630,9 @@ export function parsePusherEvent(
     return { kind: "observation", observation };
   }
 
-  const parsed = StopStreamBroadcastDataSchema.safeParse(decoded.value);
-  if (!parsed.success) return malformed("schema", describeZodError(parsed.error));
-  const ls = parsed.data.livestream;
+  const stop = checkShape(decoded.value, plainStopStreamBroadcast, StopStreamBroadcastDataSchema);
+  if (!stop.ok) return stop.result;
+  const ls = stop.data.livestream;
   const nestedId = ls.channel?.id;
   const flatId = ls.channel_id;
   if (nestedId === undefined && flatId === undefined) {

@@ -7,7 +7,9 @@ import {
   parseKickTimestamp,
   parsePusherEvent,
   STOP_STREAM_BROADCAST,
+  StopStreamBroadcastDataSchema,
   STREAMER_IS_LIVE,
+  StreamerIsLiveDataSchema,
 } from "./frames.ts";
 
 const FIXTURES = new URL("../../../tests/fixtures/", import.meta.url);
@@ -472,4 +474,55 @@ Deno.test("property: parsePusherEvent never throws on random and mutated input",
   // The generator must exercise both outcomes, or the test proves little.
   assert.ok(counts.observation > 50, JSON.stringify(counts));
   assert.ok(counts.malformed > 1000, JSON.stringify(counts));
+});
+
+Deno.test("the schema-free path of status frames agrees with the zod schemas (§3.1, §3.2)", () => {
+  // parsePusherEvent checks Kick's exact shape by hand and falls back to the
+  // schemas for anything else: whatever it accepts, the schema must accept too.
+  const big = Number.MAX_SAFE_INTEGER + 1;
+  const lives: unknown[] = [
+    { livestream: { id: 1, channel_id: 2, created_at: null, session_title: null } },
+    { livestream: { id: 1, channel_id: 2, source: [1], extra: { x: 1 } } },
+    { livestream: { id: "1", channel_id: "2" } },
+    { livestream: { id: 1, channel_id: big } },
+    { livestream: { id: 0, channel_id: 2 } },
+    { livestream: { id: 1, channel_id: 2, created_at: 5 } },
+    { livestream: [1, 2] },
+    { livestream: { id: 1, channel_id: 2 }, other: "ignored" },
+  ];
+  const stops: unknown[] = [
+    { livestream: { id: 1, channel: { id: 2, is_banned: null } } },
+    { livestream: { id: 1, channel: { id: 2 }, is_banned: true } },
+    { livestream: { id: 1, channel: null, channel_id: 2 } },
+    { livestream: { id: 1, channel_id: 2, is_banned: null } },
+    { livestream: { id: 1, channel_id: "2" } },
+    { livestream: { id: 1, channel: { id: "2", is_banned: false } } },
+    { livestream: { id: 1, channel: [2], channel_id: 2 } },
+    { livestream: { id: 1, channel_id: 2, is_banned: "yes" } },
+  ];
+  const check = (
+    event: string,
+    schema: { safeParse(d: unknown): { success: boolean } },
+    data: unknown,
+  ) => {
+    const ok = schema.safeParse(data).success;
+    const r = parsePusherEvent("channel.2", event, JSON.stringify(data), NOW);
+    const why = `${event} ${JSON.stringify(data)} → ${JSON.stringify(r)}`;
+    if (ok) assert.equal(r.kind, "observation", why);
+    else {assert.deepEqual(
+        [r.kind, r.kind === "malformed" && r.reason],
+        ["malformed", "schema"],
+        why,
+      );}
+    if (r.kind === "observation") assert.equal(r.observation.channelId, 2, why);
+  };
+  for (const d of lives) check(STREAMER_IS_LIVE, StreamerIsLiveDataSchema, d);
+  for (const d of stops) check(STOP_STREAM_BROADCAST, StopStreamBroadcastDataSchema, d);
+  const banned = parsePusherEvent(
+    "channel.2",
+    STOP_STREAM_BROADCAST,
+    '{"livestream":{"id":1,"channel":{"id":2,"is_banned":true}}}',
+    NOW,
+  );
+  assert.deepEqual(banned.kind === "observation" && banned.observation.extra, { is_banned: true });
 });

@@ -171,6 +171,7 @@ export function createClient(
     runtime.createWebSocket = original;
   }
 
+  throttleActivityCheck(pusher);
   const netCallbacks: NetCallback[] = [];
   for (const event of ["online", "offline"] as const) {
     for (const c of network.callbacks?.get(event) ?? []) {
@@ -352,4 +353,64 @@ export function guardMessages(
       );
     },
   });
+}
+
+/** The slice of pusher-js's `ConnectionManager` (`pusher.connection`) the activity throttle touches. */
+interface ActivityCheckManager {
+  activityTimeout?: number;
+  activityTimer?: { isRunning(): boolean } | null;
+  resetActivityCheck(): void;
+}
+
+/**
+ * Longest time, in ms, {@linkcode throttleActivityCheck} lets pass between re-arms of the
+ * activity timer (and at most a tenth of the activity timeout).
+ *
+ * @example
+ * ```ts
+ * import { ACTIVITY_RESET_MIN_INTERVAL_MS } from "./pusher_shim.ts";
+ * console.log(ACTIVITY_RESET_MIN_INTERVAL_MS); // 1000
+ * ```
+ */
+export const ACTIVITY_RESET_MIN_INTERVAL_MS = 1000;
+
+/**
+ * Makes pusher-js re-arm its activity timer at most once per
+ * {@linkcode ACTIVITY_RESET_MIN_INTERVAL_MS} (or a tenth of the activity
+ * timeout, whichever is shorter) instead of on every frame. pusher-js clears
+ * and creates a timer for each message it receives (so that it pings after
+ * `activity_timeout` of silence, docs/kick-protocol.md §1.2); under load that
+ * was ~17 µs of CPU per frame (issue 15, `--cpu-prof`). Skipping a re-arm only
+ * makes the ping due up to that interval earlier after the last frame, which
+ * Pusher answers like any other. The pong wait is never skipped: a reset while
+ * the timer running is not the one the last re-arm made (pusher-js replaced it
+ * with the pong timeout in `sendActivityCheck`), or after it stopped, goes
+ * through at once.
+ *
+ * @param pusher a client just created by {@linkcode createClient}.
+ *
+ * @example
+ * ```ts
+ * import { throttleActivityCheck, type PusherClient } from "./pusher_shim.ts";
+ * const calm = (p: PusherClient) => throttleActivityCheck(p);
+ * ```
+ */
+export function throttleActivityCheck(pusher: PusherClient): void {
+  const cm = pusher.connection as unknown as ActivityCheckManager;
+  if (typeof cm?.resetActivityCheck !== "function") return;
+  const reset = cm.resetActivityCheck.bind(cm);
+  let armed: unknown = null;
+  let armedAt = -Infinity;
+  cm.resetActivityCheck = () => {
+    const now = performance.now();
+    const timeout = cm.activityTimeout;
+    const window = typeof timeout === "number" && timeout > 0
+      ? Math.min(ACTIVITY_RESET_MIN_INTERVAL_MS, timeout / 10)
+      : 0;
+    const timer = cm.activityTimer;
+    if (timer && timer === armed && timer.isRunning() && now - armedAt < window) return;
+    reset();
+    armed = cm.activityTimer ?? null;
+    armedAt = now;
+  };
 }
