@@ -172,7 +172,7 @@ Deno.test("bundle: runs migrate, validate and start under exactly the compile fl
       assert.equal(m.code, 0, m.out);
       assert.match(
         m.out,
-        /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, list_trigger/,
+        /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, 005_generic_plan, list_trigger/,
       );
       const v = await runToEnd(["config", "validate"]);
       assert.equal(v.code, 0, v.out);

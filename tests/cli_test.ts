@@ -61,7 +61,7 @@ Deno.test("cli: db migrate, db health and streamers list against a real database
     assert.equal(m1.code, 0, m1.stderr);
     assert.match(
       m1.stdout,
-      /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, list_trigger/,
+      /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, 005_generic_plan, list_trigger/,
     );
     const m2 = await runKickmon(["db", "migrate"], env);
     assert.match(m2.stdout, /up to date/);

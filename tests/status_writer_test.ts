@@ -52,6 +52,53 @@ Deno.test("migrate is idempotent and records what ran", async () => {
   });
 });
 
+Deno.test("005_generic_plan: commit_transitions is planned once, also in a database migrated before it", async () => {
+  await withDb(async (sql) => {
+    const config = async () =>
+      (await sql<{ c: string[] | null }[]>`
+        SELECT proconfig AS c FROM pg_proc
+        WHERE oid = 'kickmon.commit_transitions(int[],text[],timestamptz[],timestamptz[],jsonb[],bigint[])'::regprocedure`)[
+        0
+      ]
+        .c ?? [];
+    assert.deepEqual(await config(), ["plan_cache_mode=force_generic_plan"]);
+    // A database migrated up to 004 has the function without the setting.
+    await sql`ALTER FUNCTION kickmon.commit_transitions(int[],text[],timestamptz[],timestamptz[],jsonb[],bigint[]) RESET ALL`;
+    await sql`DELETE FROM kickmon.schema_migrations WHERE version = '005_generic_plan'`;
+    assert.deepEqual(await config(), []);
+    assert.deepEqual(
+      pendingSteps(await inspectDatabase(sql, "public"), APP),
+      ["005_generic_plan"],
+    );
+    assert.deepEqual(await migrate(sql, APP), ["005_generic_plan"]);
+    assert.deepEqual(await config(), ["plan_cache_mode=force_generic_plan"]);
+    // Still writes, with the same guards, past the 5 custom plans PL/pgSQL tries first.
+    const id = await insertStreamer(sql, { username: "generic", kickUserId: 9001 });
+    const t = (status: "online" | "offline", at: number): Transition => ({
+      streamerId: id,
+      status,
+      previousStatus: status === "online" ? "offline" : "online",
+      observedAt: at,
+      eventTime: at,
+      source: "pusher",
+      event: status === "online"
+        ? "App\\Events\\StreamerIsLive"
+        : "App\\Events\\StopStreamBroadcast",
+    });
+    for (let i = 0; i < 7; i++) {
+      const r = await commitTransitions(sql, [t(i % 2 ? "offline" : "online", 2_000_000 + i)]);
+      assert.equal(r.committed.length, 1, `call ${i + 1}`);
+    }
+    // online now: the same status again is no transition; an older observation is refused.
+    assert.equal((await commitTransitions(sql, [t("online", 2_000_010)])).committed.length, 0);
+    assert.equal((await commitTransitions(sql, [t("offline", 1_999_000)])).committed.length, 0);
+    assert.equal((await commitTransitions(sql, [t("offline", 2_000_011)])).committed.length, 1);
+    const [{ n }] = await sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM status_events WHERE streamer_id = ${id}`;
+    assert.equal(n, 8);
+  });
+});
+
 Deno.test("commitTransitions writes a transition once, with history and NOTIFY", async () => {
   await withDb(async (sql) => {
     const id = await insertStreamer(sql, { username: "xqc", kickUserId: 676, kickChannelId: 668 });

@@ -153,7 +153,7 @@ Deno.test("your database, opted-in trigger: existing tables kickmon's role owns,
     assert.equal(m.code, 0, m.stderr);
     assert.match(
       m.stdout,
-      /applied: schema, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard$/m,
+      /applied: schema, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, 005_generic_plan$/m,
     );
     assert.doesNotMatch(m.stdout, /list_trigger|tables/, "no trigger unless asked for");
     const untouched = await u.definitions();
@@ -205,7 +205,7 @@ Deno.test("your database, empty: db migrate creates the specification's tables a
     assert.equal(m.code, 0, m.stderr);
     assert.match(
       m.stdout,
-      /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, list_trigger/,
+      /applied: schema, tables, 001_state, 002_webhook_messages, 003_channel_id_source, 004_livestream_guard, 005_generic_plan, list_trigger/,
     );
     const cols = (s: postgres.Sql) =>
       s`SELECT table_name, column_name, ordinal_position, column_default, is_nullable,

@@ -49,6 +49,8 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: "003_channel_id_source", sql: kickmon003 },
   // The same function with the livestream guard (two instances' copies of one frame, issue 14).
   { version: "004_livestream_guard", sql: commitTransitions },
+  // The same function planned once per connection instead of on every call (issue 15).
+  { version: "005_generic_plan", sql: commitTransitions },
 ];
 
 /** Key of the advisory lock that serialises migrations across instances. */
