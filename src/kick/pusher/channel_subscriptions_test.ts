@@ -129,3 +129,24 @@ Deno.test("ChannelSubscriptions: a refused subscription is sent again after ~1 s
     subs.dispose();
   }
 });
+
+Deno.test("ChannelSubscriptions: channels placed after a refusal do not postpone its retry", async () => {
+  const names = Array.from({ length: 1000 }, (_, i) => `channel.${i + 1}`);
+  const f = fakePusher();
+  const w = owner(names);
+  const subs = new ChannelSubscriptions(f.pusher, w.o);
+  try {
+    subs.add(names[0]);
+    subs.markConnected();
+    f.emit(names[0], "pusher:subscription_error", { status: 403 }); // retry due in ~1 s
+    // 999 more, each unanswered for now (their own retry is due after the 10 s ack timeout).
+    for (const n of names.slice(1)) subs.add(n, true);
+    await new Promise((r) => setTimeout(r, 1400)); // 1 s ± 25 %
+    assert.equal(w.retried(), 1);
+    assert.deepEqual(f.calls.filter((c) => c.startsWith("resubscribe")), [
+      `resubscribe ${names[0]}`,
+    ]);
+  } finally {
+    subs.dispose();
+  }
+});
