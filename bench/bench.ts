@@ -518,9 +518,9 @@ function scenarioLine(r: ScenarioResult): string {
     fmtMs(r.latency.p99)
   } ms, max ${fmtMs(r.latency.max)} ms, ${r.batches.mean ?? "-"} rows/commit, ` +
     `peak RSS ${r.rss.peakMB} MB (at the end: ${r.rss.anonMB} MB anonymous + ${r.rss.fileMB} MB file-backed), ` +
-    `kickmon CPU ${r.cpu.kickmonLoadPct} % (${
-      r.cpu.kickmonUsPerTransition ?? "-"
-    } µs/transition), ` +
+    `kickmon CPU ${r.cpu.kickmonLoadPct} % (${r.cpu.kickmonUsPerTransition ?? "-"} µs/transition, ${
+      r.cpu.kickmonWakesPerTransition ?? "-"
+    } wakes/transition), ` +
     `bench CPU ${r.cpu.benchLoadPct} %, postgres CPU ${r.cpu.postgresLoadPct ?? "-"} %; ` +
     `offline frames: sent→kickmon p50 ${fmtMs(r.split.transport.p50)}/p99 ${
       fmtMs(r.split.transport.p99)

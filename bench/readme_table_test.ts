@@ -62,6 +62,7 @@ const row = (n: number, rate: number, run: number, p50: number) => ({
     lost: 0,
     cpuPct: 40,
     cpuUsPerTransition: 300,
+    wakesPerTransition: 0.5,
     peakRssMB: 90,
     steadyRssMB: 85,
     rowsPerCommit: 3,

@@ -139,6 +139,7 @@ export function summaryTable(rows: readonly ScenarioSummary[]): string {
     ["p99/floor", (r) => fmtSpread(f(r).p99VsFloor, 1, "×")],
     ["kickmon CPU %", (r) => fmtSpread(f(r).cpuPct, 0)],
     ["CPU µs/transition", (r) => fmtSpread(f(r).cpuUsPerTransition, 0)],
+    ["wakes/transition", (r) => fmtSpread(f(r).wakesPerTransition, 2)],
     ["peak RSS MB", (r) => fmtSpread(f(r).peakRssMB, 0)],
     ["rows/commit", (r) => fmtSpread(f(r).rowsPerCommit, 1)],
     ["subscribed s", (r) => fmtSpread(f(r).subscribedS, 1)],

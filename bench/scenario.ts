@@ -22,7 +22,13 @@ import { migrate } from "../src/db/migrate.ts";
 import type { Sql } from "../src/db/client.ts";
 import { startSimulator } from "../dev/simulator/simulator.ts";
 import { type KickmonProcess, spawnKickmon } from "../dev/kickmon_process.ts";
-import { findScriptPid, readCpuSeconds, readMemory, readTreeCpuSeconds } from "./proc_stats.ts";
+import {
+  findScriptPid,
+  readCpuSeconds,
+  readMemory,
+  readTreeCpuSeconds,
+  readVoluntarySwitches,
+} from "./proc_stats.ts";
 import { type LatencySummary, poissonGaps, quantile, summarize, xorshift } from "./stats.ts";
 import { dropScenarioDatabase, keepKickmonLog } from "./scenario_db.ts";
 
@@ -155,6 +161,11 @@ export interface ScenarioResult {
      * transitions (`/proc/<pid>/stat` utime+stime, 10 ms ticks, over load+drain).
      */
     readonly kickmonUsPerTransition: number | null;
+    /**
+     * Sleeps of kickmon's main thread per transition delivered over load+drain
+     * (`voluntary_ctxt_switches`, see `readVoluntarySwitches` in `bench/proc_stats.ts`).
+     */
+    readonly kickmonWakesPerTransition?: number | null;
     /** This bench process (simulator + listener + driver) during the load, % of one core. */
     readonly benchLoadPct: number | null;
     /** PostgreSQL (postmaster and backends) during the load, % of one core. */
@@ -280,6 +291,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
       kickmonLoadSec: null,
       kickmonLoadPct: null,
       kickmonUsPerTransition: null,
+      kickmonWakesPerTransition: null,
       benchLoadPct: null,
       postgresLoadPct: null,
     },
@@ -395,6 +407,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     const idle = readMemory(pid);
     result.rss.idleMB = mb(idle?.rssBytes);
     const cpuBeforeLoad = readCpuSeconds(pid) ?? 0;
+    const wakesBeforeLoad = readVoluntarySwitches(pid);
     result.cpu.kickmonStartupSec = round2(cpuBeforeLoad - cpuAtSpawn);
 
     // --- load ------------------------------------------------------------------------
@@ -456,6 +469,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     clearInterval(sampler);
     sampler = undefined;
     const cpuAfter = readCpuSeconds(pid) ?? 0;
+    const wakesAfter = readVoluntarySwitches(pid);
     const benchCpu1 = readCpuSeconds(Deno.pid) ?? 0;
     const pgCpu1 = opts.pgPid ? readTreeCpuSeconds(opts.pgPid) : 0;
     const end = readMemory(pid);
@@ -467,6 +481,10 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     result.cpu.kickmonUsPerTransition = committed
       ? round1((cpuAfter - cpuBeforeLoad) * 1e6 / committed)
       : null;
+    result.cpu.kickmonWakesPerTransition =
+      committed && wakesBeforeLoad !== null && wakesAfter !== null
+        ? round2((wakesAfter - wakesBeforeLoad) / committed)
+        : null;
     result.cpu.benchLoadPct = round1((benchCpu1 - benchCpu0) / loadAndDrainSec * 100);
     result.cpu.postgresLoadPct = opts.pgPid
       ? round1((pgCpu1 - pgCpu0) / loadAndDrainSec * 100)

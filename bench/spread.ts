@@ -86,6 +86,8 @@ export interface RunFigures {
   readonly lost: number | null;
   readonly cpuPct: number | null;
   readonly cpuUsPerTransition: number | null;
+  /** Sleeps of kickmon's main thread per transition (`null` in results from before issue 15's last session). */
+  readonly wakesPerTransition: number | null;
   readonly peakRssMB: number | null;
   readonly steadyRssMB: number | null;
   readonly rowsPerCommit: number | null;
@@ -111,6 +113,7 @@ export const FIGURES: readonly (keyof RunFigures)[] = [
   "lost",
   "cpuPct",
   "cpuUsPerTransition",
+  "wakesPerTransition",
   "peakRssMB",
   "steadyRssMB",
   "rowsPerCommit",
@@ -141,6 +144,7 @@ export interface ScenarioLike {
     readonly kickmonLoadPct: number | null;
     readonly kickmonLoadSec?: number | null;
     readonly kickmonUsPerTransition?: number | null;
+    readonly kickmonWakesPerTransition?: number | null;
   };
   readonly committed?: number;
   readonly rss: { readonly peakMB: number | null; readonly steadyMB: number | null };
@@ -176,6 +180,7 @@ export function runFigures(
     lost: started ? r.lost : null,
     cpuPct: r.cpu.kickmonLoadPct,
     cpuUsPerTransition: us,
+    wakesPerTransition: r.cpu.kickmonWakesPerTransition ?? null,
     peakRssMB: r.rss.peakMB,
     steadyRssMB: r.rss.steadyMB,
     rowsPerCommit: r.batches.mean,
