@@ -66,7 +66,7 @@ import { spawnKickmon } from "../dev/kickmon_process.ts";
 import { fmtMs } from "./stats.ts";
 import { type BenchArgs, parseBenchArgs } from "./args.ts";
 import { buildBundle } from "../scripts/build.ts";
-import { describeMachine, type Machine } from "./machine.ts";
+import { describeMachine, type Machine, measureWakeCost } from "./machine.ts";
 import { headOf, prepareRef } from "./git_ref.ts";
 import {
   fmtSpread,
@@ -264,10 +264,14 @@ async function main(): Promise<number> {
       postgres: pg.version,
       fsync: pg.fsync,
       synchronousCommit: pg.sc,
+      wake: await measureWakeCost(),
     };
     note(
       `bench: ${machine.cores} × ${machine.cpuModel}, Linux ${machine.kernel}, Deno ${machine.deno}, ` +
-        `PostgreSQL ${pg.version} (fsync=${pg.fsync}, synchronous_commit=${pg.sc})`,
+        `PostgreSQL ${pg.version} (fsync=${pg.fsync}, synchronous_commit=${pg.sc}); ` +
+        `one timer sleep and wake costs a Deno process ${
+          machine.wake?.denoTimerWakeUs ?? "?"
+        } µs of CPU`,
     );
     if (args.reconcileScale) {
       return await runReconcileBench(args, adminUrl, machine, began);

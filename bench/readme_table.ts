@@ -132,6 +132,8 @@ interface ResultJson {
     readonly os?: string;
     readonly deno: string;
     readonly postgres?: string;
+    /** `measureWakeCost` (bench/machine.ts); absent in results from before it. */
+    readonly wake?: { readonly denoTimerWakeUs: number } | null;
   };
   /** Since `--runs`: one entry per side (A, and B for `--compare`). */
   readonly sides?: readonly {
@@ -161,7 +163,10 @@ function machineLine(j: ResultJson): string {
   const m = j.machine;
   const kernel = m.kernel ?? m.os?.replace(/^linux /, "") ?? "?";
   return `${m.cores} cores (${m.cpuModel ?? "CPU model not recorded"}), Linux ${kernel}, ` +
-    `Deno ${m.deno}${m.postgres ? `, PostgreSQL ${m.postgres.split(" ")[0]}` : ""}`;
+    `Deno ${m.deno}${m.postgres ? `, PostgreSQL ${m.postgres.split(" ")[0]}` : ""}` +
+    (m.wake
+      ? ` (one timer sleep and wake: ${Math.round(m.wake.denoTimerWakeUs)} µs of Deno's CPU)`
+      : "");
 }
 
 function runsText(k: number): string {
