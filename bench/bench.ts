@@ -340,9 +340,9 @@ async function main(): Promise<number> {
           note(
             `bench: floor BEGIN;UPDATE;INSERT;COMMIT p50 ${fmtMs(floor.tx.p50)} ms, p99 ${
               fmtMs(floor.tx.p99)
-            } ms; one statement p50 ${fmtMs(floor.stmt.p50)} ms, p99 ${
-              fmtMs(floor.stmt.p99)
-            } ms; list poll p50 ${fmtMs(floor.listPoll.p50)} ms`,
+            } ms (paced at 100/s: p50 ${fmtMs(floor.txAt100?.p50 ?? null)} ms); one statement p50 ${
+              fmtMs(floor.stmt.p50)
+            } ms, p99 ${fmtMs(floor.stmt.p99)} ms; list poll p50 ${fmtMs(floor.listPoll.p50)} ms`,
           );
         }
         side.floors.push(floor);
@@ -483,7 +483,7 @@ async function main(): Promise<number> {
       );
       console.log(compareTable(compare.scenarios));
     }
-    printTargets(summaries[0].scenarios);
+    printTargets(summaries[0].scenarios, sides[0].floors, sides[0].rows);
     console.log(`\nJSON: ${args.out} (${report.totalSeconds} s in all)`);
     return 0;
   } finally {
@@ -565,7 +565,11 @@ function compareSides(a: Side, b: Side): {
 }
 
 /** Issue 15's targets, reported (never asserted) from the medians. */
-function printTargets(rows: readonly ScenarioSummary[]): void {
+function printTargets(
+  rows: readonly ScenarioSummary[],
+  floors: readonly (FloorResult | null)[],
+  runs: readonly { run: number; n: number; rate: number; figures: { p50Ms: number | null } }[],
+): void {
   const at = (n: number, rate: number) => rows.find((r) => r.n === n && r.rate === rate);
   const t = at(10_000, 2_000);
   const low = at(10_000, 100);
@@ -582,6 +586,13 @@ function printTargets(rows: readonly ScenarioSummary[]): void {
   }
   if (low) {
     console.log(`  R=100 p50 ≤ 1.5× floor p50: ${fmtSpread(low.figures.p50VsFloor, 1, "×")}`);
+    // The same runs against the floor paced at 100/s (not a target: what idleness costs).
+    const paced = spreadOf(
+      runs.filter((r) => r.n === 10_000 && r.rate === 100).map((r) =>
+        ratioOf(r.figures.p50Ms, floors[r.run - 1]?.txAt100?.p50 ?? null)
+      ),
+    );
+    console.log(`  (R=100 p50 ÷ the floor paced at 100/s: ${fmtSpread(paced, 1, "×")})`);
   }
 }
 

@@ -41,6 +41,12 @@ export interface FloorResult {
   readonly rows: number;
   /** BEGIN; UPDATE; INSERT; COMMIT (the headline floor). */
   readonly tx: LatencySummary;
+  /**
+   * BEGIN; UPDATE; INSERT; COMMIT again, paced at 100 transactions/s (exponential gaps, mean
+   * 10 ms) instead of back to back: what one transition costs when each finds the client and
+   * the server asleep, as every transition does at R = 100. Absent in results from before it.
+   */
+  readonly txAt100?: LatencySummary;
   /** The same UPDATE + INSERT as one statement (kickmon's shape, without NOTIFY). */
   readonly stmt: LatencySummary;
   /**
@@ -154,11 +160,19 @@ export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
         SELECT id, ${t.to}, ${t.now}, ${sql.json(t.details)} FROM upd`;
     };
 
-    const time = async (fn: () => Promise<void>): Promise<LatencySummary> => {
+    const time = async (
+      fn: () => Promise<void>,
+      count = iterations,
+      meanGapMs = 0,
+    ): Promise<LatencySummary> => {
       for (let i = 0; i < warmup && performance.now() < deadline; i++) await fn();
-      const out = new Float64Array(iterations);
+      const out = new Float64Array(count);
       let n = 0;
-      for (; n < iterations && performance.now() < deadline; n++) {
+      for (; n < count && performance.now() < deadline; n++) {
+        if (meanGapMs > 0) {
+          const gap = -Math.log(1 - rand()) * meanGapMs;
+          await new Promise((r) => setTimeout(r, gap));
+        }
         const t0 = performance.now();
         await fn();
         out[n] = performance.now() - t0;
@@ -166,11 +180,13 @@ export async function measureFloor(opts: FloorOptions): Promise<FloorResult> {
       return summarize(out.subarray(0, n));
     };
     const tx = await time(viaTx);
+    // A quarter of the iterations (at least 100), ~10 ms apart: 5 s for the default 2000.
+    const txAt100 = await time(viaTx, Math.max(100, Math.ceil(iterations / 4)), 10);
     const stmt = await time(viaStmt);
     const listPoll = await time(async () => {
       await listFingerprint(sql as unknown as Sql);
     });
-    return { iterations, warmup, rows, tx, stmt, listPoll };
+    return { iterations, warmup, rows, tx, txAt100, stmt, listPoll };
   } finally {
     await sql.end({ timeout: 2 });
     await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});

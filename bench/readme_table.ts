@@ -142,8 +142,13 @@ interface ResultJson {
     readonly commit: string | null;
     readonly dirty?: boolean;
     readonly v8Flags: string;
-    readonly floors:
-      readonly ({ readonly tx: { p50: number | null; p99: number | null } } | null)[];
+    readonly floors: readonly (
+      | {
+        readonly tx: { p50: number | null; p99: number | null };
+        readonly txAt100?: { p50: number | null };
+      }
+      | null
+    )[];
     readonly scenarios:
       readonly (ScenarioLike & { n: number; rate: number; figures: RunFigures })[];
   }[];
@@ -175,7 +180,7 @@ function runsText(k: number): string {
 
 /** The scenario summaries and floor spread of side A, from either JSON format. */
 function sideA(j: ResultJson): {
-  floor: { p50: Spread | null; p99: Spread | null };
+  floor: { p50: Spread | null; p99: Spread | null; pacedP50: Spread | null };
   scenarios: ScenarioSummary[];
   v8Flags: string;
 } {
@@ -185,6 +190,7 @@ function sideA(j: ResultJson): {
       floor: {
         p50: spreadOf(a.floors.map((f) => f?.tx.p50)),
         p99: spreadOf(a.floors.map((f) => f?.tx.p99)),
+        pacedP50: spreadOf(a.floors.map((f) => f?.txAt100?.p50)),
       },
       // Recomputed from the per-run figures, not copied, so the table is what the runs say.
       scenarios: summarizeScenarios(a.scenarios),
@@ -194,7 +200,7 @@ function sideA(j: ResultJson): {
   const f = j.floor?.tx ?? null;
   const rows = (j.scenarios ?? []) as (ScenarioLike & { n: number; rate: number })[];
   return {
-    floor: { p50: spreadOf([f?.p50]), p99: spreadOf([f?.p99]) },
+    floor: { p50: spreadOf([f?.p50]), p99: spreadOf([f?.p99]), pacedP50: null },
     scenarios: summarizeScenarios(
       rows.map((r) => ({ n: r.n, rate: r.rate, figures: runFigures(r, f) })),
     ),
@@ -235,7 +241,11 @@ export function resultSection(file: string, command: string, json: unknown): str
   } channels per Pusher connection, V8 flags \`${a.v8Flags || "(none)"}\`. ` +
     `Floor (BEGIN;UPDATE;INSERT;COMMIT) p50 ${fmtSpread(a.floor.p50)} ms, p99 ${
       fmtSpread(a.floor.p99)
-    } ms:\n\n` + summaryTable(a.scenarios);
+    } ms${
+      a.floor.pacedP50
+        ? `; paced at 100/s instead of back to back, p50 ${fmtSpread(a.floor.pacedP50)} ms`
+        : ""
+    }:\n\n` + summaryTable(a.scenarios);
 }
 
 /**
