@@ -101,7 +101,7 @@ console.log(((ns() - t0) / 1000 / n).toFixed(1));
  * `wakes` times for `sleepMs` on a timer and reports its threads' run time
  * (`/proc/self/task/<tid>/schedstat`, ns) per cycle. A floor under kickmon's CPU per
  * transition at low rates, where every frame and every database answer finds the process
- * asleep: on the 2-core KVM machines of issue 15, ~250–300 µs per wake (Python's
+ * asleep: on the 2-core KVM machines of issue 15, 170–300 µs per wake (Python's
  * `time.sleep`, for comparison, ~75 µs), against well under 1 µs for a system call.
  *
  * @returns the measurement, or `null` off Linux or when the child fails.

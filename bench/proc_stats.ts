@@ -92,9 +92,8 @@ export function readCpuSeconds(pid: number): number | null {
  * How often a process's main thread has gone to sleep and been woken so far:
  * `voluntary_ctxt_switches` of `/proc/<pid>/status` (the thread group leader, which is the
  * thread that runs JavaScript in Deno). On a virtual machine each such sleep and wake costs
- * far more CPU than a system call (issue 15: ~300 µs of CPU per timer wake for Deno on the
- * 2-core KVM machines the bench was run on), so wakes per transition explain much of the CPU
- * per transition at low rates.
+ * far more CPU than a system call (`measureWakeCost` in `bench/machine.ts` measures how much),
+ * so wakes per transition explain much of the CPU per transition at low rates.
  *
  * @returns the count, or `null` when the process is gone.
  *

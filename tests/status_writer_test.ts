@@ -54,16 +54,16 @@ Deno.test("migrate is idempotent and records what ran", async () => {
 
 Deno.test("005_generic_plan: commit_transitions is planned once, also in a database migrated before it", async () => {
   await withDb(async (sql) => {
-    const config = async () =>
-      (await sql<{ c: string[] | null }[]>`
-        SELECT proconfig AS c FROM pg_proc
-        WHERE oid = 'kickmon.commit_transitions(int[],text[],timestamptz[],timestamptz[],jsonb[],bigint[])'::regprocedure`)[
-        0
-      ]
-        .c ?? [];
+    const fn =
+      "kickmon.commit_transitions(int[],text[],timestamptz[],timestamptz[],jsonb[],bigint[])";
+    const config = async () => {
+      const [{ c }] = await sql<{ c: string[] | null }[]>`
+        SELECT proconfig AS c FROM pg_proc WHERE oid = ${fn}::regprocedure`;
+      return c ?? [];
+    };
     assert.deepEqual(await config(), ["plan_cache_mode=force_generic_plan"]);
     // A database migrated up to 004 has the function without the setting.
-    await sql`ALTER FUNCTION kickmon.commit_transitions(int[],text[],timestamptz[],timestamptz[],jsonb[],bigint[]) RESET ALL`;
+    await sql.unsafe(`ALTER FUNCTION ${fn} RESET ALL`);
     await sql`DELETE FROM kickmon.schema_migrations WHERE version = '005_generic_plan'`;
     assert.deepEqual(await config(), []);
     assert.deepEqual(
